@@ -1,0 +1,92 @@
+"""The ``critics`` command: parses arguments, loads a config, calls one function.
+
+    critics data build CONFIG [key=value ...]   build a critique dataset (data_pipelines.build)
+    critics demo                                the whole journey on a laptop, nothing downloaded
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``critics`` console script; returns the exit status."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    from critics.config import ConfigError
+
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"critics: config error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"critics: {exc}", file=sys.stderr)
+        return 2
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="critics", description="Critic and judge models for LLMs.")
+    verbs = parser.add_subparsers(metavar="COMMAND")
+
+    data = verbs.add_parser("data", help="build critique datasets").add_subparsers(metavar="ACTION")
+    data_build = data.add_parser("build", help="load -> build -> verify -> save a dataset")
+    data_build.add_argument("config", help="YAML config (see configs/data/)")
+    data_build.add_argument("overrides", nargs="*", metavar="key=value",
+                            help="override config keys, e.g. num_proc=2 builder.balance=false")
+    data_build.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    data_build.set_defaults(func=data_build_command)
+
+    demo = verbs.add_parser("demo", help="see the suite work on a laptop (generated data, no downloads)")
+    demo.add_argument("--output-dir", default="outputs/demo")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=demo_command)
+    return parser
+
+
+def data_build_command(args: argparse.Namespace) -> int:
+    from critics.config import load_config
+    from data_pipelines import BuildConfig, build
+
+    config = load_config(BuildConfig, args.config, args.overrides)
+    result = build(config, progress=not args.no_progress)
+    print_summary(result)
+    return 0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from critics import demo
+
+    result = demo.run(args.output_dir, seed=args.seed)
+    print_markdown(result.card_path.read_text(encoding="utf-8"))
+    print_summary(result)
+    return 0
+
+
+def print_summary(result) -> None:
+    s = result.stats
+    cached = " (cached: nothing changed since the last build)" if result.cached else ""
+    print(f"{s['rows_in']:,} rows in -> {s['rows_out']:,} records + {s['rows_quarantined']:,} "
+          f"quarantined{cached}\ndataset: {result.dataset_path}\ncard:    {result.card_path}\n"
+          f"quarantine: {Path(result.output_dir) / 'quarantine.jsonl'}")
+
+
+def print_markdown(text: str) -> None:
+    """Render markdown in a terminal (rich), or print it as it is when not on a terminal."""
+    if sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console().print(Markdown(text))
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
