@@ -1,0 +1,50 @@
+"""The `critics` command: data build from YAML, config errors that name the key, the demo."""
+
+from __future__ import annotations
+
+import json
+
+from critics.cli import main
+
+
+def write_config(tmp_path, builder_text: str) -> str:
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps({"question": f"{i}+1?", "solution": f"#### {i + 1}",
+                                          "gold_answer": str(i + 1)}) for i in range(20)) + "\n")
+    config = tmp_path / "build.yaml"
+    config.write_text(f"name: t\nsources:\n  - name: solutions\n    path: {rows}\n{builder_text}"
+                      f"output_dir: {tmp_path / 'out'}\n")
+    return str(config)
+
+
+def test_data_build_writes_the_dataset_and_applies_overrides(tmp_path, capsys):
+    config = write_config(tmp_path, "builder:\n  name: pointwise\n  label_from: verifier\n")
+    assert main(["data", "build", config, "seed=3", "--no-progress"]) == 0
+    assert "20 rows in -> 20 records + 0 quarantined" in capsys.readouterr().out
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["seed"] == 3 and stats["labels"] == {"correct": 20}
+
+
+def test_a_misspelled_key_fails_naming_the_nearest_valid_key(tmp_path, capsys):
+    config = write_config(tmp_path, "builder:\n  name: pointwise\n  lable_from: verifier\n")
+    assert main(["data", "build", config, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'builder.lable_from' (did you mean 'label_from'?)" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_misspelled_builder_name_is_named_too(tmp_path, capsys):
+    config = write_config(tmp_path, "builder:\n  name: pointwize\n")
+    assert main(["data", "build", config, "--no-progress"]) == 2
+    assert "unknown builder 'pointwize' (did you mean 'pointwise'?)" in capsys.readouterr().err
+
+
+def test_demo_builds_a_dataset_and_prints_its_card(tmp_path, capsys):
+    assert main(["demo", "--output-dir", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "# Data card: demo-pointwise" in out and "600 records + 4 quarantined" in out
+    rows = [json.loads(line) for line in (tmp_path / "demo" / "pointwise" / "data.jsonl").open()]
+    # the generator knows which solutions it corrupted: the verifier's labels must match it
+    wrong = [r for r in rows if r["label"] == "incorrect"]
+    assert wrong and all(r["verifier"] == "math" for r in rows)
+    assert all(r["response"].rsplit("#### ", 1)[1] != r["gold_answer"] for r in wrong)
