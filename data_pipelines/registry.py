@@ -17,7 +17,7 @@ def closest(name: str, options: Iterable[str], n: int = 3) -> list[str]:
     """Return up to ``n`` options that look like ``name``, best first.
 
     >>> closest("lable_from", ["label_from", "seed", "labels"])
-    ['label_from', 'labels']
+    ['label_from']
     """
     return difflib.get_close_matches(name, list(options), n=n, cutoff=0.6)
 

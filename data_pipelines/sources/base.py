@@ -117,7 +117,9 @@ class Source:
 
     def describe(self) -> str:
         """One line for logs and data cards."""
-        return f"{self.name}({self.path or self.default_path}, split={self.split})"
+        if self.path and is_local(self.path):
+            return f"{self.name}({self.path})"
+        return f"{self.name}({self.path or self.default_path}, subset={self.subset}, split={self.split})"
 
 
 def check_shape(row_id: str, data: dict[str, Any], shape: str, raw: Any = None) -> Row:
