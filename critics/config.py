@@ -142,6 +142,10 @@ def _from_registry(registry: Any, value: Any, path: str) -> Any:
         chosen = registry.get(name)
     except KeyError as exc:
         raise ConfigError(f"'{path}.name': {exc.args[0]}") from None
+    if not (isinstance(chosen, type) and dataclasses.is_dataclass(chosen)):  # a plain function
+        if options:
+            raise ConfigError(f"'{path}': '{name}' takes no options (got {', '.join(map(str, options))})")
+        return chosen
     return from_dict(chosen, options, prefix=f"{path}.")
 
 

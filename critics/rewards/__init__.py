@@ -1,0 +1,25 @@
+"""Reward functions with TRL's signature, one family per module; ``REWARDS`` maps YAML names to them.
+
+YAML names a reward class by its registry key (``REWARDS.get("pairwise")(accuracy_weight=0.8)``);
+Python callers pass a reward itself (``verdict_reward``, ``PairwiseReward(...)``).
+"""
+
+from critics.rewards.base import REWARDS, completion_text, reward_rows
+from critics.rewards.verdict import (
+    FormatReward,
+    PairwiseReward,
+    PointwiseVerdictReward,
+    StepIndexReward,
+    VerdictReward,
+    format_reward,
+    pairwise_reward,
+    pointwise_verdict_reward,
+    step_index_reward,
+    verdict_reward,
+)
+
+__all__ = [
+    "REWARDS", "completion_text", "reward_rows",
+    "FormatReward", "PairwiseReward", "PointwiseVerdictReward", "StepIndexReward", "VerdictReward",
+    "format_reward", "pairwise_reward", "pointwise_verdict_reward", "step_index_reward", "verdict_reward",
+]

@@ -1,0 +1,73 @@
+"""Tiny tokenizers and models built locally, for tests and ``critics demo``; nothing is downloaded.
+
+The tokenizer is character-level (one token per character, every printable ASCII character in
+the vocabulary) with a ChatML-style chat template; the model is a small ``LlamaForCausalLM``
+(or ``LlamaForSequenceClassification``). Llama, not Qwen2: a folder whose ``model_type`` is
+``qwen2`` makes ``AutoTokenizer`` rebuild a Qwen2 tokenizer and ignore ``tokenizer.json``.
+
+>>> tok = build_tokenizer()
+>>> tok.decode(tok("12 + 3 = 15")["input_ids"])
+'12 + 3 = 15'
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable
+from pathlib import Path
+
+SPECIAL_TOKENS = ["<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+BASE_CHARACTERS = string.printable  # letters, digits, punctuation, whitespace
+
+
+def build_tokenizer(corpus: Iterable[str] = ()):
+    """A character-level ``PreTrainedTokenizerFast`` covering printable ASCII plus ``corpus``'s characters."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="<|endoftext|>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")  # "." matches no newline
+    tok.decoder = decoders.Fuse()
+    characters = sorted(set(BASE_CHARACTERS).union(*map(set, corpus)))
+    trainer = trainers.WordLevelTrainer(vocab_size=len(characters) + 8, special_tokens=SPECIAL_TOKENS,
+                                        min_frequency=1)
+    tok.train_from_iterator(characters, trainer=trainer)
+    hf_tok = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<|pad|>", eos_token="<|im_end|>", unk_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>", "<|endoftext|>"], padding_side="left")
+    hf_tok.chat_template = CHAT_TEMPLATE
+    return hf_tok
+
+
+def build_model(tokenizer, *, hidden_size: int = 128, num_layers: int = 2, max_positions: int = 1024,
+                seed: int = 0, classifier: bool = False):
+    """A randomly initialised Llama of about 0.3M parameters (causal LM, or a 1-label scorer)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=max_positions, tie_word_embeddings=not classifier, bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, num_labels=1)
+    model = (LlamaForSequenceClassification if classifier else LlamaForCausalLM)(config)
+    if not classifier:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def save_tiny_checkpoint(path: str | Path, *, corpus: Iterable[str] = (), classifier: bool = False,
+                         **model_kwargs) -> Path:
+    """Build a tiny tokenizer and model and save them as a normal checkpoint folder."""
+    path = Path(path)
+    tokenizer = build_tokenizer(corpus)
+    model = build_model(tokenizer, classifier=classifier, **model_kwargs)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
