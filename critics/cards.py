@@ -1,0 +1,54 @@
+"""Model cards for checkpoints, filled from the template in ``model_cards/``."""
+
+from __future__ import annotations
+
+import datetime
+import string
+from pathlib import Path
+from typing import Any
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "critic.md"
+
+
+def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
+    """``{stage: {metric: value}}`` as a markdown table.
+
+    >>> print(metrics_table({"before": {"accuracy": 0.5}, "after SFT": {"accuracy": 0.81}}))
+    | stage | accuracy |
+    |---|---:|
+    | before | 0.5000 |
+    | after SFT | 0.8100 |
+    """
+    if not metrics:
+        return "No held-out evaluation was run."
+    names = sorted({k for values in metrics.values() for k in values})
+    lines = ["| stage | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for stage, values in metrics.items():
+        cells = [f"{values[n]:.4f}" if isinstance(values.get(n), float) else str(values.get(n, "")) for n in names]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def data_section(sources: list[str], cards: dict[str, str]) -> str:
+    """The training sources, each followed by its data card (headings demoted one level)."""
+    parts = [f"- `{s}`" for s in sources]
+    for where, card in cards.items():
+        demoted = "\n".join("#" + line if line.startswith("#") else line for line in card.splitlines())
+        parts += ["", f"<details><summary>Data card of <code>{where}</code></summary>", "", demoted, "", "</details>"]
+    return "\n".join(parts)
+
+
+def write_model_card(folder: str | Path, *, base_model: str, recipe: str, task: str, stages: str,
+                     config_hash: str, rewards: list[str], steps: int, template: str, verdict_format: str,
+                     metrics: dict[str, dict[str, float]], sources: list[str], cards: dict[str, str],
+                     extra_limitations: str = "") -> Path:
+    """Write ``README.md`` (the model card) into a checkpoint folder and return its path."""
+    text = string.Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
+        title=f"{Path(folder).name}: {task} critic", base_model=base_model, recipe=recipe, task=task,
+        stages=stages, config_hash=config_hash, rewards=", ".join(f"`{r}`" for r in rewards) or "none",
+        steps=steps, created=datetime.date.today().isoformat(), template=template,
+        verdict_format=verdict_format, metrics=metrics_table(metrics), data=data_section(sources, cards),
+        extra_limitations=extra_limitations)
+    path = Path(folder) / "README.md"
+    path.write_text(text, encoding="utf-8")
+    return path

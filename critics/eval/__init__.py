@@ -1,0 +1,1 @@
+"""Evaluation of critics: held-out verdict accuracy (benchmarks and reports build on it)."""

@@ -1,0 +1,1 @@
+"""Training recipes, one module each: ``sft``, ``critic_rl``."""

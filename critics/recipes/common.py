@@ -1,0 +1,263 @@
+"""What every recipe shares: data settings, run settings, atomic checkpoints and resume.
+
+Checkpoints are atomic: the trainer writes ``checkpoint-N`` into a staging folder and it is
+renamed into place only once complete, so a crash mid-save never leaves a half checkpoint that
+``--resume`` could pick up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from data_pipelines.registry import as_plain
+
+STAGING = ".staging"
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass
+class DataSettings:
+    """Where training and held-out records come from.
+
+    Args:
+        train: a built dataset (the ``output_dir`` of ``critics data build``, or its ``dataset/``),
+            a data build config (``configs/data/*.yaml``; built, or reused from its cache), or JSONL.
+        eval: the same kinds of path for held-out records; empty: hold out ``eval_size`` train rows.
+        eval_size: rows held out from ``train`` when ``eval`` is empty.
+        task: keep only records of this task (empty: all).
+        limit: use at most this many training rows (0: all).
+    """
+
+    train: str = ""
+    eval: str = ""
+    eval_size: int = 200
+    task: str = ""
+    limit: int = 0
+
+
+@dataclass
+class RunSettings:
+    """Settings every recipe's trainer takes (TRL/transformers names where they exist)."""
+
+    output_dir: str = "outputs/run"
+    max_steps: int = 100
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 1e-6
+    lr_scheduler_type: str = "constant"
+    warmup_steps: float = 0.0  # a number of steps, or below 1 a fraction of max_steps
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    logging_steps: int = 1
+    save_steps: int = 50
+    save_total_limit: int | None = 2
+    report_to: Literal["none", "tensorboard", "trackio", "wandb"] = "none"
+    activation_checkpointing: bool = False
+    seed: int = 0
+
+    def trainer_args(self) -> dict[str, Any]:
+        """These settings as keyword arguments of a TRL config."""
+        args = as_plain(self)
+        args.update(report_to=[] if self.report_to == "none" else [self.report_to], save_strategy="steps",
+                    disable_tqdm=False, data_seed=self.seed)
+        return args
+
+
+def config_hash(config: Any) -> str:
+    """A short stable hash of a recipe config, recorded in the model card."""
+    text = json.dumps(as_plain(config), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class AtomicCheckpoints:
+    """Trainer mixin: stage each checkpoint, rename it into place when complete, then rotate.
+
+    Overrides ``_save_checkpoint`` and ``_get_output_dir`` of ``transformers.Trainer``; the test
+    ``test_trainer_hooks_exist`` fails if either disappears in a new transformers/TRL release.
+    """
+
+    _staging_dir: str | None = None
+
+    def _get_output_dir(self, trial):  # noqa: D401 - transformers' hook
+        return self._staging_dir or super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial):
+        from transformers.trainer_utils import rotate_checkpoints
+
+        run_dir = super()._get_output_dir(trial)
+        staging = os.path.join(run_dir, STAGING)
+        shutil.rmtree(staging, ignore_errors=True)
+        self._staging_dir = staging
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging_dir = None
+        if not self.args.should_save:
+            return
+        name = f"checkpoint-{self.state.global_step}"
+        final = os.path.join(run_dir, name)
+        if os.path.exists(final):  # saved again at the same step (e.g. the last step): replace
+            shutil.rmtree(final)
+        os.replace(os.path.join(staging, name), final)
+        shutil.rmtree(staging, ignore_errors=True)
+        rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
+                           best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=False)
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint in ``output_dir`` (staged, unfinished ones never count)."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := CHECKPOINT.match(p.name)) and p.is_dir()
+             and (p / "trainer_state.json").is_file()]
+    return max(found)[1] if found else None
+
+
+def resume_point(output_dir: str | Path, resume: bool) -> str | None:
+    """The checkpoint to resume from, or None; refuses to train over a previous run by accident."""
+    checkpoint = latest_checkpoint(output_dir)
+    if resume:
+        if checkpoint is None:
+            raise FileNotFoundError(f"--resume: no complete checkpoint in {output_dir}")
+        return str(checkpoint)
+    if checkpoint is not None:
+        raise FileExistsError(f"{output_dir} already holds {checkpoint.name}: pass --resume to continue "
+                              "that run, or choose another output_dir")
+    return None
+
+
+def set_threads_for_cpu(use_cpu: bool) -> None:
+    """One torch thread on CPUs: tiny-model generate() is erratic with more (STACK.md)."""
+    if use_cpu and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(1)
+
+
+@dataclass
+class LoadedData:
+    """Training and held-out records, and the data cards of where they came from."""
+
+    train: Any
+    eval: Any
+    cards: dict[str, str] = field(default_factory=dict)
+
+
+def load_data(settings: DataSettings, seed: int) -> LoadedData:
+    """Load (or build) the records, filter by task, and split off the held-out set."""
+    if not settings.train:
+        raise ValueError("data.train is empty: give a built dataset, a data config or a JSONL file")
+    cards: dict[str, str] = {}
+    train = _filter(load_records(settings.train, cards), settings.task)
+    if settings.eval:
+        held_out = _filter(load_records(settings.eval, cards), settings.task)
+    else:
+        if settings.eval_size >= len(train):
+            raise ValueError(f"data.eval_size ({settings.eval_size}) must be below the {len(train)} training rows")
+        split = train.train_test_split(test_size=settings.eval_size, seed=seed) if settings.eval_size else None
+        train, held_out = (split["train"], split["test"]) if split else (train, train.select([]))
+    if settings.limit:
+        train = train.select(range(min(settings.limit, len(train))))
+    return LoadedData(train, held_out, cards)
+
+
+def load_records(path: str, cards: dict[str, str]):
+    """A ``datasets.Dataset`` of records from a build output, a data config, or a JSON(L) file."""
+    import datasets
+
+    location = Path(path)
+    if location.suffix in (".yaml", ".yml"):
+        from critics.config import load_config
+        from data_pipelines import BuildConfig, build
+
+        result = build(load_config(BuildConfig, location))
+        location = result.output_dir
+    if location.suffix in (".json", ".jsonl"):
+        return datasets.Dataset.from_json(str(location))
+    if not location.exists():
+        raise FileNotFoundError(f"no dataset at {location}")
+    if (location / "data_card.md").is_file():
+        cards[str(location)] = (location / "data_card.md").read_text(encoding="utf-8")
+    if (location / "dataset").is_dir():
+        location = location / "dataset"
+    return datasets.load_from_disk(str(location))
+
+
+def _filter(dataset, task: str):
+    if not task:
+        return dataset
+    if "task" not in dataset.column_names:
+        raise ValueError("data.task is set but the records have no 'task' column")
+    kept = dataset.filter(lambda row: row["task"] == task)
+    if len(kept) == 0:
+        raise ValueError(f"no records of task '{task}' (found: {sorted(set(dataset['task']))})")
+    return kept
+
+
+@dataclass
+class TemplateSettings:
+    """How records become critic prompts (``critics/templates.py``)."""
+
+    style: Literal["default", "compact"] = "default"
+    think: bool = False
+
+
+@dataclass
+class EvalSettings:
+    """Held-out evaluation before and after training (greedy critiques)."""
+
+    enabled: bool = True
+    max_new_tokens: int = 512
+    batch_size: int = 64
+
+
+def evaluate(model, tokenizer, dataset, template: TemplateSettings, settings: EvalSettings,
+             progress: bool = True) -> dict[str, float] | None:
+    """Held-out verdict accuracy, or None when there is nothing (or nothing asked) to evaluate."""
+    if not settings.enabled or dataset is None or len(dataset) == 0:
+        return None
+    from critics.eval.heldout import critique_accuracy
+
+    was_training = model.training
+    result = critique_accuracy(model, tokenizer, dataset, style=template.style, think=template.think,
+                               max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
+                               progress=progress)
+    model.train(was_training)
+    return result
+
+
+def save_final(trainer, output_dir: str | Path) -> Path:
+    """Save the trained model and tokenizer to ``output_dir/final`` atomically."""
+    final = Path(output_dir) / "final"
+    staging = Path(output_dir) / ".final-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    trainer.save_model(str(staging))
+    trainer.processing_class.save_pretrained(str(staging))
+    trainer.state.save_to_json(str(staging / "trainer_state.json"))
+    old = Path(output_dir) / ".final-old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    staging.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def write_run_files(final: Path, config: Any, metrics: dict[str, Any], log_history: list[dict]) -> None:
+    """The config, metrics, log history and training-curve PNG beside the final model."""
+    import yaml
+
+    from critics.plots import plot_training_curves
+
+    (final / "critics_config.yaml").write_text(yaml.safe_dump(as_plain(config), sort_keys=False))
+    (final / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    (final / "log_history.json").write_text(json.dumps(log_history, indent=2, default=str))
+    plot_training_curves(log_history, final / "training_curves.png", title=final.parent.name)

@@ -1,0 +1,154 @@
+"""Recipe ``sft``: the cold start of a critic, on critiques whose verdict matches the label.
+
+The critiques come from any model: a column of the training records (written by whatever model
+you like, offline) or samples drawn here from a ``teacher`` checkpoint. Either way they pass one
+rejection-sampling filter: a critique is kept only if ``critics.verdicts`` parses a valid verdict
+from it and that verdict equals the record's label. SFT then trains on the kept (prompt,
+critique) pairs, the loss on the critique only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from critics.models import ModelConfig, load_causal_lm, lora_config, precision_args
+from critics.recipes.common import (AtomicCheckpoints, DataSettings, EvalSettings, RunSettings,
+                                    TemplateSettings, config_hash, evaluate, load_data, resume_point,
+                                    save_final, set_threads_for_cpu, write_run_files)
+
+
+@dataclass
+class CritiqueSettings:
+    """Where the critiques come from and how many to keep.
+
+    Args:
+        column: the records' column holding one critique (a string) or several (a list).
+        teacher: sample critiques from this checkpoint instead (local path or hub name).
+        samples_per_row: teacher samples per record.
+        temperature: teacher sampling temperature.
+        max_new_tokens: teacher critique length limit.
+        keep_per_row: at most this many matching critiques per record.
+    """
+
+    column: str = "critique"
+    teacher: str = ""
+    samples_per_row: int = 4
+    temperature: float = 0.7
+    max_new_tokens: int = 1024
+    keep_per_row: int = 1
+
+
+@dataclass
+class SFTRecipeConfig:
+    """The ``sft`` recipe (``configs/recipes/sft.yaml``)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataSettings = field(default_factory=DataSettings)
+    run: RunSettings = field(default_factory=lambda: RunSettings(
+        output_dir="outputs/sft", max_steps=500, learning_rate=1e-5, lr_scheduler_type="cosine",
+        warmup_steps=0.03))
+    critiques: CritiqueSettings = field(default_factory=CritiqueSettings)
+    template: TemplateSettings = field(default_factory=TemplateSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    max_length: int = 2048
+
+
+def filter_critiques(rows: list[dict[str, Any]], critiques: list[list[str]], template: TemplateSettings,
+                     keep_per_row: int = 1) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Keep critiques whose verdict matches the label; return SFT rows and what happened to the rest.
+
+    >>> row = {"task": "pointwise", "question": "1+1", "response": "1+1=3", "label": "incorrect"}
+    >>> kept, stats = filter_critiques([row], [["1+1=2, not 3. \\\\boxed{Incorrect}", "\\\\boxed{Correct}"]],
+    ...                                TemplateSettings(style="compact"))
+    >>> len(kept), stats["kept"], stats["wrong verdict"]
+    (1, 1, 1)
+    """
+    from critics.eval.heldout import expected_verdict
+    from critics.templates import quoted_texts, render
+    from critics.verdicts import parse_verdict
+
+    kept, stats = [], Counter()
+    for row, texts in zip(rows, critiques):
+        taken = 0
+        for text in texts:
+            verdict = parse_verdict(text, row["task"], quoted=quoted_texts(row))
+            reason = ("wrong verdict" if verdict.ok and verdict.value != expected_verdict(row)
+                      else verdict.reason)
+            if reason == "ok" and taken < keep_per_row:
+                kept.append({"prompt": render(row, style=template.style, think=template.think),
+                             "completion": [{"role": "assistant", "content": text}]})
+                taken += 1
+                stats["kept"] += 1
+            else:
+                stats["extra match" if reason == "ok" else reason] += 1
+    return kept, dict(stats)
+
+
+def collect_critiques(config: SFTRecipeConfig, dataset) -> list[list[str]]:
+    """Critiques per record: from the configured column, or sampled from the teacher."""
+    if config.critiques.teacher:
+        from critics.eval.heldout import generate
+        from critics.templates import render
+
+        teacher, tokenizer = load_causal_lm(ModelConfig(name_or_path=config.critiques.teacher,
+                                                        device=config.model.device))
+        conversations = [render(r, style=config.template.style, think=config.template.think)
+                         for r in dataset for _ in range(config.critiques.samples_per_row)]
+        texts = generate(teacher, tokenizer, conversations, max_new_tokens=config.critiques.max_new_tokens,
+                         temperature=config.critiques.temperature)
+        k = config.critiques.samples_per_row
+        return [texts[i:i + k] for i in range(0, len(texts), k)]
+    column = config.critiques.column
+    if column not in dataset.column_names:
+        raise ValueError(f"critiques.column '{column}' is not a column of the training records "
+                         f"({', '.join(dataset.column_names)}); set it, or set critiques.teacher")
+    return [[c] if isinstance(c, str) else list(c or []) for c in dataset[column]]
+
+
+def build(config: SFTRecipeConfig):
+    """A ready ``trl.SFTTrainer`` (with atomic checkpoints) plus the data it was built from."""
+    import datasets
+    from trl import SFTConfig, SFTTrainer
+
+    class CriticSFTTrainer(AtomicCheckpoints, SFTTrainer):
+        """SFTTrainer whose checkpoints are written atomically."""
+
+    set_threads_for_cpu(precision_args(config.model)["use_cpu"])
+    data = load_data(config.data, config.run.seed)
+    rows, stats = filter_critiques(list(data.train), collect_critiques(config, data.train), config.template,
+                                   config.critiques.keep_per_row)
+    if not rows:
+        raise ValueError(f"no critique matched its label ({stats}): nothing to train on")
+    model, tokenizer = load_causal_lm(config.model, apply_lora=False)
+    args = SFTConfig(**config.run.trainer_args(), **precision_args(config.model), max_length=config.max_length,
+                     completion_only_loss=True)
+    trainer = CriticSFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
+                               processing_class=tokenizer, peft_config=lora_config(config.model))
+    return trainer, data, stats
+
+
+def run(config: SFTRecipeConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Filter, train, evaluate before and after, and write the final checkpoint with its card."""
+    from critics.cards import write_model_card
+
+    checkpoint = resume_point(config.run.output_dir, resume)
+    trainer, data, stats = build(config)
+    metrics: dict[str, Any] = {"critique_filter": stats}
+    if checkpoint is None:
+        metrics["before"] = evaluate(trainer.model, trainer.processing_class, data.eval, config.template,
+                                     config.eval, progress)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    metrics["after SFT"] = evaluate(trainer.model, trainer.processing_class, data.eval, config.template,
+                                    config.eval, progress)
+    final = save_final(trainer, config.run.output_dir)
+    write_run_files(final, config, metrics, trainer.state.log_history)
+    write_model_card(final, base_model=config.model.name_or_path, recipe="sft", task=config.data.task or "mixed",
+                     stages="SFT on critiques filtered for a verdict that matches the label",
+                     config_hash=config_hash(config), rewards=[], steps=trainer.state.global_step,
+                     template=f"{config.template.style}{' + think' if config.template.think else ''}",
+                     verdict_format="\\boxed{...}", metrics={k: v for k, v in metrics.items() if k != "critique_filter" and v},
+                     sources=[config.data.train], cards=data.cards,
+                     extra_limitations=f"- Critique filter: {stats}.")
+    return {"final": str(final), "metrics": metrics}
