@@ -4,11 +4,14 @@
 """
 
 from .base import VERIFIERS, Verdict
+from .code import CodeVerifier, code_verifier
 from .exact import choice_verifier, exact_verifier
 from .math import extract_final_answer, math_verifier
 
 __all__ = [
     "VERIFIERS",
+    "CodeVerifier",
+    "code_verifier",
     "Verdict",
     "choice_verifier",
     "exact_verifier",
