@@ -5,7 +5,7 @@ entry point (``check(<entry_point>)`` is then appended). A program passes only w
 trusted driver reports, with a per-run secret on a private channel, that the test code ran to its
 end; exit codes and output are never trusted, so ``sys.exit(0)`` / ``os._exit(0)`` before the
 asserts, printing "passed", or patching builtins and exceptions all fail. See
-``data_pipelines.sandbox._driver`` for the threat model.
+``data_pipelines.sandbox_worker._driver`` for the threat model.
 
 Reasons: "passed", "assertion failed", "syntax error", "runtime error", "exited early",
 "timeout", "memory limit", "output limit", "killed", and "sandbox error" (the only undecided one:
