@@ -234,6 +234,15 @@ def evaluate(model, tokenizer, dataset, template: TemplateSettings, settings: Ev
     return result
 
 
+def show_progress(trainer, progress: bool) -> None:
+    """Drop the trainer's progress bar when the caller asked for none (logs still go to report_to)."""
+    if not progress:
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
+
+
 def save_final(trainer, output_dir: str | Path) -> Path:
     """Save the trained model and tokenizer to ``output_dir/final`` atomically."""
     final = Path(output_dir) / "final"

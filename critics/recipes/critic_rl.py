@@ -16,7 +16,7 @@ from typing import Any, Literal
 from critics.models import ModelConfig, load_causal_lm, lora_config, precision_args
 from critics.recipes.common import (AtomicCheckpoints, DataSettings, EvalSettings, RunSettings,
                                     TemplateSettings, config_hash, evaluate, load_data, resume_point,
-                                    save_final, set_threads_for_cpu, write_run_files)
+                                    save_final, set_threads_for_cpu, show_progress, write_run_files)
 from critics.rewards import REWARDS
 from critics.rewards.verdict import VerdictReward
 
@@ -115,6 +115,7 @@ def run(config: CriticRLConfig, resume: bool = False, progress: bool = True) -> 
     if checkpoint is None:
         metrics["before"] = evaluate(trainer.model, trainer.processing_class, data.eval, config.template,
                                      config.eval, progress)
+    show_progress(trainer, progress)
     trainer.train(resume_from_checkpoint=checkpoint)
     metrics["after GRPO"] = evaluate(trainer.model, trainer.processing_class, data.eval, config.template,
                                      config.eval, progress)

@@ -37,14 +37,3 @@ def test_a_misspelled_builder_name_is_named_too(tmp_path, capsys):
     config = write_config(tmp_path, "builder:\n  name: pointwize\n")
     assert main(["data", "build", config, "--no-progress"]) == 2
     assert "unknown builder 'pointwize' (did you mean 'pointwise'?)" in capsys.readouterr().err
-
-
-def test_demo_builds_a_dataset_and_prints_its_card(tmp_path, capsys):
-    assert main(["demo", "--output-dir", str(tmp_path / "demo")]) == 0
-    out = capsys.readouterr().out
-    assert "# Data card: demo-pointwise" in out and "600 records + 4 quarantined" in out
-    rows = [json.loads(line) for line in (tmp_path / "demo" / "pointwise" / "data.jsonl").open()]
-    # the generator knows which solutions it corrupted: the verifier's labels must match it
-    wrong = [r for r in rows if r["label"] == "incorrect"]
-    assert wrong and all(r["verifier"] == "math" for r in rows)
-    assert all(r["response"].rsplit("#### ", 1)[1] != r["gold_answer"] for r in wrong)
