@@ -1,70 +1,132 @@
-"""``critics demo``: the data journey on a laptop, from data the project generates itself.
+"""``critics demo``: the whole journey on a laptop CPU in a few minutes, nothing downloaded.
 
-It writes a few hundred arithmetic word problems with solutions from three made-up "policies"
-(one careful, two that slip in known ways), plus a handful of malformed rows, then builds a
-pointwise critique dataset whose labels come from the math verifier alone, and prints its data
-card. Nothing is downloaded.
+1. Data: the project writes claims about zero-padded two-digit sums ("07+45>060"), true or false
+   by a margin of 1 to 30, plus a few malformed rows; ``data_pipelines.build`` turns them into a
+   pointwise dataset (quarantining the bad rows) and writes its data card.
+2. SFT: a tiny critic built from scratch (``critics.tiny``) learns to add in columns, compare,
+   digit by digit, and then give its verdict ("7+5=12 0+4+1=5 052 060 0=0 5<6
+   \\boxed{Incorrect}") from critiques the project writes. (Claims of the form "a+b=c" let a tiny model copy c instead of adding; a
+   threshold cannot be copied.)
+3. GRPO: the critic then trains on the verdict reward alone, sampling its own critiques.
+Held-out accuracy is measured before and after each stage; the checkpoint gets its model card
+and a PNG of the training curves.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from data_pipelines import BuildConfig, BuildResult, build
 from data_pipelines.builders.pointwise import PointwiseBuilder
 from data_pipelines.sources.generic import SolutionsSource
 
-POLICIES = ("careful", "hasty", "off_by_one")
+
+@dataclass
+class DemoSettings:
+    """Sizes and budgets of the demo (the defaults fit a 2-core CPU in under 5 minutes)."""
+
+    output_dir: str = "outputs/demo"
+    seed: int = 0
+    n_claims: int = 20000
+    eval_size: int = 400
+    sft_steps: int = 400
+    grpo_steps: int = 100
+    grpo_learning_rate: float = 5e-5
 
 
-def make_problem(rng: random.Random) -> dict[str, object]:
-    """One word problem with its numbers."""
-    a, b, c = rng.randint(2, 40), rng.randint(2, 9), rng.randint(2, 12)
-    name, item = rng.choice(["Ana", "Ben", "Chen", "Dara"]), rng.choice(["apples", "pens", "cards"])
-    question = (f"{name} has {a} {item} and buys {b} boxes with {c} {item} in each box. "
-                f"How many {item} does {name} have now?")
-    return {"question": question, "a": a, "b": b, "c": c, "item": item}
+def make_claim(rng: random.Random) -> tuple[str, bool]:
+    """A claim "a+b>t" with t within 30 of the sum, and whether it is true."""
+    a, b = rng.randint(0, 99), rng.randint(0, 99)
+    threshold = max(0, a + b + rng.choice([d for d in range(-30, 31) if d != 0]))
+    return f"{a:02d}+{b:02d}>{threshold:03d}", a + b > threshold
 
 
-def solve(problem: dict, policy: str, rng: random.Random) -> str:
-    """A solution in GSM8K's style; ``hasty`` and ``off_by_one`` slip some of the time."""
-    a, b, c, item = problem["a"], problem["b"], problem["c"], problem["item"]
-    if policy == "hasty" and rng.random() < 0.6:  # adds the boxes instead of their contents
-        return f"{problem['item'].capitalize()}: {a} + {b} = {a + b}.\n#### {a + b}"
-    total = a + b * c
-    if policy == "off_by_one" and rng.random() < 0.4:
-        total += rng.choice([-1, 1])
-    return f"The boxes hold {b} * {c} = {b * c} {item}.\nIn all {a} + {b * c} = {total}.\n#### {total}"
-
-
-def write_solutions(path: Path, n_problems: int = 200, seed: int = 0) -> int:
-    """Write solutions from the three policies (and a few malformed rows); return rows written."""
+def write_claims(path: Path, n: int, seed: int) -> int:
+    """Write claims in the ``solutions`` format (plus malformed rows); return lines written."""
     rng = random.Random(seed)
     rows = []
-    for i in range(n_problems):
-        problem = make_problem(rng)
-        gold = str(problem["a"] + problem["b"] * problem["c"])
-        rows += [{"question": problem["question"], "solution": solve(problem, policy, rng),
-                  "gold_answer": gold, "model": policy, "group": f"demo-{i}"} for policy in POLICIES]
-    rows += [{"question": "How many?", "gold_answer": "3"},                    # no solution
-             {"question": "", "solution": "#### 4", "gold_answer": "4"},        # empty question
-             {"question": "2+2?", "solution": "#### 4", "is_correct": "yes"}]   # wrong type
+    for i in range(n):
+        claim, true = make_claim(rng)
+        rows.append({"question": f"Is it true that {claim}?", "solution": claim, "is_correct": true,
+                     "model": "claims", "group": f"claim-{i}"})
+    rows += [{"question": "Is it true that 01+01>001?", "is_correct": True},         # no solution
+             {"question": "", "solution": "01+01>001", "is_correct": True},          # empty question
+             {"question": "Is it true that 02+02>003?", "solution": "02+02>003", "is_correct": "yes"}]  # wrong type
     with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row) + "\n")
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
         handle.write("{not json\n")
     return len(rows) + 1
 
 
-def run(output_dir: str = "outputs/demo", seed: int = 0, progress: bool = True) -> BuildResult:
-    """Generate the demo data, build the pointwise dataset and return the build result."""
-    out = Path(output_dir)
+def critique(claim: str) -> str:
+    """The critique the demo teaches: column addition, a digit-by-digit comparison, the verdict.
+
+    Each step is a copy or a one-digit fact next to what it needs, which a tiny model learns in
+    a few hundred steps; asked for the sum or the comparison in one go it does not.
+
+    >>> critique("07+45>060")
+    '7+5=12 0+4+1=5 052 060 0=0 5<6 \\\\boxed{Incorrect}'
+    """
+    left, threshold = claim.split(">")
+    a, b = (int(x) for x in left.split("+"))
+    units = a % 10 + b % 10
+    tens = a // 10 + b // 10 + units // 10
+    total, limit = f"{a + b:03d}", f"{int(threshold):03d}"
+    comparison = []
+    for x, y in zip(total, limit):  # stop at the first digit that differs
+        comparison.append(f"{x}{'=' if x == y else '>' if x > y else '<'}{y}")
+        if x != y:
+            break
+    verdict = "Correct" if a + b > int(threshold) else "Incorrect"
+    return (f"{a % 10}+{b % 10}={units} {a // 10}+{b // 10}+{units // 10}={tens} {total} {limit} "
+            f"{' '.join(comparison)} \\boxed{{{verdict}}}")
+
+
+def build_dataset(settings: DemoSettings, progress: bool) -> BuildResult:
+    """Step 1: generate the claims and build the pointwise dataset (labels from the generator)."""
+    out = Path(settings.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    source_file = out / "demo_solutions.jsonl"
-    write_solutions(source_file, seed=seed)
-    config = BuildConfig(sources=[SolutionsSource(path=str(source_file))],
-                         builder=PointwiseBuilder(label_from="verifier", verifier="math"),
-                         name="demo-pointwise", output_dir=str(out / "pointwise"), seed=seed)
-    return build(config, progress=progress)
+    write_claims(out / "claims.jsonl", settings.n_claims, settings.seed)
+    config = BuildConfig(sources=[SolutionsSource(path=str(out / "claims.jsonl"))],
+                         builder=PointwiseBuilder(label_from="source"),
+                         name="demo-sum-claims", output_dir=str(out / "data"), seed=settings.seed)
+    result = build(config, progress=progress)
+    dataset = result.load()
+    with_critiques = dataset.map(lambda row: {"critique": critique(row["response"])})
+    with_critiques.save_to_disk(str(out / "data_with_critiques"))
+    return result
+
+
+def run(settings: DemoSettings, progress: bool = True) -> dict[str, Any]:
+    """Run the three steps; return paths and held-out accuracies per stage."""
+    from critics.models import ModelConfig
+    from critics.recipes import critic_rl, sft
+    from critics.recipes.common import DataSettings, EvalSettings, RunSettings, TemplateSettings
+    from critics.rewards.verdict import PointwiseVerdictReward
+    from critics.tiny import save_tiny_checkpoint
+
+    out = Path(settings.output_dir)
+    data_result = build_dataset(settings, progress)
+    base = save_tiny_checkpoint(out / "tiny-base", seed=settings.seed)
+    data = DataSettings(train=str(out / "data_with_critiques"), eval_size=settings.eval_size, task="pointwise")
+    template = TemplateSettings(style="compact", think=False)
+    evaluation = EvalSettings(max_new_tokens=64, batch_size=128)
+    sft_result = sft.run(sft.SFTRecipeConfig(
+        model=ModelConfig(name_or_path=str(base), device="cpu"), data=data, template=template, eval=evaluation,
+        run=RunSettings(output_dir=str(out / "sft"), max_steps=settings.sft_steps, learning_rate=3e-3,
+                        lr_scheduler_type="cosine", warmup_steps=0.05, per_device_train_batch_size=16,
+                        save_steps=settings.sft_steps, logging_steps=10, seed=settings.seed),
+        max_length=128), progress=progress)
+    rl_result = critic_rl.run(critic_rl.CriticRLConfig(
+        model=ModelConfig(name_or_path=sft_result["final"], device="cpu"), data=data, template=template,
+        eval=evaluation, rewards=[PointwiseVerdictReward()],
+        grpo=critic_rl.GRPOSettings(num_generations=8, temperature=1.0, beta=0.0, max_completion_length=64),
+        run=RunSettings(output_dir=str(out / "grpo"), max_steps=settings.grpo_steps,
+                        learning_rate=settings.grpo_learning_rate,
+                        per_device_train_batch_size=64, save_steps=settings.grpo_steps, logging_steps=5,
+                        seed=settings.seed)), progress=progress)
+    return {"data": data_result, "sft": sft_result, "grpo": rl_result}
