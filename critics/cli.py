@@ -2,7 +2,7 @@
 
     critics data build CONFIG [key=value ...]   build a critique dataset (data_pipelines.build)
     critics train CONFIG [--resume] [k=v ...]   train a critic with the recipe the config names
-    critics demo                                the whole journey on a laptop, nothing downloaded
+    critics demo                                data -> SFT -> GRPO on a laptop, nothing downloaded
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def make_parser() -> argparse.ArgumentParser:
     demo = verbs.add_parser("demo", help="see the suite work on a laptop (generated data, no downloads)")
     demo.add_argument("--output-dir", default="outputs/demo")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--quiet", action="store_true", help="hide progress bars")
     demo.set_defaults(func=demo_command)
     return parser
 
@@ -111,9 +112,18 @@ def train_command(args: argparse.Namespace) -> int:
 def demo_command(args: argparse.Namespace) -> int:
     from critics import demo
 
-    result = demo.run(args.output_dir, seed=args.seed)
-    print_markdown(result.card_path.read_text(encoding="utf-8"))
-    print_summary(result)
+    result = demo.run(demo.DemoSettings(output_dir=args.output_dir, seed=args.seed), progress=not args.quiet)
+    print_markdown(result["data"].card_path.read_text(encoding="utf-8"))
+    print_summary(result["data"])
+    print("\nHeld-out accuracy of the critic (greedy verdicts):")
+    stages = {**result["sft"]["metrics"], **result["grpo"]["metrics"]}
+    for stage in ("before", "after SFT", "after GRPO"):
+        m = stages[stage] if stage != "before" else result["sft"]["metrics"]["before"]
+        print(f"  {stage:<11} {m['accuracy']:.3f} ± {m['stderr']:.3f}  (n={m['n']}, valid verdicts {m['valid']:.0%})")
+    final = Path(result["grpo"]["final"])
+    print(f"\ncheckpoint:      {final}\nmodel card:      {final / 'README.md'}\n"
+          f"training curves: {final / 'training_curves.png'} (GRPO), "
+          f"{Path(result['sft']['final']) / 'training_curves.png'} (SFT)")
     return 0
 
 
