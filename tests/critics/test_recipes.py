@@ -173,3 +173,21 @@ def test_a_killed_run_resumes_to_max_steps_with_the_same_data_order(tmp_path, ti
     assert state["global_step"] == 8
     assert [e["step"] for e in state["log_history"] if "loss" in e] == list(range(1, 9))
     assert steps_seen(crashed_log) == steps_seen(reference_log)
+
+
+def test_sft_can_sample_its_critiques_from_a_teacher(tmp_path, tiny, records):
+    config, _ = load_recipe_config(write_yaml(tmp_path / "teacher.yaml", f"""
+        recipe: sft
+        model: {{name_or_path: {tiny}, device: cpu}}
+        data: {{train: {records}, eval_size: 8}}
+        critiques: {{teacher: {tiny}, samples_per_row: 3, max_new_tokens: 8, temperature: 1.0}}
+        template: {{style: compact}}
+        """), [])
+    import datasets
+
+    rows = datasets.Dataset.from_json(str(records)).select(range(5))
+    critiques = sft.collect_critiques(config, rows)
+    assert len(critiques) == 5 and all(len(c) == 3 and all(isinstance(t, str) for t in c) for c in critiques)
+    # a random teacher writes no verdicts: the filter keeps nothing and says why
+    kept, stats = sft.filter_critiques(list(rows), critiques, config.template)
+    assert kept == [] and sum(stats.values()) == 15 and "kept" not in stats
