@@ -93,12 +93,15 @@ class AtomicCheckpoints:
 
         run_dir = super()._get_output_dir(trial)
         staging = os.path.join(run_dir, STAGING)
-        shutil.rmtree(staging, ignore_errors=True)
+        if self.args.should_save:  # only the main process touches the shared folder
+            shutil.rmtree(staging, ignore_errors=True)
+        self.accelerator.wait_for_everyone()  # every rank may write shards (DeepSpeed) into staging
         self._staging_dir = staging
         try:
             super()._save_checkpoint(model, trial)
         finally:
             self._staging_dir = None
+        self.accelerator.wait_for_everyone()
         if not self.args.should_save:
             return
         name = f"checkpoint-{self.state.global_step}"
