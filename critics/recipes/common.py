@@ -273,3 +273,30 @@ def write_run_files(final: Path, config: Any, metrics: dict[str, Any], log_histo
     (final / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     (final / "log_history.json").write_text(json.dumps(log_history, indent=2, default=str))
     plot_training_curves(log_history, final / "training_curves.png", title=final.parent.name)
+
+
+def train_and_finish(config: Any, trainer, data: LoadedData, checkpoint: str | None, *, recipe: str,
+                     stage: str, stages: str, rewards: list[str], metrics: dict[str, Any],
+                     progress: bool, extra_limitations: str = "") -> dict[str, Any]:
+    """The part every recipe's ``run`` shares: evaluate, train (or resume), evaluate, then write
+    ``final/`` with the model, run files and model card. ``metrics`` may hold recipe extras."""
+    from critics.cards import write_model_card
+
+    def held_out():
+        return evaluate(trainer.model, trainer.processing_class, data.eval, config.template, config.eval, progress)
+
+    if checkpoint is None:
+        metrics["before"] = held_out()
+    show_progress(trainer, progress)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    metrics[f"after {stage}"] = held_out()
+    final = save_final(trainer, config.run.output_dir)
+    write_run_files(final, config, metrics, trainer.state.log_history)
+    accuracy = {k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v}
+    write_model_card(final, base_model=config.model.name_or_path, recipe=recipe, task=config.data.task or "mixed",
+                     stages=stages, config_hash=config_hash(config), rewards=rewards,
+                     steps=trainer.state.global_step,
+                     template=f"{config.template.style}{' + think' if config.template.think else ''}",
+                     verdict_format="\\boxed{...}", metrics=accuracy, sources=[config.data.train],
+                     cards=data.cards, extra_limitations=extra_limitations)
+    return {"final": str(final), "metrics": metrics}

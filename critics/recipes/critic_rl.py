@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from critics.models import ModelConfig, load_causal_lm, lora_config, precision_args
 from critics.recipes.common import (AtomicCheckpoints, DataSettings, EvalSettings, RunSettings,
-                                    TemplateSettings, config_hash, evaluate, load_data, resume_point,
-                                    save_final, set_threads_for_cpu, show_progress, write_run_files)
+                                    TemplateSettings, load_data, resume_point, set_threads_for_cpu,
+                                    train_and_finish)
 from critics.rewards import REWARDS
 from critics.rewards.verdict import VerdictReward
 
@@ -107,25 +107,8 @@ def build(config: CriticRLConfig):
 
 def run(config: CriticRLConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train, evaluate before and after, and write the final checkpoint with its card."""
-    from critics.cards import write_model_card
-
     checkpoint = resume_point(config.run.output_dir, resume)
     trainer, data = build(config)
-    metrics: dict[str, Any] = {}
-    if checkpoint is None:
-        metrics["before"] = evaluate(trainer.model, trainer.processing_class, data.eval, config.template,
-                                     config.eval, progress)
-    show_progress(trainer, progress)
-    trainer.train(resume_from_checkpoint=checkpoint)
-    metrics["after GRPO"] = evaluate(trainer.model, trainer.processing_class, data.eval, config.template,
-                                     config.eval, progress)
-    final = save_final(trainer, config.run.output_dir)
-    write_run_files(final, config, metrics, trainer.state.log_history)
-    write_model_card(final, base_model=config.model.name_or_path, recipe="critic_rl",
-                     task=config.data.task or "mixed", stages="GRPO on verifiable verdicts",
-                     config_hash=config_hash(config), rewards=[type(r).__name__ for r in config.rewards],
-                     steps=trainer.state.global_step,
-                     template=f"{config.template.style}{' + think' if config.template.think else ''}",
-                     verdict_format="\\boxed{...}", metrics={k: v for k, v in metrics.items() if v},
-                     sources=[config.data.train], cards=data.cards)
-    return {"final": str(final), "metrics": metrics}
+    return train_and_finish(config, trainer, data, checkpoint, recipe="critic_rl", stage="GRPO",
+                            stages="GRPO on verifiable verdicts",
+                            rewards=[type(r).__name__ for r in config.rewards], metrics={}, progress=progress)

@@ -15,8 +15,8 @@ from typing import Any
 
 from critics.models import ModelConfig, load_causal_lm, lora_config, precision_args
 from critics.recipes.common import (AtomicCheckpoints, DataSettings, EvalSettings, RunSettings,
-                                    TemplateSettings, config_hash, evaluate, load_data, resume_point,
-                                    save_final, set_threads_for_cpu, show_progress, write_run_files)
+                                    TemplateSettings, load_data, resume_point, set_threads_for_cpu,
+                                    train_and_finish)
 
 
 @dataclass
@@ -131,25 +131,9 @@ def build(config: SFTRecipeConfig):
 
 def run(config: SFTRecipeConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Filter, train, evaluate before and after, and write the final checkpoint with its card."""
-    from critics.cards import write_model_card
-
     checkpoint = resume_point(config.run.output_dir, resume)
     trainer, data, stats = build(config)
-    metrics: dict[str, Any] = {"critique_filter": stats}
-    if checkpoint is None:
-        metrics["before"] = evaluate(trainer.model, trainer.processing_class, data.eval, config.template,
-                                     config.eval, progress)
-    show_progress(trainer, progress)
-    trainer.train(resume_from_checkpoint=checkpoint)
-    metrics["after SFT"] = evaluate(trainer.model, trainer.processing_class, data.eval, config.template,
-                                    config.eval, progress)
-    final = save_final(trainer, config.run.output_dir)
-    write_run_files(final, config, metrics, trainer.state.log_history)
-    write_model_card(final, base_model=config.model.name_or_path, recipe="sft", task=config.data.task or "mixed",
-                     stages="SFT on critiques filtered for a verdict that matches the label",
-                     config_hash=config_hash(config), rewards=[], steps=trainer.state.global_step,
-                     template=f"{config.template.style}{' + think' if config.template.think else ''}",
-                     verdict_format="\\boxed{...}", metrics={k: v for k, v in metrics.items() if k != "critique_filter" and v},
-                     sources=[config.data.train], cards=data.cards,
-                     extra_limitations=f"- Critique filter: {stats}.")
-    return {"final": str(final), "metrics": metrics}
+    return train_and_finish(config, trainer, data, checkpoint, recipe="sft", stage="SFT",
+                            stages="SFT on critiques filtered for a verdict that matches the label",
+                            rewards=[], metrics={"critique_filter": stats}, progress=progress,
+                            extra_limitations=f"- Critique filter: {stats}.")
