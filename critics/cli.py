@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"critics: config error: {exc}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, FileExistsError) as exc:  # a missing input, or --resume needed
         print(f"critics: {exc}", file=sys.stderr)
         return 2
 
@@ -96,16 +96,11 @@ def load_recipe_config(path: str, overrides: list[str]):
 
 def train_command(args: argparse.Namespace) -> int:
     config, module = load_recipe_config(args.config, args.overrides)
-    try:
-        result = module.run(config, resume=args.resume, progress=not args.no_progress)
-    except (FileExistsError, FileNotFoundError) as exc:
-        print(f"critics: {exc}", file=sys.stderr)
-        return 2
+    result = module.run(config, resume=args.resume, progress=not args.no_progress)
     print(f"final checkpoint: {result['final']}")
     for stage, metrics in result["metrics"].items():
         if isinstance(metrics, dict) and "accuracy" in metrics:
-            print(f"  {stage:<12} held-out accuracy {metrics['accuracy']:.3f} ± {metrics['stderr']:.3f} "
-                  f"(n={metrics['n']}, valid verdicts {metrics['valid']:.0%})")
+            print_accuracy(stage, metrics)
     return 0
 
 
@@ -116,15 +111,19 @@ def demo_command(args: argparse.Namespace) -> int:
     print_markdown(result["data"].card_path.read_text(encoding="utf-8"))
     print_summary(result["data"])
     print("\nHeld-out accuracy of the critic (greedy verdicts):")
-    stages = {**result["sft"]["metrics"], **result["grpo"]["metrics"]}
-    for stage in ("before", "after SFT", "after GRPO"):
-        m = stages[stage] if stage != "before" else result["sft"]["metrics"]["before"]
-        print(f"  {stage:<11} {m['accuracy']:.3f} ± {m['stderr']:.3f}  (n={m['n']}, valid verdicts {m['valid']:.0%})")
+    sft, grpo = result["sft"]["metrics"], result["grpo"]["metrics"]
+    for stage, metrics in (("before", sft["before"]), ("after SFT", sft["after SFT"]), ("after GRPO", grpo["after GRPO"])):
+        print_accuracy(stage, metrics)
     final = Path(result["grpo"]["final"])
     print(f"\ncheckpoint:      {final}\nmodel card:      {final / 'README.md'}\n"
           f"training curves: {final / 'training_curves.png'} (GRPO), "
           f"{Path(result['sft']['final']) / 'training_curves.png'} (SFT)")
     return 0
+
+
+def print_accuracy(stage: str, m: dict) -> None:
+    print(f"  {stage:<11} held-out accuracy {m['accuracy']:.3f} ± {m['stderr']:.3f} "
+          f"(n={m['n']}, valid verdicts {m['valid']:.0%})")
 
 
 def print_summary(result) -> None:
