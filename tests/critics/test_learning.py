@@ -15,13 +15,12 @@ from critics.cli import main
 def test_demo_critic_learns_with_sft_then_improves_with_grpo(tmp_path, capsys):
     assert main(["demo", "--output-dir", str(tmp_path / "demo"), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    metrics = {}
-    for stage in ("sft", "grpo"):
-        metrics.update(json.loads((tmp_path / "demo" / stage / "final" / "metrics.json").read_text()))
-    sft, grpo = metrics["after SFT"], metrics["after GRPO"]
+    sft_metrics, grpo_metrics = (json.loads((tmp_path / "demo" / stage / "final" / "metrics.json").read_text())
+                                 for stage in ("sft", "grpo"))
+    before, sft, grpo = sft_metrics["before"], sft_metrics["after SFT"], grpo_metrics["after GRPO"]
     margin = 2 * math.sqrt(sft["stderr"] ** 2 + grpo["stderr"] ** 2)  # two standard errors of the difference
     with capsys.disabled():
-        print(f"\nheld-out accuracy: before {metrics['before']['accuracy']:.3f}, after SFT {sft['accuracy']:.3f} "
+        print(f"\nheld-out accuracy: before {before['accuracy']:.3f}, after SFT {sft['accuracy']:.3f} "
               f"± {sft['stderr']:.3f}, after GRPO {grpo['accuracy']:.3f} ± {grpo['stderr']:.3f} "
               f"(n={grpo['n']}; GRPO gain {grpo['accuracy'] - sft['accuracy']:+.3f}, 2 SE = {margin:.3f})")
     assert sft["accuracy"] >= 0.70
