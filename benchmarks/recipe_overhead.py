@@ -15,11 +15,9 @@ import json
 import random
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-from transformers import TrainerCallback
 
 from critics.models import ModelConfig
 from critics.recipes import critic_rl
@@ -27,22 +25,9 @@ from critics.recipes.common import DataSettings, EvalSettings, RunSettings, Temp
 from critics.rewards.verdict import PairwiseReward
 from critics.templates import add_prompts
 from critics.tiny import save_tiny_checkpoint
+from steptimer import StepTimer
 
 WARMUP = 3
-
-
-class StepTimer(TrainerCallback):
-    """Wall time of every optimizer step."""
-
-    def __init__(self):
-        self.times: list[float] = []
-        self._start = 0.0
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        self._start = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.times.append(time.perf_counter() - self._start)
 
 
 def write_records(path: Path, n: int = 256) -> None:

@@ -44,15 +44,19 @@ def build_tokenizer(corpus: Iterable[str] = ()):
 
 
 def build_model(tokenizer, *, hidden_size: int = 128, num_layers: int = 2, max_positions: int = 1024,
-                seed: int = 0, classifier: bool = False):
-    """A randomly initialised Llama of about 0.3M parameters (causal LM, or a 1-label scorer)."""
+                seed: int = 0, classifier: bool = False, num_heads: int = 4, num_kv_heads: int = 2,
+                intermediate_size: int | None = None):
+    """A randomly initialised Llama, by default of about 0.3M parameters (causal LM, or a 1-label scorer).
+
+    ``intermediate_size`` defaults to twice ``hidden_size``.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=intermediate_size or 2 * hidden_size,
+        num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
         max_position_embeddings=max_positions, tie_word_embeddings=not classifier, bos_token_id=None,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, num_labels=1)
     model = (LlamaForSequenceClassification if classifier else LlamaForCausalLM)(config)
