@@ -71,9 +71,10 @@ def data_build_command(args: argparse.Namespace) -> int:
 
 def recipes() -> dict[str, tuple[type, object]]:
     """Recipe name -> (config class, module with ``run``); the one place that lists them."""
-    from critics.recipes import critic_rl, sft
+    from critics.recipes import critic_rl, policy_grpo, sft
 
-    return {"sft": (sft.SFTRecipeConfig, sft), "critic_rl": (critic_rl.CriticRLConfig, critic_rl)}
+    return {"sft": (sft.SFTRecipeConfig, sft), "critic_rl": (critic_rl.CriticRLConfig, critic_rl),
+            "policy_grpo": (policy_grpo.PolicyGRPOConfig, policy_grpo)}
 
 
 def load_recipe_config(path: str, overrides: list[str]):

@@ -1,1 +1,1 @@
-"""Training recipes, one module each: ``sft``, ``critic_rl``."""
+"""Training recipes, one module each: ``sft``, ``critic_rl``, ``policy_grpo``."""

@@ -4,6 +4,7 @@ YAML names a reward class by its registry key (``REWARDS.get("pairwise")(accurac
 Python callers pass a reward itself (``verdict_reward``, ``PairwiseReward(...)``).
 """
 
+from critics.rewards.answer import AnswerReward
 from critics.rewards.base import REWARDS, completion_text, reward_rows
 from critics.rewards.verdict import (
     FormatReward,
@@ -19,7 +20,7 @@ from critics.rewards.verdict import (
 )
 
 __all__ = [
-    "REWARDS", "completion_text", "reward_rows",
+    "REWARDS", "completion_text", "reward_rows", "AnswerReward",
     "FormatReward", "PairwiseReward", "PointwiseVerdictReward", "StepIndexReward", "VerdictReward",
     "format_reward", "pairwise_reward", "pointwise_verdict_reward", "step_index_reward", "verdict_reward",
 ]

@@ -1,0 +1,201 @@
+"""Recipe ``policy_grpo``: train a policy with ``trl.GRPOTrainer`` where the reward is a critic.
+
+The critic is served (``critic.url``: ``critics serve``, called through
+``critics.serving.reward_function``) or loaded in process (``critic.checkpoint``); rule rewards
+(``rewards``, e.g. ``answer``) can stand beside it, weighted. Items the critic cannot score count
+as ``None`` (left out of the reward sum by TRL) and are logged each step as
+``critic/failed_items`` and ``critic/invalid_verdicts``, so a critic outage is visible, not a
+silent zero. Held-out task accuracy (the ``answer`` check) is measured before and after.
+
+Data: JSONL (or a saved ``datasets`` folder) with a question column (the prompt, sent as a user
+message) and a gold answer column (for evaluation and the ``answer`` rule reward).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from critics.models import ModelConfig, load_causal_lm, lora_config, precision_args
+from critics.recipes.common import (
+    AtomicCheckpoints,
+    RunSettings,
+    config_hash,
+    load_records,
+    resume_point,
+    save_final,
+    set_threads_for_cpu,
+    show_progress,
+    write_run_files,
+)
+from critics.recipes.critic_rl import GRPOSettings
+from critics.rewards.base import REWARDS
+
+
+@dataclass
+class CriticRewardSettings:
+    """The critic whose scores reward the policy (``critics.serving``); set ``url`` or ``checkpoint``."""
+
+    url: str = ""
+    checkpoint: str = ""
+    task: Literal["pointwise", "pairwise", "step"] = "pointwise"
+    style: Literal["default", "compact"] = "default"
+    think: bool = False
+    max_new_tokens: int = 512
+    soft: bool = False
+    timeout: float = 60.0
+    api_key: str = ""
+    weight: float = 1.0
+    reference_column: str = "reference"
+
+
+@dataclass
+class PolicyDataSettings:
+    """Prompts (and gold answers) for the policy."""
+
+    train: str = ""
+    eval: str = ""
+    eval_size: int = 200
+    question_column: str = "question"
+    answer_column: str = "answer"
+    limit: int = 0
+
+
+@dataclass
+class PolicyEvalSettings:
+    """Held-out task accuracy: greedy answers checked by a verifier against the gold answers."""
+
+    enabled: bool = True
+    max_new_tokens: int = 256
+    batch_size: int = 64
+    verifier: str = "math"
+    verifier_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PolicyGRPOConfig:
+    """The ``policy_grpo`` recipe (``configs/recipes/policy_grpo.yaml``)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: PolicyDataSettings = field(default_factory=PolicyDataSettings)
+    run: RunSettings = field(default_factory=lambda: RunSettings(output_dir="outputs/policy_grpo"))
+    grpo: GRPOSettings = field(default_factory=GRPOSettings)
+    critic: CriticRewardSettings | None = field(default_factory=CriticRewardSettings)
+    rewards: list[Any] = field(default_factory=list, metadata={"registry": REWARDS})
+    reward_weights: list[float] | None = None
+    eval: PolicyEvalSettings = field(default_factory=PolicyEvalSettings)
+
+    def __post_init__(self) -> None:
+        has_critic = self.critic is not None and bool(self.critic.url or self.critic.checkpoint)
+        if self.critic is not None and self.critic.url and self.critic.checkpoint:
+            raise ValueError("critic: set url or checkpoint, not both")
+        if not has_critic and not self.rewards:
+            raise ValueError("critic: set critic.url or critic.checkpoint, or give rule rewards in 'rewards'")
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
+            raise ValueError(f"reward_weights has {len(self.reward_weights)} entries for {len(self.rewards)} rewards")
+
+
+def critic_reward(settings: CriticRewardSettings):
+    """The TRL reward callable for the configured critic (async, so TRL overlaps it with others)."""
+    from critics.serving import Critic, reward_function
+
+    options = dict(task=settings.task, timeout=settings.timeout, reference_column=settings.reference_column)
+    if settings.url:
+        return reward_function(settings.url, asynchronous=True, api_key=settings.api_key or None, **options)
+    critic = Critic.from_pretrained(settings.checkpoint, task=settings.task, style=settings.style,
+                                    think=settings.think, max_new_tokens=settings.max_new_tokens, soft=settings.soft)
+    return reward_function(critic, asynchronous=True, **options)
+
+
+def load_prompts(settings: PolicyDataSettings, seed: int):
+    """``(train, held_out, cards)``: datasets with a conversational ``prompt`` column."""
+    cards: dict[str, str] = {}
+    column = settings.question_column
+
+    def with_prompt(dataset):
+        if column not in dataset.column_names:
+            raise ValueError(f"data.question_column '{column}' is not a column (found: {', '.join(dataset.column_names)})")
+        return dataset.map(lambda row: {"prompt": [{"role": "user", "content": row[column]}]})
+
+    train = with_prompt(load_records(settings.train, cards))
+    if settings.eval:
+        held_out = with_prompt(load_records(settings.eval, cards))
+    elif settings.eval_size:
+        split = train.train_test_split(test_size=settings.eval_size, seed=seed)
+        train, held_out = split["train"], split["test"]
+    else:
+        held_out = train.select([])
+    if settings.limit:
+        train = train.select(range(min(settings.limit, len(train))))
+    return train, held_out, cards
+
+
+def build(config: PolicyGRPOConfig):
+    """``(trainer, held_out, cards)``: a ready ``trl.GRPOTrainer`` with the critic (and rule) rewards."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    class PolicyGRPOTrainer(AtomicCheckpoints, GRPOTrainer):
+        """GRPOTrainer whose checkpoints are written atomically."""
+
+    set_threads_for_cpu(precision_args(config.model)["use_cpu"])
+    train, held_out, cards = load_prompts(config.data, config.run.seed)
+    rewards, weights = list(config.rewards), list(config.reward_weights or [1.0] * len(config.rewards))
+    if config.critic is not None and (config.critic.url or config.critic.checkpoint):
+        rewards.append(critic_reward(config.critic))
+        weights.append(config.critic.weight)
+    args = GRPOConfig(**config.run.trainer_args(), **precision_args(config.model),
+                      **dataclasses.asdict(config.grpo), reward_weights=weights)
+    model, tokenizer = load_causal_lm(config.model, apply_lora=False)
+    trainer = PolicyGRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=train,
+                                processing_class=tokenizer, peft_config=lora_config(config.model))
+    return trainer, held_out, cards
+
+
+def task_accuracy(model, tokenizer, dataset, config: PolicyGRPOConfig, progress: bool = True) -> dict[str, float] | None:
+    """Greedy answers to held-out prompts checked against the gold answers, with a standard error."""
+    if not config.eval.enabled or dataset is None or len(dataset) == 0:
+        return None
+    from critics.eval.heldout import generate
+    from critics.rewards.answer import AnswerReward
+
+    was_training = model.training
+    texts = generate(model, tokenizer, dataset["prompt"], max_new_tokens=config.eval.max_new_tokens,
+                     batch_size=config.eval.batch_size, progress=progress)
+    model.train(was_training)
+    check = AnswerReward(verifier=config.eval.verifier, answer_column="answer", options=config.eval.verifier_options)
+    scores = [s for s in check(None, texts, answer=dataset[config.data.answer_column]) if s is not None]
+    if not scores:
+        return None
+    accuracy = sum(scores) / len(scores)
+    return {"accuracy": accuracy, "stderr": math.sqrt(accuracy * (1 - accuracy) / len(scores)), "n": len(scores)}
+
+
+def run(config: PolicyGRPOConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train the policy, measure held-out task accuracy before and after, write ``final/``."""
+    from critics.cards import write_model_card
+
+    checkpoint = resume_point(config.run.output_dir, resume)
+    trainer, held_out, cards = build(config)
+    metrics: dict[str, Any] = {}
+    if checkpoint is None:
+        metrics["before"] = task_accuracy(trainer.model, trainer.processing_class, held_out, config, progress)
+    show_progress(trainer, progress)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    metrics["after GRPO"] = task_accuracy(trainer.model, trainer.processing_class, held_out, config, progress)
+    critic = next((r for r in trainer.reward_funcs if hasattr(r, "failed")), None)
+    if critic is not None:
+        metrics["critic"] = {"failed_items": critic.failed, "invalid_verdicts": critic.invalid}
+    final = save_final(trainer, config.run.output_dir)
+    write_run_files(final, config, metrics, trainer.state.log_history)
+    names = [getattr(r, "__name__", type(r).__name__) for r in trainer.reward_funcs]
+    write_model_card(final, base_model=config.model.name_or_path, recipe="policy_grpo", task="policy",
+                     stages="GRPO with a critic as reward", config_hash=config_hash(config), rewards=names,
+                     steps=trainer.state.global_step, template="chat (question as the user message)",
+                     verdict_format="n/a (a policy)",
+                     metrics={k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v},
+                     sources=[config.data.train], cards=cards,
+                     extra_limitations="A policy trained against a critic inherits the critic's blind spots: "
+                                       "compare task accuracy (a rule check) with the critic's reward.")
+    return {"final": str(final), "metrics": metrics}

@@ -1,0 +1,161 @@
+"""A dynamic batcher: requests from many callers coalesced into batches for one worker thread.
+
+Callers ``submit`` jobs and get ``concurrent.futures.Future`` objects back (``asyncio`` callers
+wrap them with ``asyncio.wrap_future``). One worker thread takes the oldest job, waits up to
+``max_wait_s`` for more jobs with the same ``key`` (generation settings, say) until it has
+``max_batch_size`` of them, and runs ``fn`` on the batch. The queue is bounded: a full queue
+raises ``QueueFull`` at once instead of letting latency grow without limit.
+
+>>> batcher = DynamicBatcher(lambda key, xs: [x * 2 for x in xs], max_batch_size=4, max_wait_s=0.01)
+>>> [f.result() for f in batcher.submit_many([1, 2, 3])]
+[2, 4, 6]
+>>> batcher.close()
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class QueueFull(RuntimeError):
+    """The batcher's queue holds ``max_queue`` jobs: try again later."""
+
+
+class BatcherClosed(RuntimeError):
+    """The batcher was closed and takes no new jobs."""
+
+
+@dataclass
+class _Job:
+    key: Hashable
+    item: Any
+    future: Future
+    enqueued: float
+
+
+@dataclass
+class BatcherStats:
+    """Counters for ``/metrics``: batches run, their sizes, jobs done and failed, queue waits."""
+
+    batches: int = 0
+    jobs: int = 0
+    failed_jobs: int = 0
+    rejected_jobs: int = 0
+    batch_sizes: Counter = field(default_factory=Counter)
+    queue_wait_s: float = 0.0
+    busy_s: float = 0.0
+
+
+class DynamicBatcher:
+    """Coalesce jobs into batches of at most ``max_batch_size`` for ``fn(key, items) -> results``.
+
+    ``fn`` gets the batch's shared key and its items and returns one result per item; if it
+    raises, every job of that batch fails with the exception (the worker keeps running).
+    """
+
+    def __init__(self, fn: Callable[[Hashable, list[Any]], Sequence[Any]], *, max_batch_size: int = 32,
+                 max_wait_s: float = 0.005, max_queue: int = 4096, name: str = "batcher"):
+        if max_batch_size < 1 or max_queue < 1 or max_wait_s < 0:
+            raise ValueError("max_batch_size and max_queue must be >= 1 and max_wait_s >= 0")
+        self.fn, self.max_batch_size, self.max_wait_s, self.max_queue = fn, max_batch_size, max_wait_s, max_queue
+        self.stats = BatcherStats()
+        self._queue: deque[_Job] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._running = 0  # jobs in the batch being run
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def queue_depth(self) -> int:
+        """Jobs waiting (not counting the batch being run)."""
+        return len(self._queue)
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs waiting or running."""
+        return len(self._queue) + self._running
+
+    def submit(self, item: Any, key: Hashable = None) -> Future:
+        """Queue one job; raises ``QueueFull`` or ``BatcherClosed``."""
+        return self.submit_many([item], key)[0]
+
+    def submit_many(self, items: Sequence[Any], key: Hashable = None) -> list[Future]:
+        """Queue several jobs together: all are accepted, or none (``QueueFull``)."""
+        futures = [Future() for _ in items]
+        now = time.monotonic()
+        with self._cond:
+            if self._closed:
+                raise BatcherClosed("the batcher is closed")
+            if len(self._queue) + len(items) > self.max_queue:
+                self.stats.rejected_jobs += len(items)
+                raise QueueFull(f"queue full ({len(self._queue)} of {self.max_queue} jobs waiting)")
+            self._queue.extend(_Job(key, item, f, now) for item, f in zip(items, futures))
+            self._cond.notify()
+        return futures
+
+    def close(self, drain: bool = True, timeout: float | None = None) -> None:
+        """Stop taking jobs; with ``drain`` finish the queued ones, else fail them."""
+        with self._cond:
+            self._closed = True
+            if not drain:
+                while self._queue:
+                    self._queue.popleft().future.set_exception(BatcherClosed("the batcher was closed"))
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def _take_batch(self) -> list[_Job] | None:
+        with self._cond:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            deadline = self._queue[0].enqueued + self.max_wait_s
+            while True:
+                batch = self._same_key(self._queue[0].key)
+                remaining = deadline - time.monotonic()
+                if len(batch) >= self.max_batch_size or remaining <= 0 or self._closed:
+                    break
+                self._cond.wait(remaining)
+            for job in batch:
+                self._queue.remove(job)
+            self._running = len(batch)
+            return batch
+
+    def _same_key(self, key: Hashable) -> list[_Job]:
+        batch = []
+        for job in self._queue:
+            if job.key == key:
+                batch.append(job)
+                if len(batch) == self.max_batch_size:
+                    break
+        return batch
+
+    def _work(self) -> None:
+        while (batch := self._take_batch()) is not None:
+            live = [job for job in batch if job.future.set_running_or_notify_cancel()]
+            start = time.monotonic()
+            try:
+                results = list(self.fn(batch[0].key, [job.item for job in live])) if live else []
+                if len(results) != len(live):
+                    raise RuntimeError(f"batch function returned {len(results)} results for {len(live)} items")
+            except BaseException as error:  # noqa: BLE001 - handed to every caller of the batch
+                for job in live:
+                    job.future.set_exception(error)
+                self.stats.failed_jobs += len(live)
+            else:
+                for job, result in zip(live, results):
+                    job.future.set_result(result)
+            finally:
+                self.stats.batches += 1
+                self.stats.jobs += len(live)
+                self.stats.batch_sizes[len(live)] += 1
+                self.stats.queue_wait_s += sum(start - job.enqueued for job in live)
+                self.stats.busy_s += time.monotonic() - start
+                self._running = 0
