@@ -312,6 +312,11 @@ class _Worker:
                 with contextlib.suppress(OSError):
                     pipe.close()
             self.proc = None
+        # A killed zygote cannot remove the scratch root it made; where it made it in our own
+        # /tmp (no private mounts), remove it here.
+        root = self.info.pop("root", None)
+        if root and os.path.basename(root).startswith("critics-sandbox-"):
+            shutil.rmtree(root, ignore_errors=True)
         if self.cgroup is not None:
             self.cgroup.remove()
             self.cgroup = None

@@ -146,7 +146,8 @@ def _zygote_main(config: dict) -> None:
     _PRISTINE_MODULES.update((n, (m, dict(vars(m)))) for n, m in list(sys.modules.items()) if n != "__main__")
     _PRISTINE_BUILTINS.update(vars(builtins), __import__=_restoring_import)
     gc.freeze()  # a program's garbage collections then skip (and do not copy-on-write) our objects
-    send(proto_out, {"uid": z.uid if z.uid_switch else os.geteuid(), "uid_switch": z.uid_switch, "pidns": z.pidns})
+    send(proto_out, {"uid": z.uid if z.uid_switch else os.geteuid(), "uid_switch": z.uid_switch, "pidns": z.pidns,
+                     "root": None if config["root"] else root})
     try:
         while (request := recv(proto_in)) is not None:
             send(proto_out, _serve(z, request, proto_in))

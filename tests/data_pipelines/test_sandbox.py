@@ -293,11 +293,14 @@ def test_each_backend_isolates_network_files_and_processes(backend):
 def test_a_dead_worker_is_replaced_and_close_leaves_nothing_behind():
     box = Sandbox(LIMITS)
     first = box.mechanisms
+    roots = [box._workers[0].info.get("root")]
     os.killpg(box._workers[0].proc.pid, 9)  # the worker dies between two programs
     box._workers[0].proc.wait()
     assert box.run("print('again')").stdout == "again\n"
     second = box.mechanisms
+    roots.append(box._workers[0].info.get("root"))
     box.close()
+    assert not [root for root in roots if root and os.path.exists(root)]  # scratch roots of killed zygotes too
     for uid in (first["uid"], second["uid"]):
         assert sandbox_processes(uid) == []
         assert not list(Path("/sys/fs/cgroup").glob(f"*/**/critics-sandbox-{uid}"))
