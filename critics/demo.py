@@ -109,6 +109,12 @@ def run(settings: DemoSettings, progress: bool = True) -> dict[str, Any]:
     from critics.rewards.verdict import PointwiseVerdictReward
     from critics.tiny import save_tiny_checkpoint
 
+    if not progress:  # --quiet: the datasets and transformers bars too, not only the trainers'
+        import datasets
+        from transformers.utils import logging as hf_logging
+
+        datasets.disable_progress_bars()
+        hf_logging.disable_progress_bar()
     out = Path(settings.output_dir)
     data_result = build_dataset(settings, progress)
     base = save_tiny_checkpoint(out / "tiny-base", seed=settings.seed)
