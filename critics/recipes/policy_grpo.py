@@ -36,7 +36,10 @@ from critics.rewards.base import REWARDS
 
 @dataclass
 class CriticRewardSettings:
-    """The critic whose scores reward the policy (``critics.serving``); set ``url`` or ``checkpoint``."""
+    """The critic whose scores reward the policy (``critics.serving``); set ``url`` or ``checkpoint``.
+
+    ``response_format`` is what the critic sees as the response (``reward_function``'s option).
+    """
 
     url: str = ""
     checkpoint: str = ""
@@ -49,6 +52,7 @@ class CriticRewardSettings:
     api_key: str = ""
     weight: float = 1.0
     reference_column: str = "reference"
+    response_format: str = "{completion}"
 
 
 @dataclass
@@ -101,7 +105,8 @@ def critic_reward(settings: CriticRewardSettings):
     """The TRL reward callable for the configured critic (async, so TRL overlaps it with others)."""
     from critics.serving import Critic, reward_function
 
-    options = dict(task=settings.task, timeout=settings.timeout, reference_column=settings.reference_column)
+    options = dict(task=settings.task, timeout=settings.timeout, reference_column=settings.reference_column,
+                   response_format=settings.response_format)
     if settings.url:
         return reward_function(settings.url, asynchronous=True, api_key=settings.api_key or None, **options)
     critic = Critic.from_pretrained(settings.checkpoint, task=settings.task, style=settings.style,

@@ -77,10 +77,12 @@ class CriticReward:
     __name__ = "critic_reward"
 
     def __init__(self, critic_or_url: Any, *, task: str = "pointwise", reference_column: str = "reference",
-                 api_key: str | None = None, timeout: float = 60.0, max_items_per_request: int = 64):
+                 response_format: str = "{completion}", api_key: str | None = None, timeout: float = 60.0,
+                 max_items_per_request: int = 64):
         if task not in ("pointwise", "pairwise", "step"):
             raise ValueError(f"task must be pointwise, pairwise or step, got {task!r}")
         self.task, self.reference_column, self.timeout = task, reference_column, timeout
+        self.response_format = response_format
         if isinstance(critic_or_url, str):
             self.critic, self.remote = None, RemoteCritic(critic_or_url, api_key=api_key, timeout=timeout,
                                                           max_items=max_items_per_request)
@@ -92,9 +94,13 @@ class CriticReward:
     def items(self, prompts: Sequence[Any], completions: Sequence[Any], kwargs: dict[str, Any]) -> list[Item]:
         """The critic's items for a batch: the prompt's last user message judged with the completion."""
         references = kwargs.get(self.reference_column)
+        columns = {k: v for k, v in kwargs.items() if isinstance(v, list) and len(v) == len(completions)}
         items = []
         for i, (prompt, completion) in enumerate(zip(prompts, completions)):
-            question, response = message_text(prompt, "user"), message_text(completion, "assistant")
+            question = message_text(prompt, "user")
+            response = self.response_format.format_map({**{k: v[i] for k, v in columns.items()},
+                                                        "question": question,
+                                                        "completion": message_text(completion, "assistant")})
             if self.task == "pointwise":
                 items.append({"task": "pointwise", "question": question, "response": response})
             elif self.task == "pairwise":
@@ -160,8 +166,11 @@ def reward_function(critic_or_url: Any, *, task: str = "pointwise", asynchronous
         task: how the critic judges a completion: ``pointwise`` (correct?), ``pairwise``
             (better than the dataset's ``reference_column``?) or ``step`` (lines as steps).
         asynchronous: return a coroutine function (TRL awaits it alongside other rewards).
-        options: ``reference_column``, ``api_key`` (or env ``CRITICS_API_KEY``), ``timeout`` in
-            seconds, ``max_items_per_request``.
+        options: ``reference_column``; ``response_format``, what the critic is shown as the
+            response: a format string over ``completion``, ``question`` and the dataset's columns
+            (default ``"{completion}"``; e.g. ``"{question}\n{completion}"`` for a critic that must
+            see what was asked); ``api_key`` (or env ``CRITICS_API_KEY``); ``timeout`` in seconds;
+            ``max_items_per_request``.
     """
     return (AsyncCriticReward if asynchronous else CriticReward)(critic_or_url, task=task, **options)
 

@@ -123,3 +123,9 @@ def test_policy_grpo_config_needs_a_reward():
 
     with pytest.raises(ValueError, match="critic.url"):
         policy_grpo.PolicyGRPOConfig(critic=None)
+
+
+def test_response_format_shows_the_critic_dataset_columns_around_the_completion():
+    with rule_critic() as critic:
+        reward = reward_function(critic, response_format="{left}={completion}")
+        assert reward(prompts=["q", "q"], completions=["4", "5"], left=["2+2", "2+2"]) == [1.0, 0.0]
