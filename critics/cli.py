@@ -3,6 +3,7 @@
     critics data build CONFIG [key=value ...]   build a critique dataset (data_pipelines.build)
     critics train CONFIG [--resume] [k=v ...]   train a critic with the recipe the config names
     critics demo                                data -> SFT -> GRPO on a laptop, nothing downloaded
+    critics serve CHECKPOINT [--port 8000 ...]  serve a critic over HTTP (critics.serving.server)
 """
 
 from __future__ import annotations
@@ -56,7 +57,43 @@ def make_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quiet", action="store_true", help="hide progress bars")
     demo.set_defaults(func=demo_command)
+    add_serve_parser(verbs)
     return parser
+
+
+def add_serve_parser(verbs) -> None:
+    """``critics serve``: options of the critic (``Critic``) and of the server (``ServerSettings``).
+
+    Options left out keep the defaults of those two classes (their one home), so they default to None here.
+    """
+    serve = verbs.add_parser("serve", help="serve a critic over HTTP (OpenRLHF, OpenAI and native endpoints)",
+                             description="Defaults: those of critics.serving.Critic and ServerSettings.")
+    serve.add_argument("checkpoint", help="a checkpoint folder (or, with --backend openai, the endpoint's model)")
+    serve.add_argument("--host", help="default 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default 8000")
+    serve.add_argument("--api-key", default=os.environ.get("CRITICS_API_KEY"),
+                       help="require this key (Bearer or X-API-Key); default: $CRITICS_API_KEY, else none")
+    serve.add_argument("--backend", default="transformers", choices=["transformers", "vllm", "openai"])
+    serve.add_argument("--base-url", help="the OpenAI-compatible endpoint (--backend openai only)")
+    serve.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                       help="where the transformers backend runs the model")
+    serve.add_argument("--task", choices=["pointwise", "pairwise", "step"], help="the default task of /score items")
+    serve.add_argument("--style", choices=["default", "compact"], help="the prompt template the critic learned")
+    serve.add_argument("--think", action="store_true", default=None, help="the critic thinks in <think> first")
+    serve.add_argument("--max-new-tokens", type=int)
+    serve.add_argument("--temperature", type=float)
+    serve.add_argument("--soft", action="store_true", default=None,
+                       help="score by the verdict's probability (transformers backend)")
+    serve.add_argument("--max-batch-size", type=int)
+    serve.add_argument("--max-wait-ms", type=float)
+    serve.add_argument("--max-queue", type=int)
+    serve.add_argument("--max-body-bytes", type=int)
+    serve.add_argument("--max-items-per-request", type=int)
+    serve.add_argument("--invalid-reward", type=float, help="/get_reward's reward for an output without a verdict")
+    serve.add_argument("--served-model-name", help="the model name of the OpenAI endpoints (default: the folder name)")
+    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--access-log", action="store_true", default=None, help="log every request")
+    serve.set_defaults(func=serve_command)
 
 
 def data_build_command(args: argparse.Namespace) -> int:
@@ -120,6 +157,31 @@ def demo_command(args: argparse.Namespace) -> int:
           f"training curves: {final / 'training_curves.png'} (GRPO), "
           f"{Path(result['sft']['final']) / 'training_curves.png'} (SFT)")
     return 0
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    from critics.config import ConfigError
+    from critics.serving import Critic
+    from critics.serving.server import ServerSettings, serve
+
+    if (args.backend == "openai") != (args.base_url is not None):
+        raise ConfigError("--base-url goes with --backend openai, and --backend openai needs --base-url")
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    settings = ServerSettings(
+        served_model_name=args.served_model_name or Path(args.checkpoint.rstrip("/")).name,
+        **_pick(given, "host", "port", "api_key", "max_body_bytes", "max_items_per_request", "invalid_reward",
+                "log_level", "access_log"))
+    options = {"transformers": {"device": args.device}, "openai": {"base_url": args.base_url}}.get(args.backend, {})
+    critic = Critic.from_pretrained(
+        args.checkpoint, backend=args.backend, backend_options=options,
+        **_pick(given, "task", "style", "think", "max_new_tokens", "temperature", "soft", "max_batch_size",
+                "max_wait_ms", "max_queue"))
+    serve(critic, settings)
+    return 0
+
+
+def _pick(values: dict, *names: str) -> dict:
+    return {name: values[name] for name in names if name in values}
 
 
 def print_accuracy(stage: str, m: dict) -> None:

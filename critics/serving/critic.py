@@ -84,10 +84,10 @@ class Critic:
         ``base_url``, ``api_key``, ``timeout`` for openai; ``LLM`` arguments for vllm); the other
         keyword arguments are ``Critic``'s settings.
 
-        >>> Critic.from_pretrained("x", backend="tensorrt")
+        >>> Critic.from_pretrained("x", backend="transformer")
         Traceback (most recent call last):
         ...
-        KeyError: "unknown backend 'tensorrt'; known: openai, transformers, vllm"
+        KeyError: "unknown backend 'transformer' (did you mean 'transformers'?)"
         """
         return cls(make_backend(backend, path_or_name, **(backend_options or {})), **settings)
 

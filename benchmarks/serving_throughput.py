@@ -1,0 +1,131 @@
+"""Scored requests/s of `critics serve` with dynamic batching vs one-at-a-time generation, one run.
+
+A real server (`critics serve` in a subprocess) and a real client (aiohttp) sending OpenRLHF's
+request shape, one sample per `/get_reward` request, `--concurrency` requests at a time: how
+OpenRLHF calls a remote reward. Same model, same server, same requests; the only difference is
+`--max-batch-size` (32: concurrent requests are judged together; 1: one generation at a time).
+The model is `--checkpoint` (a trained tiny critic, say), else a tiny random Llama from
+`critics.tiny`. A random model stops early only by chance, which favours the one-at-a-time side
+(a batch runs until its longest critique ends). Goal: ratio >= 4.
+
+    python benchmarks/serving_throughput.py [--checkpoint DIR] [--requests 128] [--concurrency 32] [--max-new-tokens 48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from critics.tiny import save_tiny_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+CHATML = "<|im_start|>user\nWhat is {a}+{b}?<|im_end|>\n<|im_start|>assistant\n{a}+{b} = {c}<|im_end|>"
+
+
+def start_server(checkpoint: str, port: int, batch_size: int, args: argparse.Namespace) -> subprocess.Popen:
+    """`critics serve` on ``port``; torch at one thread unless OMP_NUM_THREADS says otherwise (STACK.md)."""
+    command = [sys.executable, "-m", "critics.cli", "serve", checkpoint, "--port", str(port), "--style", args.style,
+               "--max-new-tokens", str(args.max_new_tokens), "--max-batch-size", str(batch_size),
+               "--max-wait-ms", "5", "--device", args.device, "--log-level", "warning"]
+    env = {"OMP_NUM_THREADS": "1", **os.environ, "TQDM_DISABLE": "1"}
+    return subprocess.Popen(command, cwd=ROOT, env=env)
+
+
+async def wait_healthy(url: str, server: subprocess.Popen, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise RuntimeError(f"critics serve exited with status {server.returncode}")
+            try:
+                async with session.get(url + "/health") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError("critics serve did not become healthy")
+
+
+async def drive(url: str, n: int, concurrency: int, offset: int = 0) -> tuple[float, list[float]]:
+    """Send ``n`` one-sample /get_reward requests, ``concurrency`` at a time: (seconds, latencies)."""
+    todo, latencies = iter(range(offset, offset + n)), []
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600)) as session:
+        async def worker():
+            for i in todo:
+                query = CHATML.format(a=i % 97, b=i % 89, c=i % 97 + i % 89 + i % 2)
+                start = time.perf_counter()
+                async with session.post(url + "/get_reward", json={"query": [query]}) as response:
+                    body = await response.json()
+                    if response.status != 200 or len(body["rewards"]) != 1:
+                        raise RuntimeError(f"request {i} failed: {response.status} {body}")
+                latencies.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - start, latencies
+
+
+async def mean_batch_size(url: str) -> float:
+    async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as response:
+        samples = dict(line.rsplit(" ", 1) for line in (await response.text()).splitlines() if not line.startswith("#"))
+    return float(samples["critics_batch_size_sum"]) / max(float(samples["critics_batch_size_count"]), 1.0)
+
+
+def measure(checkpoint: str, batch_size: int, args: argparse.Namespace) -> dict:
+    """Requests/s and latency quantiles of one server configuration (after a warm-up)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(checkpoint, port, batch_size, args)
+    try:
+        asyncio.run(wait_healthy(url, server))
+        asyncio.run(drive(url, args.warmup, min(args.concurrency, args.warmup)))
+        seconds, latencies = asyncio.run(drive(url, args.requests, args.concurrency, offset=args.warmup))
+        batch = asyncio.run(mean_batch_size(url))
+    finally:
+        server.terminate()
+        server.wait(60)
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    return {"rate": args.requests / seconds, "p50": q[49], "p99": q[98], "batch": batch}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", help="a critic checkpoint folder (default: a tiny random Llama)")
+    parser.add_argument("--requests", type=int, default=128, help="timed requests per side")
+    parser.add_argument("--warmup", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--batch-size", type=int, default=32, help="max_batch_size of the batched side")
+    parser.add_argument("--style", default="compact", choices=["default", "compact"])
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    args = parser.parse_args()
+    os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bar from saving the tiny model
+    checkpoint = args.checkpoint or str(save_tiny_checkpoint(Path(tempfile.mkdtemp(prefix="serving-bench-")) / "tiny"))
+    batched = measure(checkpoint, args.batch_size, args)
+    single = measure(checkpoint, 1, args)
+    model = "tiny random Llama" if args.checkpoint is None else args.checkpoint
+    print(f"critics serve /get_reward, one sample per request, concurrency {args.concurrency}, "
+          f"{args.requests} requests per side after {args.warmup} warm-up; {model}, "
+          f"max_new_tokens {args.max_new_tokens}, device {args.device}")
+    for name, r in (("one at a time (max_batch_size 1)", single),
+                    (f"dynamic batching (max_batch_size {args.batch_size})", batched)):
+        print(f"  {name:<38} {r['rate']:7.1f} req/s   p50 {r['p50'] * 1000:7.0f} ms   "
+              f"p99 {r['p99'] * 1000:7.0f} ms   mean batch {r['batch']:.1f}")
+    print(f"  ratio (batched / one at a time)        {batched['rate'] / single['rate']:7.2f}  (goal >= 4)")
+
+
+if __name__ == "__main__":
+    main()

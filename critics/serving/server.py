@@ -1,0 +1,388 @@
+"""``critics serve``: a ``Critic`` behind HTTP (FastAPI + uvicorn).
+
+- ``POST /get_reward``: OpenRLHF's remote reward, ``{"query": [...], "prompts": [...], "labels": [...]}``
+  -> ``{"rewards", "scores", "extra_logs": {"critic_valid"}}``; queries are split by ``critics.serving.queries``.
+- ``POST /v1/chat/completions``, ``GET /v1/models``: OpenAI chat (the ``openai`` client, verl's
+  generative reward loop), ``n`` samples per request, no streaming (``critics.serving.openai_chat``).
+- ``POST /score``: native, ``{"task": ..., "items": [...]}`` -> a score, verdict, reason and critique per item.
+- ``GET /health``: ``{"status": "ok"}``, or 503 ``"draining"`` once shutdown began (needs no API key).
+- ``GET /metrics``: Prometheus text (``critics.serving.metrics``).
+
+Handlers are ``async`` and await the critic's dynamic batcher, so many concurrent one-sample
+requests (how OpenRLHF calls a remote reward) are judged together in batches.
+
+Every error is a JSON body ``{"error": {"message", "type"}}`` (the OpenAI shape) with a status
+saying whose fault it is: 400 malformed JSON, 401 missing or wrong API key, 404 unknown model, 413
+body or item count over the limits, 422 wrong types or missing fields (the message names them),
+503 with ``Retry-After`` while the batcher's queue is full or the server shuts down, 500 for
+anything unexpected (logged and counted; the server keeps serving).
+
+An OpenRLHF item without a valid verdict gets ``ServerSettings.invalid_reward`` (OpenRLHF needs
+a float), 0.0 in ``extra_logs.critic_valid`` and a count in ``critics_invalid_verdicts_total``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.exceptions import HTTPException
+
+from critics.config import ConfigError
+from critics.serving.batcher import BatcherClosed, QueueFull
+from critics.serving.critic import Critic, Critique
+from critics.serving.metrics import ServerMetrics
+from critics.serving.openai_chat import ChatRequest, completion_body, conversation
+from critics.serving.queries import split_query
+from critics.templates import render
+from critics.verdicts import VERDICT_TASKS
+
+logger = logging.getLogger(__name__)
+ENDPOINTS = ("/get_reward", "/score", "/v1/chat/completions", "/v1/models", "/health", "/metrics")
+TEXT_FIELDS = {"pointwise": ("question", "response"), "pairwise": ("question", "response_a", "response_b"),
+               "step": ("question",)}
+
+
+@dataclass
+class ServerSettings:
+    """How ``critics serve`` listens and what it accepts; the one home of its defaults.
+
+    Args:
+        host, port: where uvicorn listens.
+        api_key: when set, every endpoint but ``/health`` needs ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``.
+        served_model_name: the model name ``/v1/models`` lists; a chat request naming another gets 404.
+        max_body_bytes: larger request bodies get 413.
+        max_items_per_request: more queries, items or ``n`` in one request get 413.
+        invalid_reward: the ``/get_reward`` reward of an item without a valid verdict.
+        retry_after_s: the ``Retry-After`` of a 503 (full queue, shutting down).
+        graceful_timeout_s: how long a shutdown waits for requests in flight.
+        log_level, access_log: uvicorn's logging.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = None
+    served_model_name: str = "critic"
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_items_per_request: int = 1024
+    invalid_reward: float = 0.0
+    retry_after_s: int = 1
+    graceful_timeout_s: float = 30.0
+    log_level: str = "info"
+    access_log: bool = False
+
+    def __post_init__(self):
+        for name in ("max_body_bytes", "max_items_per_request", "retry_after_s"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"'{name}' must be a positive integer, got {value!r}")
+        if not isinstance(self.port, int) or isinstance(self.port, bool) or not 0 <= self.port <= 65535:
+            raise ConfigError(f"'port' must be an integer from 0 (any free port) to 65535, got {self.port!r}")
+        if not isinstance(self.invalid_reward, (int, float)) or not math.isfinite(self.invalid_reward):
+            raise ConfigError(f"'invalid_reward' must be a finite number, got {self.invalid_reward!r}")
+        if self.api_key is not None and not self.api_key:
+            raise ConfigError("'api_key' is empty: pass a key, or None for an open server")
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": {"message", "type"}}`` with ``status``."""
+
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error",
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.kind, self.headers = status, message, kind, headers
+
+
+# -- request bodies --------------------------------------------------------------------------
+
+class RewardRequest(BaseModel):
+    """OpenRLHF's remote reward request; unknown keys are ignored (the protocol grows)."""
+
+    query: list[str]
+    prompts: list[str] | None = None
+    labels: list[str | None] | None = None
+
+
+class ScoreRequest(BaseModel):
+    """``/score``'s body: items are record-like dicts, checked one by one (``check_item``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    task: str | None = None
+    items: list[Any]
+
+
+# -- the app ---------------------------------------------------------------------------------
+
+def create_app(critic: Critic, settings: ServerSettings) -> FastAPI:
+    """The FastAPI app serving ``critic``; its lifespan shutdown drains and closes the critic."""
+    if settings.max_items_per_request > critic.batcher.max_queue:
+        raise ConfigError(f"'max_items_per_request' ({settings.max_items_per_request}) exceeds the batcher's "
+                          f"max_queue ({critic.batcher.max_queue}): such a request could never be queued")
+    app = FastAPI(title="critics", lifespan=_lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.critic, app.state.settings, app.state.draining = critic, settings, False
+    app.state.metrics = ServerMetrics(ENDPOINTS)
+    tokenizer = getattr(critic.backend, "tokenizer", None)
+    # a private copy: a fast tokenizer used from two threads at once fails ("Already borrowed")
+    app.state.tokenizer = copy.deepcopy(tokenizer) if tokenizer is not None else None
+    guarded = [Depends(require_api_key)]
+    app.add_api_route("/get_reward", get_reward, methods=["POST"], dependencies=guarded)
+    app.add_api_route("/score", score, methods=["POST"], dependencies=guarded)
+    app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"], dependencies=guarded)
+    app.add_api_route("/v1/models", list_models, methods=["GET"], dependencies=guarded)
+    app.add_api_route("/metrics", metrics, methods=["GET"], dependencies=guarded)
+    app.add_api_route("/health", health, methods=["GET"])
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_middleware(CountingMiddleware)
+    return app
+
+
+def serve(critic: Critic, settings: ServerSettings) -> None:
+    """Run the server until SIGTERM or SIGINT: it stops accepting, lets requests in flight finish
+    (up to ``graceful_timeout_s``), then drains and closes the critic's batcher."""
+    app = create_app(critic, settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                            access_log=settings.access_log, timeout_graceful_shutdown=settings.graceful_timeout_s)
+    DrainingServer(config).run()
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server whose app reports ``draining`` on ``/health`` from the moment it is told to stop."""
+
+    def handle_exit(self, sig, frame) -> None:
+        self.config.app.state.draining = True
+        super().handle_exit(sig, frame)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI):
+    yield
+    app.state.draining = True
+    await asyncio.to_thread(app.state.critic.close)  # finishes queued jobs, then stops the worker
+
+
+# -- endpoints -------------------------------------------------------------------------------
+
+async def get_reward(request: Request) -> JSONResponse:
+    """OpenRLHF's remote reward: one pointwise judgment per query."""
+    body = await read_body(request, RewardRequest)
+    settings: ServerSettings = request.app.state.settings
+    n = len(body.query)
+    _check_count(n, settings, "queries")
+    for name in ("prompts", "labels"):
+        given = getattr(body, name)
+        if given is not None and len(given) != n:
+            raise ApiError(422, f"'{name}' has {len(given)} entries but 'query' has {n}: send one per query")
+    items = []
+    for i, query in enumerate(body.query):
+        question, response = split_query(query, body.prompts[i] if body.prompts else None)
+        item = {"task": "pointwise", "question": question, "response": response}
+        if body.labels and body.labels[i]:  # OpenRLHF sends "" for rows without a label
+            item["gold_answer"] = body.labels[i]
+        items.append(item)
+    scores = [_finite(c.score) for c in await judge(request, items)]
+    rewards = [float(settings.invalid_reward) if s is None else s for s in scores]
+    return JSONResponse({"rewards": rewards, "scores": rewards,
+                         "extra_logs": {"critic_valid": [0.0 if s is None else 1.0 for s in scores]}})
+
+
+async def score(request: Request) -> JSONResponse:
+    """Native judging: a score, the verdict and its reason, and the critique per item."""
+    body = await read_body(request, ScoreRequest)
+    critic: Critic = request.app.state.critic
+    task = body.task or critic.task
+    if task not in VERDICT_TASKS:
+        raise ApiError(422, f"task must be one of {', '.join(VERDICT_TASKS)}, got {task!r}")
+    _check_count(len(body.items), request.app.state.settings, "items")
+    rows = [check_item(i, item, task, critic) for i, item in enumerate(body.items)]
+    return JSONResponse({"results": [_result(c) for c in await judge(request, rows)]})
+
+
+async def chat_completions(request: Request) -> JSONResponse:
+    """OpenAI chat completions (``n`` samples per request; no streaming)."""
+    body = await read_body(request, ChatRequest)
+    critic: Critic = request.app.state.critic
+    settings: ServerSettings = request.app.state.settings
+    if body.stream:
+        raise ApiError(400, "streaming is not supported: send \"stream\": false")
+    if body.model and body.model != settings.served_model_name:
+        raise ApiError(404, f"model '{body.model}' is not served here; this server serves "
+                            f"'{settings.served_model_name}'", "model_not_found")
+    _check_count(body.n, settings, "choices (n)")
+    try:
+        messages = conversation(body)
+    except ValueError as error:
+        raise ApiError(422, str(error)) from None
+    max_tokens = body.max_completion_tokens or body.max_tokens or critic.max_new_tokens
+    temperature = critic.temperature if body.temperature is None else body.temperature
+    try:
+        texts = await critic.achat([messages] * body.n, max_new_tokens=max_tokens, temperature=temperature)
+    except (QueueFull, BatcherClosed) as error:
+        raise _unavailable(error, settings) from None
+    request.app.state.metrics.count_items(request.url.path, len(texts))
+    return JSONResponse(completion_body(request.app.state.tokenizer, messages, texts, max_tokens,
+                                        settings.served_model_name))
+
+
+async def list_models(request: Request) -> JSONResponse:
+    """The one model this server serves."""
+    name = request.app.state.settings.served_model_name
+    return JSONResponse({"object": "list", "data": [{"id": name, "object": "model", "created": 0,
+                                                     "owned_by": "critics"}]})
+
+
+async def health(request: Request) -> JSONResponse:
+    """Liveness and load: 200 ``ok``, or 503 ``draining`` once shutdown has begun."""
+    state = request.app.state
+    batcher = state.critic.batcher
+    body = {"status": "draining" if state.draining else "ok", "model": state.settings.served_model_name,
+            "task": state.critic.task, "backend": state.critic.backend.name, "queue_depth": batcher.queue_depth,
+            "in_flight": batcher.in_flight, "max_queue": batcher.max_queue}
+    return JSONResponse(body, status_code=503 if state.draining else 200)
+
+
+async def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus text exposition."""
+    state = request.app.state
+    return PlainTextResponse(state.metrics.render(state.critic.batcher, state.draining),
+                             media_type="text/plain; version=0.0.4")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+async def require_api_key(request: Request) -> None:
+    """401 unless the request carries the configured key (``Authorization: Bearer`` or ``X-API-Key``)."""
+    key = request.app.state.settings.api_key
+    if key is None:
+        return
+    bearer = request.headers.get("authorization", "")
+    given = bearer[7:].strip() if bearer[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
+    if not secrets.compare_digest(given.encode(), key.encode()):
+        raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                       "authentication_error", {"WWW-Authenticate": "Bearer"})
+
+
+async def read_body(request: Request, model: type[BaseModel]) -> Any:
+    """The body parsed as ``model``: 413 over the size limit, 400 for bad JSON, 422 for wrong fields."""
+    limit = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the body has {declared} bytes; the limit is {limit}")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise ApiError(413, f"the body exceeds the limit of {limit} bytes")
+    try:
+        return model.model_validate_json(bytes(raw))
+    except ValidationError as error:
+        problems = error.errors(include_url=False)
+        status = 400 if problems[0]["type"] == "json_invalid" else 422
+        described = "; ".join(f"{'.'.join(map(str, p['loc'])) or 'body'}: {p['msg']}" for p in problems[:5])
+        raise ApiError(status, f"invalid body for {request.url.path}: {described}") from None
+
+
+async def judge(request: Request, items: list[dict[str, Any]]) -> list[Critique]:
+    """The critic's judgments of ``items``, counted; a full queue or a closed batcher is a 503."""
+    try:
+        critiques = await request.app.state.critic.acritique(items)
+    except (QueueFull, BatcherClosed) as error:
+        raise _unavailable(error, request.app.state.settings) from None
+    invalid = sum(_finite(c.score) is None for c in critiques)
+    request.app.state.metrics.count_items(request.url.path, len(critiques), invalid)
+    return critiques
+
+
+def check_item(index: int, item: Any, task: str, critic: Critic) -> dict[str, Any]:
+    """One ``/score`` item as a record row, or a 422 naming ``items[index]`` and what is wrong."""
+    where = f"items[{index}]"
+    if not isinstance(item, dict):
+        raise ApiError(422, f"{where} must be an object of record fields, got {type(item).__name__}")
+    row = {"task": task, **item}
+    if row["task"] not in VERDICT_TASKS:
+        raise ApiError(422, f"{where}.task must be one of {', '.join(VERDICT_TASKS)}, got {row['task']!r}")
+    for name in TEXT_FIELDS[row["task"]]:
+        if name in row and not isinstance(row[name], str):
+            raise ApiError(422, f"{where}.{name} must be a string, got {type(row[name]).__name__}")
+    steps = row.get("steps")
+    if row["task"] == "step" and not (isinstance(steps, list) and all(isinstance(s, str) for s in steps)):
+        raise ApiError(422, f"{where}.steps must be a list of strings")
+    try:
+        render(row, style=critic.style, think=critic.think)
+    except KeyError as error:
+        raise ApiError(422, f"{where}: {error.args[0]}") from None
+    return row
+
+
+def _check_count(n: int, settings: ServerSettings, what: str) -> None:
+    if n > settings.max_items_per_request:
+        raise ApiError(413, f"{n} {what} in one request; the limit is {settings.max_items_per_request}")
+
+
+def _unavailable(error: Exception, settings: ServerSettings) -> ApiError:
+    reason = "the server is shutting down" if isinstance(error, BatcherClosed) else f"the critic is busy: {error}"
+    return ApiError(503, f"{reason}; retry later", "server_busy", {"Retry-After": str(settings.retry_after_s)})
+
+
+def _finite(value: float | None) -> float | None:
+    """A score JSON can carry: NaN and infinities (a broken scalar head) count as no score."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _result(critique: Critique) -> dict[str, Any]:
+    value = _finite(critique.score)
+    reason = critique.verdict.reason if critique.score is None or value is not None else "non-finite score"
+    return {"score": value, "verdict": critique.verdict.value, "valid": value is not None, "reason": reason,
+            "critique": critique.text}
+
+
+async def _api_error(request: Request, error: ApiError) -> JSONResponse:
+    return _error_response(error.status, error.message, error.kind, error.headers)
+
+
+async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
+    return _error_response(error.status_code, str(error.detail), "invalid_request_error", error.headers)
+
+
+def _error_response(status: int, message: str, kind: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status,
+                        headers=headers)
+
+
+class CountingMiddleware:
+    """Times and counts every request by endpoint and status, and turns an unexpected exception
+    into a 500 with a message (logged and counted) so one bad request never stops the server."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), [None]
+
+        async def send_counted(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        except Exception as error:  # noqa: BLE001 - the edge of the server: answer, log, count
+            logger.exception("unexpected error serving %s", scope.get("path"))
+            if status[0] is None:
+                response = _error_response(500, f"internal error: {type(error).__name__}: {error}", "internal_error")
+                await response(scope, receive, send_counted)
+        finally:
+            scope["app"].state.metrics.observe(scope["path"], status[0] or 500, time.perf_counter() - start)
