@@ -31,7 +31,7 @@ from critics.recipes.common import (
     write_run_files,
 )
 from critics.recipes.critic_rl import GRPOSettings
-from critics.rewards.base import REWARDS
+from critics.rewards.base import POLICY_REWARDS
 
 
 @dataclass
@@ -87,7 +87,7 @@ class PolicyGRPOConfig:
     run: RunSettings = field(default_factory=lambda: RunSettings(output_dir="outputs/policy_grpo"))
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
     critic: CriticRewardSettings | None = field(default_factory=CriticRewardSettings)
-    rewards: list[Any] = field(default_factory=list, metadata={"registry": REWARDS})
+    rewards: list[Any] = field(default_factory=list, metadata={"registry": POLICY_REWARDS})
     reward_weights: list[float] | None = None
     eval: PolicyEvalSettings = field(default_factory=PolicyEvalSettings)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from critics.rewards.base import REWARDS, completion_text
+from critics.rewards.base import POLICY_REWARDS, completion_text
 
 
-@REWARDS.register("answer")
+@POLICY_REWARDS.register("answer")
 @dataclass(frozen=True, kw_only=True)
 class AnswerReward:
     r"""1.0 if a verifier (``data_pipelines.verifiers``) accepts the completion against ``answer``.

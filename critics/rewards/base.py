@@ -12,7 +12,8 @@ from typing import Any
 
 from data_pipelines.registry import Registry
 
-REWARDS: Registry[Any] = Registry("reward")
+REWARDS: Registry[Any] = Registry("reward")  # critic rewards: they read the critic's verdict
+POLICY_REWARDS: Registry[Any] = Registry("policy reward")  # rule rewards for policies (``policy_grpo``)
 
 
 def completion_text(completion: Any) -> str:
