@@ -7,6 +7,7 @@ valid ones, so a typo in a config fails loudly instead of silently picking somet
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
@@ -88,7 +89,11 @@ class Registry(Generic[T]):
 def as_plain(obj: object) -> object:
     """A dataclass tree -> plain dicts and lists; registered classes gain their ``name`` key.
 
-    The inverse of what YAML gives the config loader, used for fingerprints and cards.
+    The inverse of what YAML gives the config loader, used for fingerprints and cards. Objects
+    that are neither (a reward function passed from Python) become ``"<its name>"``.
+
+    >>> as_plain({"rewards": [len], "lr": 1e-6})
+    {'rewards': ['<len>'], 'lr': 1e-06}
     """
     import dataclasses
 
@@ -105,4 +110,10 @@ def as_plain(obj: object) -> object:
         return [as_plain(v) for v in obj]
     if isinstance(obj, dict):
         return {k: as_plain(v) for k, v in obj.items()}
-    return obj
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    # anything else a Python caller passed (a reward function, a client): its name, so the
+    # config still serialises; such a config records what ran but cannot be reloaded from YAML
+    return f"<{getattr(obj, '__name__', type(obj).__name__)}>"
