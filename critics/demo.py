@@ -1,15 +1,25 @@
 """``critics demo``: the whole journey on a laptop CPU in a few minutes, nothing downloaded.
 
-1. Data: the project writes claims about zero-padded two-digit sums ("07+45>060"), true or false
-   by a margin of 1 to 30, plus a few malformed rows; ``data_pipelines.build`` turns them into a
+1. Data: the project writes claims about zero-padded two-digit sums ("07+45>051"), true or false
+   by a margin of 1 to 3, plus a few malformed rows; ``data_pipelines.build`` turns them into a
    pointwise dataset (quarantining the bad rows) and writes its data card.
-2. SFT: a tiny critic built from scratch (``critics.tiny``) learns to add in columns, compare,
-   digit by digit, and then give its verdict ("7+5=12 0+4+1=5 052 060 0=0 5<6
-   \\boxed{Incorrect}") from critiques the project writes. (Claims of the form "a+b=c" let a tiny model copy c instead of adding; a
-   threshold cannot be copied.)
-3. GRPO: the critic then trains on the verdict reward alone, sampling its own critiques.
-Held-out accuracy is measured before and after each stage; the checkpoint gets its model card
-and a PNG of the training curves.
+2. SFT: a tiny critic built from scratch (``critics.tiny``) learns to add in columns, compare
+   digit by digit, and then give its verdict ("7+5=12 0+4+1=5 052 051 0=0 5=5 2>1
+   \\boxed{Correct}") from a teacher's critiques. The teacher has a habit: in 70% of the sums
+   with a carry it forgets the carry. The SFT recipe keeps only critiques whose verdict matches
+   the label, which removes the slips that flip a verdict but not the ones that happen not to
+   (a false claim stays false when the sum drops by 10), so the critic learns the slip too.
+   (Claims "a+b=c" let a tiny model copy c instead of adding; a threshold cannot be copied.)
+3. GRPO: the critic then trains on the verdict reward alone, sampling its own critiques; a
+   dropped carry costs the verdict on true claims, so GRPO unlearns the habit.
+Held-out accuracy is measured before and after each stage on 2,000 held-out claims; the
+checkpoint gets its model card and a PNG of the training curves. ``critics.demo_policy`` then
+serves this critic and trains a policy against it.
+
+Why margins of 1 to 3: then a slip anywhere in the arithmetic flips the verdict, so the verdict
+reward also rewards adding correctly. With margins up to 30 most slips leave the verdict
+unchanged, and GRPO on the verdict alone made the arithmetic worse (wrong sums that dodge the
+comparisons the critic is weakest at) without raising held-out accuracy.
 """
 
 from __future__ import annotations
@@ -32,25 +42,27 @@ class DemoSettings:
     output_dir: str = "outputs/demo"
     seed: int = 0
     n_claims: int = 20000
-    eval_size: int = 400
-    sft_steps: int = 400
+    eval_size: int = 2000
+    sft_steps: int = 500
     grpo_steps: int = 100
-    grpo_learning_rate: float = 5e-5
+    grpo_learning_rate: float = 2e-5
+    margin: int = 3
+    slip_rate: float = 0.7
 
 
-def make_claim(rng: random.Random) -> tuple[str, bool]:
-    """A claim "a+b>t" with t within 30 of the sum, and whether it is true."""
+def make_claim(rng: random.Random, margin: int = 3) -> tuple[str, bool]:
+    """A claim "a+b>t" with t within ``margin`` of the sum, and whether it is true."""
     a, b = rng.randint(0, 99), rng.randint(0, 99)
-    threshold = max(0, a + b + rng.choice([d for d in range(-30, 31) if d != 0]))
+    threshold = max(0, a + b + rng.choice([d for d in range(-margin, margin + 1) if d != 0]))
     return f"{a:02d}+{b:02d}>{threshold:03d}", a + b > threshold
 
 
-def write_claims(path: Path, n: int, seed: int) -> int:
+def write_claims(path: Path, n: int, seed: int, margin: int = 3) -> int:
     """Write claims in the ``solutions`` format (plus malformed rows); return lines written."""
     rng = random.Random(seed)
     rows = []
     for i in range(n):
-        claim, true = make_claim(rng)
+        claim, true = make_claim(rng, margin)
         rows.append({"question": f"Is it true that {claim}?", "solution": claim, "is_correct": true,
                      "model": "claims", "group": f"claim-{i}"})
     rows += [{"question": "Is it true that 01+01>001?", "is_correct": True},         # no solution
@@ -62,27 +74,33 @@ def write_claims(path: Path, n: int, seed: int) -> int:
     return len(rows) + 1
 
 
-def critique(claim: str) -> str:
+def critique(claim: str, drop_carry: bool = False) -> str:
     """The critique the demo teaches: column addition, a digit-by-digit comparison, the verdict.
 
     Each step is a copy or a one-digit fact next to what it needs, which a tiny model learns in
-    a few hundred steps; asked for the sum or the comparison in one go it does not.
+    a few hundred steps; asked for the sum or the comparison in one go it does not. With
+    ``drop_carry`` the teacher slips as it habitually does: it forgets the carry into the tens,
+    and its comparison and verdict follow from the slipped sum.
 
-    >>> critique("07+45>060")
-    '7+5=12 0+4+1=5 052 060 0=0 5<6 \\\\boxed{Incorrect}'
+    >>> critique("07+45>051")
+    '7+5=12 0+4+1=5 052 051 0=0 5=5 2>1 \\\\boxed{Correct}'
+    >>> critique("07+45>051", drop_carry=True)
+    '7+5=12 0+4+0=4 042 051 0=0 4<5 \\\\boxed{Incorrect}'
     """
     left, threshold = claim.split(">")
     a, b = (int(x) for x in left.split("+"))
     units = a % 10 + b % 10
-    tens = a // 10 + b // 10 + units // 10
-    total, limit = f"{a + b:03d}", f"{int(threshold):03d}"
+    carry = 0 if drop_carry else units // 10
+    tens = a // 10 + b // 10 + carry
+    value = tens * 10 + units % 10
+    total, limit = f"{value:03d}", f"{int(threshold):03d}"
     comparison = []
     for x, y in zip(total, limit):  # stop at the first digit that differs
         comparison.append(f"{x}{'=' if x == y else '>' if x > y else '<'}{y}")
         if x != y:
             break
-    verdict = "Correct" if a + b > int(threshold) else "Incorrect"
-    return (f"{a % 10}+{b % 10}={units} {a // 10}+{b // 10}+{units // 10}={tens} {total} {limit} "
+    verdict = "Correct" if value > int(threshold) else "Incorrect"
+    return (f"{a % 10}+{b % 10}={units} {a // 10}+{b // 10}+{carry}={tens} {total} {limit} "
             f"{' '.join(comparison)} \\boxed{{{verdict}}}")
 
 
@@ -90,13 +108,17 @@ def build_dataset(settings: DemoSettings, progress: bool) -> BuildResult:
     """Step 1: generate the claims and build the pointwise dataset (labels from the generator)."""
     out = Path(settings.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_claims(out / "claims.jsonl", settings.n_claims, settings.seed)
+    write_claims(out / "claims.jsonl", settings.n_claims, settings.seed, settings.margin)
     config = BuildConfig(sources=[SolutionsSource(path=str(out / "claims.jsonl"))],
                          builder=PointwiseBuilder(label_from="source"),
                          name="demo-sum-claims", output_dir=str(out / "data"), seed=settings.seed)
     result = build(config, progress=progress)
     dataset = result.load()
-    with_critiques = dataset.map(lambda row: {"critique": critique(row["response"])})
+    rng = random.Random(settings.seed)
+    # The teacher's critiques, slips and all: the SFT recipe keeps those whose verdict matches the
+    # label, which drops a slip that flips the verdict but keeps one that happens not to.
+    with_critiques = dataset.map(lambda row: {"critique": critique(row["response"],
+                                                                   rng.random() < settings.slip_rate)})
     with_critiques.save_to_disk(str(out / "data_with_critiques"))
     return result
 
