@@ -29,7 +29,10 @@ import copy
 import logging
 import math
 import secrets
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,6 +158,36 @@ def serve(critic: Critic, settings: ServerSettings) -> None:
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                             access_log=settings.access_log, timeout_graceful_shutdown=settings.graceful_timeout_s)
     DrainingServer(config).run()
+
+
+@contextlib.contextmanager
+def serve_in_background(critic: Critic, settings: ServerSettings | None = None,
+                        graceful_timeout_s: float = 10.0) -> Iterator[tuple[str, DrainingServer]]:
+    """Serve ``critic`` from a background thread on a free localhost port (the demo, tests).
+
+    Yields ``(base_url, server)``; leaving the block stops the server as a signal would (requests
+    in flight finish, then the critic's batcher is drained and closed).
+    """
+    settings = settings or ServerSettings()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((settings.host, 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(critic, settings), log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=graceful_timeout_s)
+    server = DrainingServer(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the background critic server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{settings.host}:{port}", server
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
 
 
 class DrainingServer(uvicorn.Server):

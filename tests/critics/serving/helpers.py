@@ -7,19 +7,15 @@ anything else -> ``echo: <message>`` (no verdict).
 
 from __future__ import annotations
 
-import contextlib
 import re
-import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
-import uvicorn
 
 from critics.serving.backends import Backend
 from critics.serving.critic import Critic
-from critics.serving.server import DrainingServer, ServerSettings, create_app
+from critics.serving.server import ServerSettings, serve_in_background
 
 VERDICT_MARK = re.compile(r"verdict=(\S+)")
 
@@ -51,33 +47,9 @@ class ScriptedBackend(Backend):
         return f"Judged. \\boxed{{{mark.group(1)}}}" if mark else f"echo: {text}"
 
 
-@contextlib.contextmanager
-def running_server(critic: Critic, settings: ServerSettings | None = None,
-                   graceful_timeout_s: float = 10.0) -> Iterator[tuple[str, DrainingServer]]:
-    """A real uvicorn server for ``critic`` on a free localhost port, in a background thread.
-
-    Yields ``(base_url, server)``; leaving the block stops the server as a signal would.
-    """
-    settings = settings or ServerSettings()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(critic, settings), log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=graceful_timeout_s)
-    server = DrainingServer(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}", server
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
+def running_server(critic: Critic, settings: ServerSettings | None = None, graceful_timeout_s: float = 10.0):
+    """A real uvicorn server for ``critic`` on a free localhost port (``serve_in_background``)."""
+    return serve_in_background(critic, settings, graceful_timeout_s)
 
 
 def wait_until(condition, timeout_s: float = 10.0, what: str = "condition") -> None:
