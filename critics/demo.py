@@ -1,7 +1,7 @@
 """``critics demo``: the whole journey on a laptop CPU in a few minutes, nothing downloaded.
 
 1. Data: the project writes claims about zero-padded two-digit sums ("07+45>051"), true or false
-   by a margin of 1 to 3, plus a few malformed rows; ``data_pipelines.build`` turns them into a
+   with equal odds, the threshold 1 to 3 below the sum or 0 to 3 above it, plus a few malformed rows; ``data_pipelines.build`` turns them into a
    pointwise dataset (quarantining the bad rows) and writes its data card.
 2. SFT: a tiny critic built from scratch (``critics.tiny``) learns to add in columns, compare
    digit by digit, and then give its verdict ("7+5=12 0+4+1=5 052 051 0=0 5=5 2>1
@@ -16,10 +16,11 @@ Held-out accuracy is measured before and after each stage on 2,000 held-out clai
 checkpoint gets its model card and a PNG of the training curves. ``critics.demo_policy`` then
 serves this critic and trains a policy against it.
 
-Why margins of 1 to 3: then a slip anywhere in the arithmetic flips the verdict, so the verdict
-reward also rewards adding correctly. With margins up to 30 most slips leave the verdict
-unchanged, and GRPO on the verdict alone made the arithmetic worse (wrong sums that dodge the
-comparisons the critic is weakest at) without raising held-out accuracy.
+Why thresholds this near: then a slip anywhere in the arithmetic flips the verdict, so the
+verdict reward also rewards adding correctly. With thresholds up to 30 away most slips left the
+verdict unchanged, and GRPO on the verdict alone made the arithmetic worse without raising
+held-out accuracy. The price: a near threshold shares the sum's tens digit, and the critic learns
+to copy it (see ``critics.demo_policy``).
 """
 
 from __future__ import annotations
@@ -46,15 +47,18 @@ class DemoSettings:
     sft_steps: int = 500
     grpo_steps: int = 100
     grpo_learning_rate: float = 2e-5
-    margin: int = 3
     slip_rate: float = 0.7
+    margin: int = 3
 
 
 def make_claim(rng: random.Random, margin: int = 3) -> tuple[str, bool]:
-    """A claim "a+b>t" with t within ``margin`` of the sum, and whether it is true."""
+    """A claim "a+b>t", true or false with equal odds: t is 1 to ``margin`` below the sum, or 0 to
+    ``margin`` above it (a false claim's t may equal the sum: "07+45>052" is false, and the
+    policy half of the demo asks the critic exactly that about an answer)."""
     a, b = rng.randint(0, 99), rng.randint(0, 99)
-    threshold = max(0, a + b + rng.choice([d for d in range(-margin, margin + 1) if d != 0]))
-    return f"{a:02d}+{b:02d}>{threshold:03d}", a + b > threshold
+    true = rng.random() < 0.5
+    offset = -rng.randint(1, margin) if true else rng.randint(0, margin)
+    return f"{a:02d}+{b:02d}>{max(0, a + b + offset):03d}", true and a + b > 0
 
 
 def write_claims(path: Path, n: int, seed: int, margin: int = 3) -> int:

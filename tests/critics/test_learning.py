@@ -1,33 +1,46 @@
-"""The demo learns: a tiny critic from scratch, SFT then GRPO, on a 2-core CPU (marker ``slow``)."""
+"""The demo learns (marker ``slow``, seeded): a tiny critic from scratch improves with SFT, then
+with GRPO by more than two standard errors. Served over HTTP, it then rewards a tiny policy: the
+loop runs with no lost critic call and its figures are printed (the policy does not improve: it
+exploits what the critic misjudges; see ``critics/demo_policy.py``)."""
 
 from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 from critics.cli import main
 
 
+def two_standard_errors(a: dict, b: dict) -> float:
+    """Two standard errors of the difference of two independent accuracies."""
+    return 2 * math.sqrt(a["stderr"] ** 2 + b["stderr"] ** 2)
+
+
 @pytest.mark.slow
-def test_demo_critic_learns_with_sft_then_improves_with_grpo(tmp_path, capsys):
-    assert main(["demo", "--output-dir", str(tmp_path / "demo"), "--quiet"]) == 0
+def test_demo_critic_learns_then_rewards_a_policy_over_http(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--output-dir", str(out), "--quiet", "--policy"]) == 0
     printed = capsys.readouterr().out
-    sft_metrics, grpo_metrics = (json.loads((tmp_path / "demo" / stage / "final" / "metrics.json").read_text())
+    sft_metrics, grpo_metrics = (json.loads((out / stage / "final" / "metrics.json").read_text())
                                  for stage in ("sft", "grpo"))
     before, sft, grpo = sft_metrics["before"], sft_metrics["after SFT"], grpo_metrics["after GRPO"]
-    margin = 2 * math.sqrt(sft["stderr"] ** 2 + grpo["stderr"] ** 2)  # two standard errors of the difference
+    policy = json.loads((out / "policy" / "policy-grpo" / "final" / "metrics.json").read_text())
+    p_before, p_after = policy["before"], policy["after GRPO"]
     with capsys.disabled():
-        print(f"\nheld-out accuracy: before {before['accuracy']:.3f}, after SFT {sft['accuracy']:.3f} "
-              f"± {sft['stderr']:.3f}, after GRPO {grpo['accuracy']:.3f} ± {grpo['stderr']:.3f} "
-              f"(n={grpo['n']}; GRPO gain {grpo['accuracy'] - sft['accuracy']:+.3f}, 2 SE = {margin:.3f})")
+        print(f"\ncritic held-out accuracy: before {before['accuracy']:.3f}, after SFT {sft['accuracy']:.3f} "
+              f"± {sft['stderr']:.3f}, after GRPO {grpo['accuracy']:.3f} ± {grpo['stderr']:.3f} (n={grpo['n']}; "
+              f"gain {grpo['accuracy'] - sft['accuracy']:+.3f}, 2 SE = {two_standard_errors(sft, grpo):.3f})")
+        print(f"policy task accuracy (critic's reward only, over HTTP): before {p_before['accuracy']:.3f} "
+              f"± {p_before['stderr']:.3f}, after GRPO {p_after['accuracy']:.3f} ± {p_after['stderr']:.3f} "
+              f"(n={p_after['n']}; gain {p_after['accuracy'] - p_before['accuracy']:+.3f}, "
+              f"2 SE = {two_standard_errors(p_before, p_after):.3f}); critic calls lost: {policy['critic']}")
     assert sft["accuracy"] >= 0.70
-    # GRPO must not undo what SFT taught. (The issue's bar is a GRPO gain of two standard errors;
-    # this demo does not reach it yet, see the issue notes, so the test asserts what it does reach.)
-    assert grpo["accuracy"] >= sft["accuracy"] - margin and grpo["valid"] >= 0.95
-    final = tmp_path / "demo" / "grpo" / "final"
+    assert grpo["accuracy"] - sft["accuracy"] >= two_standard_errors(sft, grpo) and grpo["valid"] >= 0.95
+    assert policy["critic"]["failed_items"] == 0 and p_before["n"] == p_after["n"] == 1000
+    final = out / "grpo" / "final"
     assert (final / "README.md").is_file() and (final / "training_curves.png").stat().st_size > 1000
     assert "Held-out accuracy of the critic" in printed and str(final) in printed
     assert "# Data card: demo-sum-claims" in printed and "quarantined" in printed
+    assert "critic served at http://127.0.0.1:" in printed and "critic's reward during GRPO" in printed
