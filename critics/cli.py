@@ -57,7 +57,7 @@ def make_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quiet", action="store_true", help="hide progress bars")
     demo.add_argument("--policy", action="store_true",
-                      help="then serve the critic over HTTP and train a tiny policy against it (about 2 more minutes)")
+                      help="then train a judge, serve it over HTTP and train a tiny policy against it (about 4 more minutes)")
     demo.set_defaults(func=demo_command)
     add_serve_parser(verbs)
     return parser
@@ -159,28 +159,31 @@ def demo_command(args: argparse.Namespace) -> int:
           f"training curves: {final / 'training_curves.png'} (GRPO), "
           f"{Path(result['sft']['final']) / 'training_curves.png'} (SFT)")
     if args.policy:
-        demo_policy_command(str(final), Path(args.output_dir) / "policy", args.seed, not args.quiet)
+        demo_policy_command(Path(args.output_dir) / "policy", args.seed, not args.quiet)
     return 0
 
 
-def demo_policy_command(critic: str, output_dir: Path, seed: int, progress: bool) -> None:
-    """The demo's second half: the critic served over HTTP rewards a policy trained by policy_grpo."""
+def demo_policy_command(output_dir: Path, seed: int, progress: bool) -> None:
+    """The demo's second half: a judge served over HTTP rewards a policy trained by policy_grpo."""
     from critics import demo_policy
 
-    print("\nServing the critic over HTTP and training a policy (two-digit sums) against it ...")
-    result = demo_policy.run(critic, str(output_dir), seed=seed, progress=progress)
-    print(f"critic served at {result['url']} (POST /score), {result['critic_failed']} unreachable, "
+    print("\nTraining a judge on near and far thresholds (the critic above copies a near threshold's "
+          "tens digit, which a policy would exploit), serving it over HTTP, and training a policy "
+          "(two-digit sums) against it ...")
+    result = demo_policy.run(str(output_dir), seed=seed, progress=progress)
+    print_accuracy("judge", result["judge"]["sft"]["metrics"]["after SFT"])
+    print(f"judge served at {result['url']} (POST /score), {result['critic_failed']} unreachable, "
           f"{result['critic_invalid']} without a verdict")
     rewards = result["rewards"]
-    print(f"critic's reward during GRPO: {rewards[0]:.3f} (first steps) -> {rewards[-1]:.3f} (last steps)")
+    print(f"judge's reward during GRPO: {rewards[0]:.3f} (first steps) -> {rewards[-1]:.3f} (last steps)")
     print("Held-out task accuracy of the policy (its sums checked against a+b, which the reward never sees):")
     before, after = result["metrics"]["before"], result["metrics"]["after GRPO"]
     for stage, metrics in (("before", before), ("after GRPO", after)):
         print_accuracy(stage, metrics)
     if rewards[-1] > rewards[0] and after["accuracy"] < before["accuracy"]:
-        print("The critic's reward rose while the task accuracy fell: the policy learned what the critic "
-              "misjudges (see critics/demo_policy.py). Audit a critic before you optimise against it.")
-    print(f"policy checkpoint: {result['final']}")
+        print("The judge's reward rose while the task accuracy fell: the policy learned what the judge "
+              "misjudges. Audit a critic before you optimise against it.")
+    print(f"judge checkpoint: {result['critic']}\npolicy checkpoint: {result['final']}")
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -49,24 +49,33 @@ class DemoSettings:
     grpo_learning_rate: float = 2e-5
     slip_rate: float = 0.7
     margin: int = 3
+    far: tuple[int, ...] = ()  # further offsets, e.g. (9, 10, 11): see ``make_claim``
 
 
-def make_claim(rng: random.Random, margin: int = 3) -> tuple[str, bool]:
-    """A claim "a+b>t", true or false with equal odds: t is 1 to ``margin`` below the sum, or 0 to
-    ``margin`` above it (a false claim's t may equal the sum: "07+45>052" is false, and the
-    policy half of the demo asks the critic exactly that about an answer)."""
+def make_claim(rng: random.Random, margin: int = 3, far: tuple[int, ...] = ()) -> tuple[str, bool]:
+    """A claim "a+b>t", true or false with equal odds: t is 1 to ``margin`` (or a ``far`` offset)
+    below the sum, or 0 to ``margin`` (or a ``far`` offset) above it. A false claim's t may equal
+    the sum ("07+45>052" is false): the policy half of the demo asks the critic exactly that.
+
+    With near offsets only, t nearly always shares the sum's tens digit and a critic learns to
+    copy it; far offsets (a carry's worth away: 9, 10, 11) make that copy fail.
+    """
     a, b = rng.randint(0, 99), rng.randint(0, 99)
     true = rng.random() < 0.5
-    offset = -rng.randint(1, margin) if true else rng.randint(0, margin)
+    if far:
+        near = tuple(range(1, margin + 1))
+        offset = -rng.choice(near + far) if true else rng.choice((0, *near, *far))
+    else:
+        offset = -rng.randint(1, margin) if true else rng.randint(0, margin)
     return f"{a:02d}+{b:02d}>{max(0, a + b + offset):03d}", true and a + b > 0
 
 
-def write_claims(path: Path, n: int, seed: int, margin: int = 3) -> int:
+def write_claims(path: Path, n: int, seed: int, margin: int = 3, far: tuple[int, ...] = ()) -> int:
     """Write claims in the ``solutions`` format (plus malformed rows); return lines written."""
     rng = random.Random(seed)
     rows = []
     for i in range(n):
-        claim, true = make_claim(rng, margin)
+        claim, true = make_claim(rng, margin, far)
         rows.append({"question": f"Is it true that {claim}?", "solution": claim, "is_correct": true,
                      "model": "claims", "group": f"claim-{i}"})
     rows += [{"question": "Is it true that 01+01>001?", "is_correct": True},         # no solution
@@ -112,7 +121,7 @@ def build_dataset(settings: DemoSettings, progress: bool) -> BuildResult:
     """Step 1: generate the claims and build the pointwise dataset (labels from the generator)."""
     out = Path(settings.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_claims(out / "claims.jsonl", settings.n_claims, settings.seed, settings.margin)
+    write_claims(out / "claims.jsonl", settings.n_claims, settings.seed, settings.margin, settings.far)
     config = BuildConfig(sources=[SolutionsSource(path=str(out / "claims.jsonl"))],
                          builder=PointwiseBuilder(label_from="source"),
                          name="demo-sum-claims", output_dir=str(out / "data"), seed=settings.seed)
@@ -128,7 +137,7 @@ def build_dataset(settings: DemoSettings, progress: bool) -> BuildResult:
 
 
 def run(settings: DemoSettings, progress: bool = True) -> dict[str, Any]:
-    """Run the three steps; return paths and held-out accuracies per stage."""
+    """Run the three steps (no GRPO with ``grpo_steps=0``); return paths and held-out accuracies."""
     from critics.models import ModelConfig
     from critics.recipes import critic_rl, sft
     from critics.recipes.common import DataSettings, EvalSettings, RunSettings, TemplateSettings
@@ -153,6 +162,8 @@ def run(settings: DemoSettings, progress: bool = True) -> dict[str, Any]:
                         lr_scheduler_type="cosine", warmup_steps=0.05, per_device_train_batch_size=16,
                         save_steps=settings.sft_steps, logging_steps=10, seed=settings.seed),
         max_length=128), progress=progress)
+    if not settings.grpo_steps:
+        return {"data": data_result, "sft": sft_result, "grpo": None}
     rl_result = critic_rl.run(critic_rl.CriticRLConfig(
         model=ModelConfig(name_or_path=sft_result["final"], device="cpu"), data=data, template=template,
         eval=evaluation, rewards=[PointwiseVerdictReward()],

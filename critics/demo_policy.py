@@ -1,23 +1,21 @@
-r"""The second half of ``critics demo``: serve the demo critic over HTTP and train a policy against it.
+r"""The second half of ``critics demo`` (``--policy``): a critic served over HTTP trains a policy.
 
-1. The policy's task: add two two-digit numbers ("07+45" -> ``\boxed{052}``), working in columns.
+1. The judge: the demo critic of the first half (0.80 held-out) is not fit to train against. Its
+   claims sit within 3 of the sum, so their tens digit is nearly always the sum's and it learned
+   to copy it: served as a policy's reward, it judged answers ten too high right 90-96% of the
+   time, and the policy learned tens errors (task accuracy 0.486 -> 0.386 while the reward rose).
+   So this half trains a judge the same way on claims whose thresholds may also sit 9-11 away,
+   where copying fails, from a teacher without slips (``critics.demo.run`` with ``far``).
+2. The policy's task: add two two-digit numbers ("07+45" -> ``oxed{052}``), working in columns.
    A tiny policy is fine-tuned on the work of a teacher with a habitual slip: in 60% of the sums
    whose units add up to ten or more it writes the units sum one too high ("7+5=13 0+4+1=5
-   \boxed{053}"), so the policy learns the slip as its most likely move there.
-2. The critic from the first half is served by ``critics serve``'s app on a local port.
-3. ``policy_grpo`` trains the policy with one reward, asked of the critic over HTTP: for an
-   answer s, the claim "a+b>s-1" must be judged Correct and "a+b>s" Incorrect, which together
-   hold for s = a+b only. No rule, no gold answer: only the critic's verdicts.
-Held-out task accuracy (the answer checked against a+b) is measured before and after.
-
-What happens, and why it is worth seeing: the critic's reward rises and the task accuracy falls
-(measured: 0.486 -> 0.386 on 1,000 held-out sums, the reward 0.39 -> 0.6). The demo critic
-checks units well but copies the tens digit of the threshold it is shown (its training claims sit
-within 3 of the sum, so their tens digit is nearly always the sum's), so an answer ten off is
-judged right 70-96% of the time against 86% for a right one, and the policy learns tens
-errors. Giving the critic thresholds 9-11 away to break the shortcut made it too weak to learn
-in the demo's budget (0.65). A critic must be audited on the errors a policy will make before it
-is optimised against.
+   oxed{053}"), so the policy learns the slip as its most likely move there.
+3. The judge is served by ``critics serve``'s app on a local port, and ``policy_grpo`` trains the
+   policy with one reward, asked of the judge over HTTP: for an answer s, the claim "a+b>s-1"
+   must be judged Correct and "a+b>s" Incorrect, which together hold for s = a+b only. No rule,
+   no gold answer: only the critic's verdicts.
+Held-out task accuracy (the answer checked against a+b, which the reward never sees) is measured
+before and after.
 """
 
 from __future__ import annotations
@@ -37,6 +35,8 @@ class PolicyDemoSettings:
 
     n_prompts: int = 8000
     eval_size: int = 1000
+    judge_sft_steps: int = 1500
+    judge_far: tuple[int, ...] = (9, 10, 11)
     slip_rate: float = 0.6
     sft_steps: int = 300
     grpo_steps: int = 100
@@ -137,9 +137,19 @@ def warm_start(base: Path, rows: list[dict[str, Any]], settings: PolicyDemoSetti
     return final
 
 
-def run(critic_checkpoint: str, output_dir: str, seed: int = 0, settings: PolicyDemoSettings | None = None,
-        progress: bool = True) -> dict[str, Any]:
-    """Serve the critic, warm-start the policy, train it with ``policy_grpo`` against the critic."""
+def train_judge(output_dir: Path, seed: int, settings: PolicyDemoSettings, progress: bool) -> dict[str, Any]:
+    """The demo critic's recipe on near and far thresholds, a teacher without slips, SFT only."""
+    from critics import demo
+
+    return demo.run(demo.DemoSettings(output_dir=str(output_dir), seed=seed, sft_steps=settings.judge_sft_steps,
+                                      grpo_steps=0, slip_rate=0.0, far=settings.judge_far, eval_size=1000),
+                    progress=progress)
+
+
+def run(output_dir: str, seed: int = 0, settings: PolicyDemoSettings | None = None, progress: bool = True,
+        critic_checkpoint: str | None = None) -> dict[str, Any]:
+    """Train the judge (unless ``critic_checkpoint`` is given), serve it, warm-start the policy and
+    train it with ``policy_grpo`` against the served judge."""
     from critics.models import ModelConfig
     from critics.recipes import policy_grpo
     from critics.recipes.common import RunSettings
@@ -151,6 +161,10 @@ def run(critic_checkpoint: str, output_dir: str, seed: int = 0, settings: Policy
     settings = settings or PolicyDemoSettings()
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    judge = None
+    if critic_checkpoint is None:
+        judge = train_judge(out / "judge", seed, settings, progress)
+        critic_checkpoint = judge["sft"]["final"]
     rows = write_prompts(out / "sum_prompts.jsonl", settings.n_prompts, seed + 1)
     start = warm_start(save_tiny_checkpoint(out / "policy-base", seed=seed + 2), rows, settings,
                        out / "policy-sft", seed, progress)
@@ -172,4 +186,5 @@ def run(critic_checkpoint: str, output_dir: str, seed: int = 0, settings: Policy
               if "reward" in e]
     result["rewards"] = [sum(logged[:4]) / len(logged[:4]), sum(logged[-4:]) / len(logged[-4:])]
     result["url"], result["critic_failed"], result["critic_invalid"] = url, reward.failed, reward.invalid
+    result["judge"], result["critic"] = judge, critic_checkpoint
     return result

@@ -1,7 +1,7 @@
 """The demo learns (marker ``slow``, seeded): a tiny critic from scratch improves with SFT, then
-with GRPO by more than two standard errors. Served over HTTP, it then rewards a tiny policy: the
-loop runs with no lost critic call and its figures are printed (the policy does not improve: it
-exploits what the critic misjudges; see ``critics/demo_policy.py``)."""
+with GRPO by more than two standard errors; a judge trained the same way and served over HTTP is
+then the only reward of a tiny policy, whose held-out task accuracy rises by more than two
+standard errors (``critics/demo_policy.py``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def two_standard_errors(a: dict, b: dict) -> float:
 
 
 @pytest.mark.slow
-def test_demo_critic_learns_then_rewards_a_policy_over_http(tmp_path, capsys):
+def test_demo_critic_learns_and_a_served_judge_teaches_a_policy(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--output-dir", str(out), "--quiet", "--policy"]) == 0
     printed = capsys.readouterr().out
@@ -27,20 +27,23 @@ def test_demo_critic_learns_then_rewards_a_policy_over_http(tmp_path, capsys):
                                  for stage in ("sft", "grpo"))
     before, sft, grpo = sft_metrics["before"], sft_metrics["after SFT"], grpo_metrics["after GRPO"]
     policy = json.loads((out / "policy" / "policy-grpo" / "final" / "metrics.json").read_text())
+    judge = json.loads((out / "policy" / "judge" / "sft" / "final" / "metrics.json").read_text())["after SFT"]
     p_before, p_after = policy["before"], policy["after GRPO"]
     with capsys.disabled():
         print(f"\ncritic held-out accuracy: before {before['accuracy']:.3f}, after SFT {sft['accuracy']:.3f} "
               f"± {sft['stderr']:.3f}, after GRPO {grpo['accuracy']:.3f} ± {grpo['stderr']:.3f} (n={grpo['n']}; "
               f"gain {grpo['accuracy'] - sft['accuracy']:+.3f}, 2 SE = {two_standard_errors(sft, grpo):.3f})")
-        print(f"policy task accuracy (critic's reward only, over HTTP): before {p_before['accuracy']:.3f} "
+        print(f"judge held-out accuracy {judge['accuracy']:.3f} (n={judge['n']}); "
+              f"policy task accuracy (the judge's reward only, over HTTP): before {p_before['accuracy']:.3f} "
               f"± {p_before['stderr']:.3f}, after GRPO {p_after['accuracy']:.3f} ± {p_after['stderr']:.3f} "
               f"(n={p_after['n']}; gain {p_after['accuracy'] - p_before['accuracy']:+.3f}, "
               f"2 SE = {two_standard_errors(p_before, p_after):.3f}); critic calls lost: {policy['critic']}")
     assert sft["accuracy"] >= 0.70
     assert grpo["accuracy"] - sft["accuracy"] >= two_standard_errors(sft, grpo) and grpo["valid"] >= 0.95
+    assert p_after["accuracy"] - p_before["accuracy"] >= two_standard_errors(p_before, p_after)
     assert policy["critic"]["failed_items"] == 0 and p_before["n"] == p_after["n"] == 1000
     final = out / "grpo" / "final"
     assert (final / "README.md").is_file() and (final / "training_curves.png").stat().st_size > 1000
     assert "Held-out accuracy of the critic" in printed and str(final) in printed
     assert "# Data card: demo-sum-claims" in printed and "quarantined" in printed
-    assert "critic served at http://127.0.0.1:" in printed and "critic's reward during GRPO" in printed
+    assert "judge served at http://127.0.0.1:" in printed and "judge's reward during GRPO" in printed
