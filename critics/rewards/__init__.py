@@ -7,6 +7,7 @@ Python callers pass a reward itself (``verdict_reward``, ``PairwiseReward(...)``
 
 from critics.rewards.answer import AnswerReward
 from critics.rewards.base import POLICY_REWARDS, REWARDS, completion_text, reward_rows
+from critics.rewards.refinement import CritiqueRLStageTwoReward, DiscriminationReward, RefCriticReward
 from critics.rewards.verdict import (
     FormatReward,
     PairwiseReward,
@@ -22,6 +23,7 @@ from critics.rewards.verdict import (
 
 __all__ = [
     "POLICY_REWARDS", "REWARDS", "completion_text", "reward_rows", "AnswerReward",
+    "CritiqueRLStageTwoReward", "DiscriminationReward", "RefCriticReward",
     "FormatReward", "PairwiseReward", "PointwiseVerdictReward", "StepIndexReward", "VerdictReward",
     "format_reward", "pairwise_reward", "pointwise_verdict_reward", "step_index_reward", "verdict_reward",
 ]
