@@ -110,8 +110,7 @@ class CriticReward:
                 items.append({"task": "pairwise", "question": question, "response_a": response,
                               "response_b": message_text(references[i], "assistant")})
             else:
-                steps = [line for line in response.splitlines() if line.strip()] or [response]
-                items.append({"task": "step", "question": question, "steps": steps})
+                items.append({"task": "step", "question": question, "steps": split_steps(response)})
         return items
 
     def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
@@ -192,6 +191,15 @@ def message_text(value: Any, role: str) -> str:
     return str(picked[-1].get("content", "")) if picked else ""
 
 
+def split_steps(text: str) -> list[str]:
+    """A response's non-empty lines as the steps a step critic judges (the whole text if none).
+
+    >>> split_steps("2+2=4\\n\\nso 4")
+    ['2+2=4', 'so 4']
+    """
+    return [line for line in text.splitlines() if line.strip()] or [text]
+
+
 def _as_result(critique) -> dict[str, Any]:
     return {"score": critique.score, "critique": critique.text, "valid": critique.verdict.ok}
 
@@ -253,7 +261,7 @@ def _verl_item(task: str, solution: str, ground_truth: Any, extra_info: dict | N
     if task == "pointwise":
         item["response"] = solution
     elif task == "step":
-        item["steps"] = [line for line in solution.splitlines() if line.strip()] or [solution]
+        item["steps"] = split_steps(solution)
     else:
         raise ValueError("verl's compute_score judges one response: use task 'pointwise' or 'step'")
     return item
