@@ -102,8 +102,14 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
 
 
-def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
-    """Build dataclass ``cls`` from a mapping, checking every key and type."""
+def from_dict(cls: type[T], data: Any, prefix: str = "", base: T | None = None) -> T:
+    """Build dataclass ``cls`` from a mapping, checking every key and type.
+
+    A nested section whose field default is a dataclass instance (``default_factory``) starts from
+    that instance, so a recipe's own defaults for a shared settings class survive a YAML file that
+    sets only some of its keys (``critique_rl``'s ``grpo`` keeps group size 4 when YAML sets only
+    ``grpo.max_completion_length``); ``base`` carries that instance down.
+    """
     if isinstance(data, cls):
         return data
     if not isinstance(data, dict):
@@ -116,8 +122,14 @@ def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
         if key not in fields:
             raise ConfigError(f"unknown key '{path}'{did_you_mean(str(key), fields)}")
         registry = fields[key].metadata.get("registry")
-        values[key] = (_from_registry(registry, value, path) if registry is not None
-                       else _coerce(hints[key], value, path))
+        if registry is not None:
+            values[key] = _from_registry(registry, value, path)
+        elif isinstance(value, dict) and _is_dataclass_instance(default := _default(fields[key])):
+            values[key] = from_dict(type(default), value, prefix=f"{path}.", base=default)
+        else:
+            values[key] = _coerce(hints[key], value, path)
+    if base is not None:
+        values = {**{name: getattr(base, name) for name in fields}, **values}
     missing = [name for name, f in fields.items() if name not in values
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
@@ -126,6 +138,16 @@ def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
         return cls(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {exc}") from None
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def _is_dataclass_instance(value: Any) -> bool:
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
 
 
 def _from_registry(registry: Any, value: Any, path: str) -> Any:

@@ -84,3 +84,21 @@ def test_overrides_parse_values_as_yaml_and_reach_nested_keys(tmp_path):
         load_config(Machine, path, ["optim.l=3"])
     with pytest.raises(ConfigError, match="not of the form"):
         apply_overrides({}, ["novalue"])
+
+
+@dataclass
+class Knobs:
+    group: int = 8
+    temperature: float = 1.0
+
+
+@dataclass
+class RecipeWithOwnDefaults:
+    knobs: Knobs = field(default_factory=lambda: Knobs(group=4))
+
+
+def test_a_section_keeps_the_recipe_defaults_yaml_does_not_set():
+    assert from_dict(RecipeWithOwnDefaults, {"knobs": {"temperature": 0.7}}).knobs == Knobs(group=4, temperature=0.7)
+    assert from_dict(RecipeWithOwnDefaults, {}).knobs == Knobs(group=4)
+    with pytest.raises(ConfigError, match="unknown key 'knobs.groups'"):
+        from_dict(RecipeWithOwnDefaults, {"knobs": {"groups": 2}})
