@@ -1,6 +1,7 @@
 """The ``critics`` command: parses arguments, loads a config, calls one function.
 
     critics data build CONFIG [key=value ...]   build a critique dataset (data_pipelines.build)
+    critics data sample CONFIG [k=v ...]        sample an actor's solutions -> on-policy pointwise records
     critics train CONFIG [--resume] [k=v ...]   train a critic with the recipe the config names
     critics demo                                data -> SFT -> GRPO on a laptop, nothing downloaded
     critics serve CHECKPOINT [--port 8000 ...]  serve a critic over HTTP (critics.serving.server)
@@ -44,6 +45,12 @@ def make_parser() -> argparse.ArgumentParser:
                             help="override config keys, e.g. num_proc=2 builder.balance=false")
     data_build.add_argument("--no-progress", action="store_true", help="hide progress bars")
     data_build.set_defaults(func=data_build_command)
+    data_sample = data.add_parser("sample", help="sample an actor's solutions, label them, write pointwise records")
+    data_sample.add_argument("config", help="YAML config (see configs/data/onpolicy_*.yaml)")
+    data_sample.add_argument("overrides", nargs="*", metavar="key=value",
+                             help="override config keys, e.g. sampling.samples=4 actor.model=PATH")
+    data_sample.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    data_sample.set_defaults(func=data_sample_command)
 
     train = verbs.add_parser("train", help="train a critic (the config's `recipe:` picks the recipe)")
     train.add_argument("config", help="YAML config (see configs/recipes/)")
@@ -80,7 +87,7 @@ def add_serve_parser(verbs) -> None:
     serve.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                        help="where the transformers backend runs the model")
     serve.add_argument("--task", choices=["pointwise", "pairwise", "step"], help="the default task of /score items")
-    serve.add_argument("--style", choices=["default", "compact"], help="the prompt template the critic learned")
+    serve.add_argument("--style", choices=["default", "compact", "long_cot"], help="the prompt template the critic learned")
     serve.add_argument("--think", action="store_true", default=None, help="the critic thinks in <think> first")
     serve.add_argument("--max-new-tokens", type=int)
     serve.add_argument("--temperature", type=float)
@@ -108,11 +115,25 @@ def data_build_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def data_sample_command(args: argparse.Namespace) -> int:
+    from critics import onpolicy
+    from critics.config import load_config
+
+    config = load_config(onpolicy.SampleConfig, args.config, args.overrides)
+    report = onpolicy.run(config, progress=not args.no_progress)
+    print(f"wrote {sum(report['labels'].values()):,} records to {config.output_dir}: labels {report['labels']} "
+          f"(before balancing {report['labels_before_balance']}), actor pass@1 {report['pass@1']:.3f}, "
+          f"{report['quarantined']} quarantined")
+    return 0
+
+
 def recipes() -> dict[str, tuple[type, object]]:
     """Recipe name -> (config class, module with ``run``); the one place that lists them."""
-    from critics.recipes import critic_rl, policy_grpo, sft
+    from critics.recipes import critic_rl, critique_rl, policy_grpo, refcritic, sft
 
     return {"sft": (sft.SFTRecipeConfig, sft), "critic_rl": (critic_rl.CriticRLConfig, critic_rl),
+            "critique_rl": (critique_rl.CritiqueRLConfig, critique_rl),
+            "refcritic": (refcritic.RefCriticConfig, refcritic),
             "policy_grpo": (policy_grpo.PolicyGRPOConfig, policy_grpo)}
 
 
@@ -213,7 +234,9 @@ def _pick(values: dict, *names: str) -> dict:
 
 def print_accuracy(stage: str, m: dict) -> None:
     valid = f", valid verdicts {m['valid']:.0%}" if "valid" in m else ""
-    print(f"  {stage:<11} held-out accuracy {m['accuracy']:.3f} ± {m['stderr']:.3f} (n={m['n']}{valid})")
+    refine = (f"; after refinement {m['refine_accuracy']:.3f} (from {m['accuracy_before']:.3f}, "
+              f"change rate {m['change_rate']:.2f})" if "refine_accuracy" in m else "")
+    print(f"  {stage:<11} held-out accuracy {m['accuracy']:.3f} ± {m['stderr']:.3f} (n={m['n']}{valid}){refine}")
 
 
 def print_summary(result) -> None:

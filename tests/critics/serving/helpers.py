@@ -8,9 +8,13 @@ anything else -> ``echo: <message>`` (no verdict).
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
+import sys
 import threading
 import time
 
+import httpx
 import pytest
 
 from critics.serving.backends import Backend
@@ -59,3 +63,29 @@ def wait_until(condition, timeout_s: float = 10.0, what: str = "condition") -> N
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.005)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(checkpoint, port: int, *extra: str) -> subprocess.Popen:
+    """``critics serve`` in a subprocess (compact prompts, 8 new tokens unless ``extra`` says
+    otherwise); returns once ``/health`` answers."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from critics.cli import main; raise SystemExit(main())", "serve", str(checkpoint),
+         "--port", str(port), "--style", "compact", "--max-new-tokens", "8", "--device", "cpu", *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"critics serve exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("critics serve did not become healthy in 120 s")

@@ -10,44 +10,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 
-import httpx
 import pytest
 
 from critics.serving.adapters import compute_score, reward_function
 from critics.tiny import save_tiny_checkpoint
+from tests.critics.serving.helpers import free_port, start_server
 
 STEPS, PROMPTS, GROUP = 6, 2, 4  # 8 completions per step
 KILL_AT, RESTART_AT = 2, 4  # the server is down during steps 2 and 3 (0-based calls of the reward)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(checkpoint, port: int) -> subprocess.Popen:
-    """``critics serve`` in a subprocess; returns once ``/health`` answers."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from critics.cli import main; raise SystemExit(main())", "serve", str(checkpoint),
-         "--port", str(port), "--style", "compact", "--max-new-tokens", "8", "--device", "cpu"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"critics serve exited: {process.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("critics serve did not become healthy in 120 s")
 
 
 @pytest.fixture(scope="module")
