@@ -8,9 +8,12 @@ Step 0: 2*3 = 5
 Step 1: 5+1 = 6
 First wrong step, or -1?
 
-Two styles: ``default`` (a system message and full instructions, for real LLMs) and ``compact``
+Three styles: ``default`` (a system message and full instructions, for real LLMs), ``compact``
 (one short user message, for tiny character-level models trained from scratch: the judged texts
-and a one-line question, without the question for ``pointwise`` and ``step``). ``think=True``
+and a one-line question, without the question for ``pointwise`` and ``step``) and ``long_cot``
+(``default`` plus RefCritic's long chain of thought: step-by-step checking inside
+``<think>``, then a critique with suggestions the author can revise from; it asks for the think
+block itself, so ``think`` adds nothing to it). ``think=True``
 asks for the reasoning inside ``<think> </think>`` first, in LLaVA-Critic-R1's words for
 ``default`` (the instruction EasyR1's format prompt appends) and in a short form for ``compact``.
 Steps are numbered from 0, like the ``step`` task's labels.
@@ -23,13 +26,20 @@ from typing import Any
 
 from data_pipelines.registry import Registry, did_you_mean
 
-STYLES = ("default", "compact")
+STYLES = ("default", "compact", "long_cot")
 SYSTEM_PROMPT = ("You are a meticulous critic. You check solutions and responses carefully, explain "
                  "what is right or wrong in them, and end with a verdict in \\boxed{}.")
 THINK_SUFFIX = ("You FIRST think about the reasoning process as an internal monologue and then provide the "
                 "final answer. The reasoning process MUST BE enclosed within <think> </think> tags. The "
                 "final answer MUST BE put in \\boxed{}.")
 COMPACT_THINK_SUFFIX = "Think in <think> </think> first."
+LONG_COT_INSTRUCTIONS = (
+    "Before you answer, think it through at length inside <think> </think>: go through the solution "
+    "step by step, restate what each step claims, recompute every calculation and check every "
+    "inference, and find the first error if there is one. After </think>, write your critique for "
+    "the author of the solution: summarise what is wrong (or confirm that nothing is), and give "
+    "concrete suggestions for how to correct it, so that the author can revise the solution from "
+    "your critique alone. Then give the verdict in \\boxed{} as asked above.")
 
 Template = Callable[[dict[str, Any], str], str]  # (row, style) -> user message text
 TEMPLATES: Registry[Template] = Registry("template")
@@ -101,8 +111,10 @@ def render(row: dict[str, Any], *, style: str = "default", think: bool = False) 
     """
     if style not in STYLES:
         raise ValueError(f"unknown template style '{style}'{did_you_mean(style, STYLES)}")
-    text = TEMPLATES.get(row.get("task", ""))(row, style)
-    if think:
+    text = TEMPLATES.get(row.get("task", ""))(row, "default" if style == "long_cot" else style)
+    if style == "long_cot":
+        text += "\n\n" + LONG_COT_INSTRUCTIONS
+    elif think:
         text += "\n" + (COMPACT_THINK_SUFFIX if style == "compact" else THINK_SUFFIX)
     user = {"role": "user", "content": text}
     return [user] if style == "compact" else [{"role": "system", "content": SYSTEM_PROMPT}, user]

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -209,7 +210,7 @@ def _filter(dataset, task: str):
 class TemplateSettings:
     """How records become critic prompts (``critics/templates.py``)."""
 
-    style: Literal["default", "compact"] = "default"
+    style: Literal["default", "compact", "long_cot"] = "default"
     think: bool = False
 
 
@@ -277,15 +278,22 @@ def write_run_files(final: Path, config: Any, metrics: dict[str, Any], log_histo
 
 def train_and_finish(config: Any, trainer, data: LoadedData, checkpoint: str | None, *, recipe: str,
                      stage: str, stages: str, rewards: list[str], metrics: dict[str, Any],
-                     progress: bool, extra_limitations: str = "") -> dict[str, Any]:
+                     progress: bool, extra_limitations: str = "",
+                     extra_eval: Callable[[Any, Any], dict[str, float]] | None = None,
+                     evaluate_before: bool = True) -> dict[str, Any]:
     """The part every recipe's ``run`` shares: evaluate, train (or resume), evaluate, then write
-    ``final/`` with the model, run files and model card. ``metrics`` may hold recipe extras."""
+    ``final/`` with the model, run files and model card. ``metrics`` may hold recipe extras;
+    ``extra_eval(model, tokenizer)`` adds its figures to each held-out evaluation; a later stage of
+    a multi-stage recipe skips ``evaluate_before`` (the previous stage's "after" is its "before")."""
     from critics.cards import write_model_card
 
     def held_out():
-        return evaluate(trainer.model, trainer.processing_class, data.eval, config.template, config.eval, progress)
+        result = evaluate(trainer.model, trainer.processing_class, data.eval, config.template, config.eval, progress)
+        if result is not None and extra_eval is not None:
+            result.update(extra_eval(trainer.model, trainer.processing_class))
+        return result
 
-    if checkpoint is None:
+    if checkpoint is None and evaluate_before:
         metrics["before"] = held_out()
     show_progress(trainer, progress)
     trainer.train(resume_from_checkpoint=checkpoint)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from critics.models import ModelConfig, load_causal_lm, lora_config, precision_args
 from critics.recipes.common import (AtomicCheckpoints, DataSettings, EvalSettings, RunSettings,
@@ -25,7 +25,11 @@ class CritiqueSettings:
 
     Args:
         column: the records' column holding one critique (a string) or several (a list).
-        teacher: sample critiques from this checkpoint instead (local path or hub name).
+        teacher: sample critiques from this model instead: a checkpoint or hub name (``transformers``,
+            ``vllm``), or the served model's name (``openai``).
+        backend: what runs the teacher: ``transformers`` (in process), ``vllm`` or ``openai``
+            (any OpenAI-compatible endpoint at ``base_url``).
+        base_url, api_key: the ``openai`` backend's endpoint.
         samples_per_row: teacher samples per record.
         temperature: teacher sampling temperature.
         max_new_tokens: teacher critique length limit.
@@ -34,10 +38,17 @@ class CritiqueSettings:
 
     column: str = "critique"
     teacher: str = ""
+    backend: Literal["transformers", "vllm", "openai"] = "transformers"
+    base_url: str = ""
+    api_key: str = ""
     samples_per_row: int = 4
     temperature: float = 0.7
     max_new_tokens: int = 1024
     keep_per_row: int = 1
+
+    def __post_init__(self) -> None:
+        if self.backend == "openai" and not (self.teacher and self.base_url):
+            raise ValueError("critiques.backend 'openai' needs critiques.teacher (the served name) and critiques.base_url")
 
 
 @dataclass
@@ -88,23 +99,40 @@ def filter_critiques(rows: list[dict[str, Any]], critiques: list[list[str]], tem
 
 def collect_critiques(config: SFTRecipeConfig, dataset) -> list[list[str]]:
     """Critiques per record: from the configured column, or sampled from the teacher."""
-    if config.critiques.teacher:
-        from critics.eval.heldout import generate
+    settings = config.critiques
+    if settings.teacher:
         from critics.templates import render
 
-        teacher, tokenizer = load_causal_lm(ModelConfig(name_or_path=config.critiques.teacher,
-                                                        device=config.model.device))
         conversations = [render(r, style=config.template.style, think=config.template.think)
-                         for r in dataset for _ in range(config.critiques.samples_per_row)]
-        texts = generate(teacher, tokenizer, conversations, max_new_tokens=config.critiques.max_new_tokens,
-                         temperature=config.critiques.temperature)
-        k = config.critiques.samples_per_row
+                         for r in dataset for _ in range(settings.samples_per_row)]
+        texts = _teacher_generate(config, conversations)
+        k = settings.samples_per_row
         return [texts[i:i + k] for i in range(0, len(texts), k)]
     column = config.critiques.column
     if column not in dataset.column_names:
         raise ValueError(f"critiques.column '{column}' is not a column of the training records "
                          f"({', '.join(dataset.column_names)}); set it, or set critiques.teacher")
     return [[c] if isinstance(c, str) else list(c or []) for c in dataset[column]]
+
+
+def _teacher_generate(config: SFTRecipeConfig, conversations: list[list[dict]]) -> list[str]:
+    """One sampled critique per conversation from the configured teacher backend."""
+    settings = config.critiques
+    if settings.backend == "transformers":  # batched with a progress bar, on the recipe's device
+        from critics.eval.heldout import generate
+
+        teacher, tokenizer = load_causal_lm(ModelConfig(name_or_path=settings.teacher, device=config.model.device),
+                                            apply_lora=False)
+        return generate(teacher, tokenizer, conversations, max_new_tokens=settings.max_new_tokens,
+                        temperature=settings.temperature)
+    from critics.serving.backends import make_backend
+
+    options = {"base_url": settings.base_url, "api_key": settings.api_key or None} if settings.backend == "openai" else {}
+    backend = make_backend(settings.backend, settings.teacher, **options)
+    try:
+        return backend.generate(conversations, max_new_tokens=settings.max_new_tokens, temperature=settings.temperature)
+    finally:
+        backend.close()
 
 
 def build(config: SFTRecipeConfig):

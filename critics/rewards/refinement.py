@@ -3,8 +3,10 @@ r"""Rewards for critics that teach (Critique-RL, RefCritic): discrimination and 
 A critique is judged twice: by its verdict against the label (discrimination), and by what a
 frozen actor makes of it (refinement: the actor revises the solution given the critique, and a
 verifier checks the revision against the gold answer). The scoring rules are plain functions;
-the reward classes wire them to an actor with TRL's reward signature. (They join the YAML
-registry with the ``critique_rl`` and ``refcritic`` recipes, which set their actor.)
+the reward classes wire them to an actor with TRL's reward signature; the ``critique_rl`` and
+``refcritic`` recipes configure them and set their actor. Inside a trainer they log the
+discrimination accuracy, the post-refinement accuracy, the four transitions (c->c, c->i, i->c,
+i->i) and the change rate of each batch (``refinement_stats``).
 
 An actor is any object with ``refine(questions, solutions, critiques, n) -> list[list[str]]``
 (``n`` revisions per item), e.g. the actors of ``critics.actors``.
@@ -12,12 +14,14 @@ An actor is any object with ``refine(questions, solutions, critiques, n) -> list
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from critics.rewards.base import completion_text, reward_rows
 from critics.templates import quoted_texts
 from critics.verdicts import parse_verdict
+from data_pipelines.verifiers.math import extract_final_answer
 
 RefineMode = Literal["refine", "delta", "correct"]
 TRANSITIONS = {  # (solution correct before, refined answer correct) -> reward
@@ -98,7 +102,10 @@ class DiscriminationReward:
         rows = reward_rows(len(completions), kwargs)
         verdicts = [parse_verdict(completion_text(c), "pointwise", quoted=quoted_texts({**r, "task": "pointwise"}))
                     for c, r in zip(completions, rows)]
-        return [discrimination_score(v.ok and v.value == r["label"], self.s) for v, r in zip(verdicts, rows)]
+        right = [v.ok and v.value == r["label"] for v, r in zip(verdicts, rows)]
+        _log(kwargs.get("log_metric"), "discrimination", {"accuracy": sum(right) / max(len(right), 1),
+                                                          "valid_verdict": sum(v.ok for v in verdicts) / max(len(right), 1)})
+        return [discrimination_score(ok, self.s) for ok in right]
 
 
 @dataclass(kw_only=True)
@@ -114,25 +121,82 @@ class _RefinementReward:
     samples: int = 1
     verifier_options: dict[str, Any] = field(default_factory=dict)
 
-    def judge(self, completions: list[Any], rows: list[dict[str, Any]]) -> tuple[list[bool | None], list[list[bool]]]:
-        """Per item: whether the verdict is right (None when missing or invalid), and the
-        correctness of each refined answer (empty when the verdict is missing)."""
-        from data_pipelines.verifiers import VERIFIERS
-
+    def judge(self, completions: list[Any], rows: list[dict[str, Any]]) -> list[Judged]:
+        """Per item: whether the verdict is right (None when missing or invalid), and the actor's
+        revisions given the critique (none when the verdict is missing), each verified."""
         if self.actor is None:
             raise ValueError(f"{type(self).__name__} needs an actor (critics.actors) to refine with")
         texts = [completion_text(c) for c in completions]
         verdicts = [parse_verdict(t, "pointwise", quoted=quoted_texts({**r, "task": "pointwise"}))
                     for t, r in zip(texts, rows)]
-        right = [v.value == r["label"] if v.ok else None for v, r in zip(verdicts, rows)]
-        asked = [i for i, ok in enumerate(right) if ok is not None]
-        revisions = self.actor.refine([rows[i]["question"] for i in asked], [rows[i]["response"] for i in asked],
-                                      [texts[i] for i in asked], self.samples) if asked else []
-        check = VERIFIERS.get(self.verifier)
-        refined: list[list[bool]] = [[] for _ in rows]
-        for i, revised in zip(asked, revisions):
-            refined[i] = [check(r, str(rows[i]["gold_answer"]), **self.verifier_options).correct is True for r in revised]
-        return right, refined
+        judged = [Judged(v.value == r["label"] if v.ok else None, r["label"] == "correct") for v, r in zip(verdicts, rows)]
+        asked = [i for i, j in enumerate(judged) if j.verdict_right is not None]
+        outcomes = refine_and_verify(self.actor, [rows[i] for i in asked], [texts[i] for i in asked], self.samples,
+                                     self.verifier, self.verifier_options)
+        for i, (after, changed) in zip(asked, outcomes):
+            judged[i].after, judged[i].changed = after, changed
+        return judged
+
+
+def refine_and_verify(actor: Any, rows: list[dict[str, Any]], critiques: list[str], samples: int = 1,
+                      verifier: str = "math", verifier_options: dict[str, Any] | None = None
+                      ) -> list[tuple[list[bool], list[bool]]]:
+    """Ask ``actor`` for ``samples`` revisions of each row's ``response`` given its critique; per row,
+    whether each revision's answer is correct (against ``gold_answer``) and whether it changed the
+    solution's final answer."""
+    from data_pipelines.verifiers import VERIFIERS
+
+    if not rows:
+        return []
+    check = VERIFIERS.get(verifier)
+    revisions = actor.refine([r["question"] for r in rows], [r["response"] for r in rows], list(critiques), samples)
+    out = []
+    for row, revised in zip(rows, revisions):
+        gold, original = str(row["gold_answer"]), extract_final_answer(row["response"])
+        out.append(([check(r, gold, **(verifier_options or {})).correct is True for r in revised],
+                    [extract_final_answer(r) != original for r in revised]))
+    return out
+
+
+@dataclass
+class Judged:
+    """One critique's fate: its verdict against the label, and the actor's revisions given it."""
+
+    verdict_right: bool | None
+    before: bool  # the judged solution was correct
+    after: list[bool] = field(default_factory=list)  # each revision's answer is correct
+    changed: list[bool] = field(default_factory=list)  # each revision's final answer differs from the solution's
+
+
+def refinement_stats(judged: list[Judged]) -> dict[str, float]:
+    """Discrimination accuracy, post-refinement accuracy, the four transitions and the change rate,
+    as shares (over items for discrimination, over revisions for the rest; missing verdicts count
+    as wrong and their item as unrefined: i->i or c->c).
+
+    >>> stats = refinement_stats([Judged(True, False, [True], [True]), Judged(None, True)])
+    >>> stats["discrimination_accuracy"], stats["refine_accuracy"], stats["i->c"], stats["c->c"], stats["change_rate"]
+    (0.5, 1.0, 0.5, 0.5, 0.5)
+    """
+    counts = Counter()
+    for j in judged:
+        afters = j.after or [j.before]  # unrefined: the solution stands
+        changes = j.changed or [False]
+        for after, changed in zip(afters, changes):
+            weight = 1 / len(afters)
+            counts[f"{'c' if j.before else 'i'}->{'c' if after else 'i'}"] += weight
+            counts["correct after"] += weight * after
+            counts["changed"] += weight * changed
+    n = max(len(judged), 1)
+    return {"discrimination_accuracy": sum(bool(j.verdict_right) for j in judged) / n,
+            "refine_accuracy": counts["correct after"] / n,
+            **{t: counts[t] / n for t in ("c->c", "c->i", "i->c", "i->i")},
+            "change_rate": counts["changed"] / n}
+
+
+def _log(log_metric: Any, prefix: str, stats: dict[str, float]) -> None:
+    if callable(log_metric):
+        for name, value in stats.items():
+            log_metric(f"{prefix}/{name}", value)
 
 
 @dataclass(kw_only=True)
@@ -146,12 +210,12 @@ class CritiqueRLStageTwoReward(_RefinementReward):
 
     def __call__(self, prompts, completions, **kwargs) -> list[float]:
         rows = reward_rows(len(completions), kwargs)
-        right, refined = self.judge(completions, rows)
+        judged = self.judge(completions, rows)
+        _log(kwargs.get("log_metric"), "refine", refinement_stats(judged))
         out = []
-        for ok, row, revisions in zip(right, rows, refined):
-            before = row["label"] == "correct"
-            scores = [stage_two_score(ok, before, after, self.mode, self.discrimination_weight)
-                      for after in revisions] or [-1.0]
+        for j in judged:
+            scores = [stage_two_score(j.verdict_right, j.before, after, self.mode, self.discrimination_weight)
+                      for after in j.after] or [-1.0]
             out.append(sum(scores) / len(scores))
         return out
 
@@ -167,5 +231,6 @@ class RefCriticReward(_RefinementReward):
 
     def __call__(self, prompts, completions, **kwargs) -> list[float]:
         rows = reward_rows(len(completions), kwargs)
-        right, refined = self.judge(completions, rows)
-        return [refcritic_score(ok, revisions, self.lam) for ok, revisions in zip(right, refined)]
+        judged = self.judge(completions, rows)
+        _log(kwargs.get("log_metric"), "refine", refinement_stats(judged))
+        return [refcritic_score(j.verdict_right, j.after, self.lam) for j in judged]

@@ -16,6 +16,10 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 def load_any(path: Path, overrides: list[str] = ()):
     if path.parent.name == "data":
         return load_config(BuildConfig, path, list(overrides))
+    if path.parent.name == "sample":
+        from critics.onpolicy import SampleConfig
+
+        return load_config(SampleConfig, path, list(overrides))
     return load_recipe_config(str(path), list(overrides))[0]
 
 
@@ -37,6 +41,9 @@ def test_every_config_loads(path, monkeypatch):
     ("recipes/critic_rl_pairwise.yaml", "rewards=[{name: pairwize}]", "unknown reward 'pairwize' (did you mean 'pairwise'?)"),
     ("recipes/sft.yaml", "run.learning_rat=1", "unknown key 'run.learning_rat' (did you mean 'learning_rate'?)"),
     ("recipes/critic_rl_step.yaml", "recipe=critic_lr", "did you mean 'critic_rl'?"),
+    ("recipes/critique_rl.yaml", "stage_two.mod=delta", "unknown key 'stage_two.mod' (did you mean 'mode'?)"),
+    ("recipes/refcritic.yaml", "reward.lamda=0.5", "unknown key 'reward.lamda' (did you mean 'lam'?)"),
+    ("sample/gsm8k_onpolicy.yaml", "sampling.sample=4", "unknown key 'sampling.sample' (did you mean 'samples'?)"),
 ])
 def test_a_misspelled_key_names_the_nearest_valid_one(path, override, message, monkeypatch):
     monkeypatch.chdir(CONFIGS.parent)

@@ -1,0 +1,127 @@
+"""What the two-stage teaching recipes (``critique_rl``, ``refcritic``) share.
+
+Each runs one stage into ``output_dir/<stage>/`` and starts the next from that stage's ``final/``
+checkpoint, so the next stage's model (and TRL's KL reference, which GRPO loads from the model's
+own path) is exactly what the previous stage wrote. A LoRA stage is merged into its base first.
+``--resume`` picks up where the run stopped: inside a stage from its newest complete checkpoint,
+or at the start of the next stage once a stage's ``final/`` exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+from typing import Any
+
+from critics.actors import ActorSettings, make_actor
+from critics.recipes.common import RunSettings, latest_checkpoint, resume_point
+
+REFINE_COLUMNS = ("question", "response", "label", "gold_answer")
+
+
+def stage_plan(stage_dir: Path, resume: bool) -> tuple[bool, str | None]:
+    """``(finished, checkpoint to resume from)`` for one stage of a staged run.
+
+    Without ``resume`` a stage folder holding checkpoints is an error (``resume_point``'s), so a
+    run never trains over an earlier one by accident.
+    """
+    if (stage_dir / "final" / "trainer_state.json").is_file() and resume:
+        return True, None
+    if not resume:
+        resume_point(stage_dir, False)
+        return False, None
+    checkpoint = latest_checkpoint(stage_dir)
+    return False, str(checkpoint) if checkpoint else None
+
+
+def stage_run(run: RunSettings, output_dir: Path, max_steps: int) -> RunSettings:
+    """The shared run settings, for one stage (its folder and its number of steps)."""
+    values = {f.name: getattr(run, f.name) for f in dataclasses.fields(RunSettings)}
+    return RunSettings(**{**values, "output_dir": str(output_dir), "max_steps": max_steps})
+
+
+def next_stage_model(stage_dir: Path, lora: bool) -> str:
+    """The checkpoint the next stage starts from: the stage's ``final/``, merged if it is a LoRA adapter."""
+    final = stage_dir / "final"
+    if not lora:
+        return str(final)
+    merged = stage_dir / "merged"
+    if not (merged / "config.json").is_file():
+        from peft import AutoPeftModelForCausalLM
+        from transformers import AutoTokenizer
+
+        staging = stage_dir / ".merged-staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        AutoPeftModelForCausalLM.from_pretrained(str(final)).merge_and_unload().save_pretrained(str(staging))
+        AutoTokenizer.from_pretrained(str(final)).save_pretrained(str(staging))
+        staging.rename(merged)
+    return str(merged)
+
+
+def check_refine_columns(dataset: Any, where: str) -> None:
+    """Refinement needs pointwise records with the question, the judged solution, its label and the gold answer."""
+    if dataset is None or len(dataset) == 0:
+        return
+    missing = [c for c in REFINE_COLUMNS if c not in dataset.column_names]
+    if missing:
+        raise ValueError(f"{where}: refinement needs the columns {', '.join(REFINE_COLUMNS)}; missing "
+                         f"{', '.join(missing)} (pointwise records with gold answers, e.g. from `critics data sample`)")
+    tasks = set(dataset["task"]) if "task" in dataset.column_names else {"pointwise"}
+    if tasks != {"pointwise"}:
+        raise ValueError(f"{where}: refinement judges pointwise records only, found tasks {sorted(tasks)}")
+
+
+def attach_actor(reward: Any, settings: ActorSettings, trainer: Any) -> Any:
+    """Give a refinement reward its actor (the critic under training for ``kind: self``); return the actor."""
+    actor = make_actor(settings, trainer.model, trainer.processing_class)
+    reward.actor = actor
+    return actor
+
+
+def refine_evaluation(rows: Any, actor_settings: ActorSettings, template: Any, eval_settings: Any, *,
+                      samples: int, verifier: str, progress: bool):
+    """``extra_eval`` for ``train_and_finish``: critique-then-refine accuracy on the held-out rows.
+
+    The held-out critiques are greedy; the actor refines every one. A frozen actor is loaded once
+    and reused; ``kind: self`` refines with the model being evaluated.
+    """
+    from critics.eval.refine import critic_critiques, critique_then_refine
+
+    frozen = {}
+
+    def evaluate(model, tokenizer) -> dict[str, float]:
+        if rows is None or len(rows) == 0 or not eval_settings.enabled:
+            return {}
+        if actor_settings.kind == "self":
+            actor = make_actor(actor_settings, model, tokenizer)
+        else:
+            actor = frozen.setdefault("actor", make_actor(actor_settings))
+        was_training = model.training
+        texts = critic_critiques(model, tokenizer, list(rows), style=template.style, think=template.think,
+                                 max_new_tokens=eval_settings.max_new_tokens, batch_size=eval_settings.batch_size,
+                                 progress=progress)
+        result = critique_then_refine(list(rows), texts, actor, samples=samples, verifier=verifier)
+        model.train(was_training)
+        return {"refine_accuracy": result["refine_accuracy"], "refine_stderr": result["stderr"],
+                "accuracy_before": result["accuracy_before"], "change_rate": result["change_rate"],
+                **{t: result[t] for t in ("c->c", "c->i", "i->c", "i->i")}}
+
+    return evaluate
+
+
+def write_recipe_config(final: Path, recipe: str, config: Any) -> None:
+    """Replace a stage's ``critics_config.yaml`` with the whole recipe's config (what ``critics train`` reads)."""
+    import yaml
+
+    from data_pipelines.registry import as_plain
+
+    (final / "critics_config.yaml").write_text(yaml.safe_dump({"recipe": recipe, **as_plain(config)}, sort_keys=False))
+
+
+def stage_metrics(final: Path) -> dict[str, Any]:
+    """The held-out metrics a finished stage wrote (resuming into the next stage carries them on)."""
+    import json
+
+    path = final / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
