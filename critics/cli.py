@@ -5,6 +5,7 @@
     critics train CONFIG [--resume] [k=v ...]   train a critic with the recipe the config names
     critics demo                                data -> SFT -> GRPO on a laptop, nothing downloaded
     critics serve CHECKPOINT [--port 8000 ...]  serve a critic over HTTP (critics.serving.server)
+    critics eval TARGET --bench NAME[:PATH]     evaluate a critic on benchmarks (critics.eval.run)
 """
 
 from __future__ import annotations
@@ -67,7 +68,54 @@ def make_parser() -> argparse.ArgumentParser:
                       help="then train a judge, serve it over HTTP and train a tiny policy against it (about 4 more minutes)")
     demo.set_defaults(func=demo_command)
     add_serve_parser(verbs)
+    add_eval_parser(verbs)
     return parser
+
+
+def add_eval_parser(verbs) -> None:
+    """``critics eval``: the options map one to one onto ``critics.eval.run.EvalConfig``."""
+    ev = verbs.add_parser("eval", help="evaluate a critic on benchmarks (in process, or a server via its URL)")
+    ev.add_argument("target", metavar="CHECKPOINT_OR_URL", help="a checkpoint folder or hub name, or http://host:port")
+    ev.add_argument("--url", action="store_true", help="TARGET is the URL of `critics serve` (also implied by http://)")
+    ev.add_argument("--bench", action="append", required=True, metavar="NAME[:PATH]",
+                    help="processbench, rewardbench, llmbar, hh_rlhf, ultrafeedback, pairwise, judgebench, rmbench, "
+                         "pointwise; PATH reads a local file or folder instead of the hub (repeat for several)")
+    ev.add_argument("--output-dir", default="outputs/eval")
+    ev.add_argument("--samples", type=int, default=1, help="critiques per request, voted (needs --temperature > 0)")
+    ev.add_argument("--temperature", type=float, default=0.0)
+    ev.add_argument("--style", choices=["default", "compact", "long_cot"],
+                    help="the critic's prompt template (default: from the checkpoint's critics_config.yaml)")
+    ev.add_argument("--think", action=argparse.BooleanOptionalAction, default=None)
+    ev.add_argument("--max-new-tokens", type=int, default=1024)
+    ev.add_argument("--batch-size", type=int, default=64, help="requests judged and saved at a time")
+    ev.add_argument("--limit", type=int, default=0, help="items per benchmark (0: all)")
+    ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    ev.add_argument("--api-key", default=None, help="the server's key (default: $CRITICS_API_KEY)")
+    ev.add_argument("--card", action="store_true", help="append the results to the checkpoint's model card")
+    ev.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    ev.set_defaults(func=eval_command)
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    from critics.config import ConfigError
+    from critics.eval.run import EvalConfig, run
+
+    if args.url and not args.target.startswith(("http://", "https://")):
+        args.target = f"http://{args.target}"
+    try:
+        config = EvalConfig(target=args.target, benches=args.bench, output_dir=args.output_dir, samples=args.samples,
+                            temperature=args.temperature, style=args.style, think=args.think,
+                            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,
+                            device=args.device, api_key=args.api_key, card=args.card, progress=not args.no_progress)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(exc.args[0] if exc.args else str(exc)) from None
+    results = run(config)
+    for spec, metrics in results.items():
+        value, label = metrics["headline"]
+        print(f"  {spec:<24} {label} {value:.3f} ({metrics['items']} items, {metrics['quarantined']} quarantined, "
+              f"{metrics['failed_requests']} failed requests)")
+    print(f"report: {config.output_dir}/report.md")
+    return 0
 
 
 def add_serve_parser(verbs) -> None:

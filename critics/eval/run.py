@@ -1,0 +1,285 @@
+"""``critics eval``: run a critic on benchmarks, save every judgment as it comes, score, report, plot.
+
+The critic is a checkpoint (or hub name) judged in process, or a running ``critics serve`` at a
+URL; both go through the same ``Critic`` engine, so greedy results agree. Each benchmark writes
+into ``output_dir/<name>/``: ``predictions.jsonl`` (appended batch by batch, so a long run that
+stops is resumed by running the same command again), ``quarantine.jsonl`` (rows that could not
+be read, with the reason) and ``metrics.json``. The run writes ``metrics.json``, ``report.md`` and
+PNG plots (confusion, accuracy per subset, position bias, accuracy against k) into
+``output_dir``, and with ``card`` appends its table to the checkpoint's model card.
+
+``samples`` k > 1 draws k critiques per request at ``temperature`` and votes (J1 / DeepSeek-GRM
+style test-time scaling); the report gives the headline metric for every j <= k.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from critics.eval.benchmarks import BENCHMARKS, Benchmark, Item, parse_bench
+from critics.eval.metrics import majority_vote
+
+HEADLINE = {"processbench": ("mean_subset_f1", "F1 (mean over subsets)"), "judgebench": ("accuracy", "accuracy"),
+            "rmbench": ("overall", "overall"), "pointwise": ("accuracy", "accuracy")}
+
+
+@dataclass
+class EvalConfig:
+    """One ``critics eval`` run.
+
+    Args:
+        target: a checkpoint folder or hub name (judged in process), or the URL of ``critics serve``.
+        benches: ``NAME`` or ``NAME:PATH`` per benchmark (``critics.eval.benchmarks``).
+        output_dir: where predictions, metrics, the report and plots go.
+        samples: critiques per request; more than 1 votes and needs ``temperature`` > 0.
+        temperature: sampling temperature of a critique (0: greedy).
+        style, think, max_new_tokens: the critic's prompt and length (in process; default: what the
+            checkpoint's ``critics_config.yaml`` says it was trained with, else ``default``).
+        batch_size: requests judged (and saved) at a time.
+        limit: items per benchmark (0: all).
+        device: where an in-process critic runs.
+        api_key: the server's key (else ``CRITICS_API_KEY``).
+        card: append the results to the checkpoint's model card (``README.md``).
+    """
+
+    target: str
+    benches: list[str]
+    output_dir: str = "outputs/eval"
+    samples: int = 1
+    temperature: float = 0.0
+    style: str | None = None
+    think: bool | None = None
+    max_new_tokens: int = 1024
+    batch_size: int = 64
+    limit: int = 0
+    device: str = "auto"
+    api_key: str | None = None
+    card: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.benches:
+            raise ValueError("give at least one --bench")
+        for spec in self.benches:
+            parse_bench(spec)
+        if self.samples < 1:
+            raise ValueError(f"samples must be at least 1, got {self.samples}")
+        if self.samples > 1 and self.temperature <= 0:
+            raise ValueError("samples > 1 votes over sampled critiques: set temperature > 0 (e.g. 1.0)")
+
+    @property
+    def remote(self) -> bool:
+        return self.target.startswith(("http://", "https://"))
+
+
+class Judge:
+    """The critic behind one call: ``judge(payloads) -> [(verdict, score, critique) or None]``
+    (None: the request failed and is retried by the next run)."""
+
+    def __init__(self, config: EvalConfig):
+        self.config = config
+        if config.remote:
+            from critics.serving.adapters import RemoteCritic
+
+            self.remote, self.critic = RemoteCritic(config.target, api_key=config.api_key, timeout=600.0), None
+            self.scalar = None  # known after the first answer
+        else:
+            from critics.serving import Critic
+
+            trained = trained_template(config.target)
+            self.remote = None
+            self.critic = Critic.from_pretrained(
+                config.target, backend_options={"device": config.device},
+                style=config.style or trained.get("style", "default"),
+                think=config.think if config.think is not None else trained.get("think", False),
+                max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                max_batch_size=config.batch_size)
+            self.scalar = self.critic.is_scalar
+
+    def __call__(self, payloads: list[dict[str, Any]]) -> list[tuple[Any, float | None, str] | None]:
+        if self.critic is not None:
+            return [(c.verdict.value, c.score, c.text) for c in self.critic.critique(payloads)]
+        results = self.remote.score(payloads)
+        for r in results:
+            if r is not None and self.scalar is None:
+                self.scalar = r.get("reason") == "scalar score"
+        return [None if r is None else (r.get("verdict"), r.get("score"), r.get("critique", "")) for r in results]
+
+    def close(self) -> None:
+        if self.critic is not None:
+            self.critic.close()
+
+
+def trained_template(target: str) -> dict[str, Any]:
+    """The template a local checkpoint was trained with (its ``critics_config.yaml``), or {}."""
+    path = Path(target) / "critics_config.yaml"
+    if not path.is_file():
+        return {}
+    import yaml
+
+    return (yaml.safe_load(path.read_text()) or {}).get("template") or {}
+
+
+def run(config: EvalConfig, judge: Any = None) -> dict[str, Any]:
+    """Evaluate on every benchmark; returns ``{bench: metrics}`` and writes the outputs.
+
+    ``judge`` replaces the configured critic (any callable with ``Judge``'s interface: the tests'
+    oracle and constant critics).
+    """
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    judge = judge or Judge(config)
+    results: dict[str, Any] = {}
+    try:
+        for spec in config.benches:
+            results[spec] = run_bench(spec, judge, config, out)
+    finally:
+        judge.close()
+    summary = {"target": config.target, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+               "settings": {k: v for k, v in asdict(config).items() if k not in ("api_key", "progress")},
+               "benchmarks": results}
+    (out / "metrics.json").write_text(json.dumps(plain(summary), indent=2, default=_json_default))
+    from critics.eval.report import write_report
+
+    write_report(out, summary)
+    if config.card and not config.remote:
+        append_to_card(Path(config.target), summary)
+    return results
+
+
+def run_bench(spec: str, judge: Judge, config: EvalConfig, out: Path) -> dict[str, Any]:
+    """Load, judge what is not yet saved, vote, score one benchmark."""
+    name, path = parse_bench(spec)
+    folder = out / (name if path is None else f"{name}-{Path(path).stem}")
+    folder.mkdir(parents=True, exist_ok=True)
+    check_settings(folder, config, spec)
+    scalar = judge.scalar if judge.scalar is not None else probe_scalar(judge, name, path)
+    bench: Benchmark = BENCHMARKS.get(name)(path, config.limit or None, scalar)
+    items, quarantine = bench.load()
+    _write_jsonl(folder / "quarantine.jsonl", quarantine)
+    if not items:
+        raise ValueError(f"{spec}: no usable items ({len(quarantine)} quarantined; see {folder / 'quarantine.jsonl'})")
+    saved = judge_missing(items, judge, config, folder / "predictions.jsonl", spec)
+    k = config.samples
+    samples = [[[saved.get(key(n, item.id, r, s)) for s in range(k)] for r in range(len(item.requests))]
+               for n, item in enumerate(items)]
+    failed = sum(v is None for item in samples for request in item for v in request)
+    voted = {j: [[vote(request[:j], scalar) for request in item] for item in samples] for j in range(1, k + 1)}
+    metrics = bench.score(items, voted[k])
+    metrics.update(name=name, path=path, items=len(items), quarantined=len(quarantine), scalar=scalar,
+                   failed_requests=failed, breakdown=bench.breakdown(items, voted[k]),
+                   by_k={j: headline(name, bench.score(items, voted[j]))[0] for j in voted} if k > 1 else {},
+                   headline=headline(name, metrics))
+    (folder / "metrics.json").write_text(json.dumps(plain(metrics), indent=2, default=_json_default))
+    return metrics
+
+
+def key(n: int, item_id: str, request: int, sample: int) -> str:
+    return f"{n}:{item_id}|{request}|{sample}"
+
+
+def judge_missing(items: list[Item], judge: Judge, config: EvalConfig, path: Path, spec: str) -> dict[str, Any]:
+    """Judge every request sample not in ``path`` yet, appending each batch as it finishes."""
+    saved: dict[str, Any] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                saved[row["key"]] = row["value"]
+    todo = [(key(n, item.id, r, s), request.payload) for n, item in enumerate(items)
+            for r, request in enumerate(item.requests) for s in range(config.samples)]
+    todo = [(k, p) for k, p in todo if k not in saved]
+    with path.open("a", encoding="utf-8") as handle, \
+            tqdm(total=len(todo), desc=f"judging {spec}", unit=" request", disable=not config.progress) as bar:
+        for start in range(0, len(todo), config.batch_size):
+            batch = todo[start:start + config.batch_size]
+            answers = judge([p for _, p in batch])
+            for (k, _), answer in zip(batch, answers):
+                if answer is None:  # a failed request: not saved, so the next run retries it
+                    continue
+                verdict, score, text = answer
+                value = score if judge.scalar else verdict
+                saved[k] = value
+                handle.write(json.dumps({"key": k, "value": value, "critique": (text or "")[:4000]}) + "\n")
+            handle.flush()
+            bar.update(len(batch))
+    return saved
+
+
+def vote(values: list[Any], scalar: bool) -> Any:
+    """The voted verdict of a request's samples (a scalar model has one score per request)."""
+    if scalar:
+        return values[0]
+    return majority_vote(values)
+
+
+def probe_scalar(judge: Judge, name: str, path: str | None) -> bool:
+    """Whether a remote critic is a scalar model: judge one request of the benchmark and see."""
+    items, _ = BENCHMARKS.get(name)(path, 1, False).load()
+    if items:
+        judge([items[0].requests[0].payload])
+    return bool(judge.scalar)
+
+
+def headline(name: str, metrics: dict[str, Any]) -> tuple[float, str]:
+    """The one number a benchmark is known by, and its name."""
+    metric, label = HEADLINE.get(name, ("accuracy", "accuracy"))
+    if name not in HEADLINE and not math.isnan(metrics.get("rewardbench_score", float("nan"))):
+        metric, label = "rewardbench_score", "RewardBench score"
+    return metrics[metric], label
+
+
+def check_settings(folder: Path, config: EvalConfig, spec: str) -> None:
+    """Refuse to mix saved predictions made with other settings into this run."""
+    settings = {"target": config.target, "bench": spec, "samples": config.samples, "temperature": config.temperature,
+                "style": config.style, "think": config.think, "max_new_tokens": config.max_new_tokens,
+                "limit": config.limit}
+    path = folder / "settings.json"
+    if path.is_file():
+        before = json.loads(path.read_text())
+        changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
+        if changed:
+            raise ValueError(f"{folder} holds predictions made with other settings ({changed}): use another "
+                             "--output-dir, or delete that folder to start over")
+    path.write_text(json.dumps(settings, indent=2))
+
+
+def append_to_card(checkpoint: Path, summary: dict[str, Any]) -> None:
+    """Append the results table to the checkpoint's ``README.md`` (created if missing)."""
+    from critics.eval.report import results_table
+
+    card = checkpoint / "README.md"
+    text = card.read_text(encoding="utf-8") if card.is_file() else f"# {checkpoint.name}\n"
+    text = text.rstrip("\n") + f"\n\n## Evaluation ({summary['date'][:10]}, `critics eval`)\n\n" + \
+        results_table(summary) + "\n"
+    card.write_text(text, encoding="utf-8")
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=True, default=str) + "\n" for r in rows), encoding="utf-8")
+
+
+def _json_default(value: Any) -> Any:
+    return str(value)
+
+
+def plain(value: Any) -> Any:
+    """``value`` with NaN as None and int keys as strings, for strict JSON.
+
+    >>> plain({"a": float("nan"), 1: [0.5]})
+    {'a': None, '1': [0.5]}
+    """
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
