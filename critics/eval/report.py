@@ -35,7 +35,7 @@ def results_table(summary: dict[str, Any]) -> str:
     lines = ["| benchmark | metric | value | items | quarantined | failed requests |", "|---|---|---:|---:|---:|---:|"]
     for spec, m in summary["benchmarks"].items():
         value, label = m["headline"]
-        lines.append(f"| {spec} | {label} | {_fmt(value)} | {m['items']} | {m['quarantined']} | {m['failed_requests']} |")
+        lines.append(f"| {m.get('label', spec)} | {label} | {_fmt(value)} | {m['items']} | {m['quarantined']} | {m['failed_requests']} |")
     return "\n".join(lines)
 
 
@@ -69,7 +69,7 @@ def write_report(out: Path, summary: dict[str, Any]) -> Path:
              + ", ".join(f"{k}={v}" for k, v in summary["settings"].items() if k not in ("target", "benches")), "",
              results_table(summary), ""]
     for spec, m in summary["benchmarks"].items():
-        lines += [f"## {spec}", ""]
+        lines += [f"## {m.get('label', spec)}", "", f"`{spec}`", ""]
         subsets, counts = subset_values(m), subset_counts(m)
         if subsets:
             lines += ["| subset | value | items |", "|---|---:|---:|"]
@@ -102,7 +102,7 @@ def write_plots(out: Path, summary: dict[str, Any]) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    benches = summary["benchmarks"]
+    benches = {m.get("label", spec): m for spec, m in summary["benchmarks"].items()}
     for spec, m in benches.items():
         table = m.get("breakdown", {}).get("confusion")
         if table:

@@ -168,12 +168,13 @@ def run_bench(spec: str, judge: Judge, config: EvalConfig, out: Path) -> dict[st
         raise ValueError(f"{spec}: no usable items ({len(quarantine)} quarantined; see {folder / 'quarantine.jsonl'})")
     saved = judge_missing(items, judge, config, folder / "predictions.jsonl", spec)
     k = config.samples
-    samples = [[[saved.get(key(n, item.id, r, s)) for s in range(k)] for r in range(len(item.requests))]
-               for n, item in enumerate(items)]
-    failed = sum(v is None for item in samples for request in item for v in request)
+    keys = [[[key(n, item.id, r, s) for s in range(k)] for r in range(len(item.requests))]
+            for n, item in enumerate(items)]
+    failed = sum(kk not in saved for item in keys for request in item for kk in request)  # retried next run
+    samples = [[[saved.get(kk) for kk in request] for request in item] for item in keys]
     voted = {j: [[vote(request[:j], scalar) for request in item] for item in samples] for j in range(1, k + 1)}
     metrics = bench.score(items, voted[k])
-    metrics.update(name=name, path=path, items=len(items), quarantined=len(quarantine), scalar=scalar,
+    metrics.update(name=name, path=path, label=folder.name, items=len(items), quarantined=len(quarantine), scalar=scalar,
                    failed_requests=failed, breakdown=bench.breakdown(items, voted[k]),
                    by_k={j: headline(name, bench.score(items, voted[j]))[0] for j in voted} if k > 1 else {},
                    headline=headline(name, metrics))
@@ -195,7 +196,8 @@ def judge_missing(items: list[Item], judge: Judge, config: EvalConfig, path: Pat
                 saved[row["key"]] = row["value"]
     todo = [(key(n, item.id, r, s), request.payload) for n, item in enumerate(items)
             for r, request in enumerate(item.requests) for s in range(config.samples)]
-    todo = [(k, p) for k, p in todo if k not in saved]
+    # longest first, so each batch pads its prompts to similar lengths (and the first batch shows the peak memory)
+    todo = sorted(((k, p) for k, p in todo if k not in saved), key=lambda kp: -len(json.dumps(kp[1])))
     with path.open("a", encoding="utf-8") as handle, \
             tqdm(total=len(todo), desc=f"judging {spec}", unit=" request", disable=not config.progress) as bar:
         for start in range(0, len(todo), config.batch_size):

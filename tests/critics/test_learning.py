@@ -47,3 +47,17 @@ def test_demo_critic_learns_and_a_served_judge_teaches_a_policy(tmp_path, capsys
     assert "Held-out accuracy of the critic" in printed and str(final) in printed
     assert "# Data card: demo-sum-claims" in printed and "quarantined" in printed
     assert "judge served at http://127.0.0.1:" in printed and "judge's reward during GRPO" in printed
+
+    # critics eval of the demo critic: a report with plots, and the same numbers over HTTP
+    from critics.serving import Critic
+    from critics.serving.server import serve_in_background
+
+    bench = ["--bench", f"pointwise:{out / 'data'}", "--limit", "300", "--max-new-tokens", "64", "--no-progress"]
+    assert main(["eval", str(final), "--output-dir", str(tmp_path / "eval-local"), "--device", "cpu", *bench]) == 0
+    critic = Critic.from_pretrained(str(final), backend_options={"device": "cpu"}, style="compact", max_new_tokens=64)
+    with serve_in_background(critic) as (url, _):
+        assert main(["eval", url, "--output-dir", str(tmp_path / "eval-http"), *bench]) == 0
+    local, remote = (json.loads((tmp_path / where / "metrics.json").read_text())["benchmarks"]
+                     for where in ("eval-local", "eval-http"))
+    assert local == remote and next(iter(local.values()))["accuracy"] >= 0.70
+    assert {"report.md", "subsets.png", "pointwise-data_confusion.png"} <= {p.name for p in (tmp_path / "eval-local").iterdir()}
