@@ -79,7 +79,7 @@ def add_eval_parser(verbs) -> None:
     ev.add_argument("--url", action="store_true", help="TARGET is the URL of `critics serve` (also implied by http://)")
     ev.add_argument("--bench", action="append", required=True, metavar="NAME[:PATH]",
                     help="processbench, rewardbench, llmbar, hh_rlhf, ultrafeedback, pairwise, judgebench, rmbench, "
-                         "pointwise; PATH reads a local file or folder instead of the hub (repeat for several)")
+                         "pointwise, refine, bestofn; PATH reads a local file or folder instead of the hub (repeat for several)")
     ev.add_argument("--output-dir", default="outputs/eval")
     ev.add_argument("--samples", type=int, default=1, help="critiques per request, voted (needs --temperature > 0)")
     ev.add_argument("--temperature", type=float, default=0.0)
@@ -92,6 +92,9 @@ def add_eval_parser(verbs) -> None:
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ev.add_argument("--api-key", default=None, help="the server's key (default: $CRITICS_API_KEY)")
     ev.add_argument("--card", action="store_true", help="append the results to the checkpoint's model card")
+    ev.add_argument("--actor", default="", help="refine: the actor's checkpoint, or the base URL of an OpenAI-compatible endpoint")
+    ev.add_argument("--actor-model", default="", help="refine: the actor's served model name (with a URL --actor)")
+    ev.add_argument("--actor-style", choices=["default", "compact"], default="default")
     ev.add_argument("--no-progress", action="store_true", help="hide progress bars")
     ev.set_defaults(func=eval_command)
 
@@ -106,7 +109,8 @@ def eval_command(args: argparse.Namespace) -> int:
         config = EvalConfig(target=args.target, benches=args.bench, output_dir=args.output_dir, samples=args.samples,
                             temperature=args.temperature, style=args.style, think=args.think,
                             max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,
-                            device=args.device, api_key=args.api_key, card=args.card, progress=not args.no_progress)
+                            device=args.device, api_key=args.api_key, card=args.card, actor=args.actor,
+                            actor_model=args.actor_model, actor_style=args.actor_style, progress=not args.no_progress)
     except (ValueError, KeyError) as exc:
         raise ConfigError(exc.args[0] if exc.args else str(exc)) from None
     results = run(config)

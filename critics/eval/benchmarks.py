@@ -13,6 +13,8 @@ requests (one per response) and its scores are compared. Scoring goes through
 | ``judgebench`` | ``question``, ``response_A``, ``response_B``, ``label`` in {A>B, B>A} | 2: the original order and swapped |
 | ``rmbench`` | ``prompt``, ``chosen[3]``, ``rejected[3]``, ``domain`` | 9: each chosen style against each rejected style |
 | ``pointwise`` | ``question``, ``response``, ``label`` (or ``is_correct``) | 1 pointwise record |
+| ``refine`` | pointwise records with ``gold_answer``; an actor revises from each critique | 1 pointwise record |
+| ``bestofn`` | ``question``, ``gold_answer``, ``solutions`` (N) | N pointwise records |
 
 Paths: ``NAME`` reads the hub copy, ``NAME:PATH`` a local file or folder (``critics eval --bench``).
 """
@@ -54,11 +56,14 @@ class Benchmark:
 
     name: ClassVar[str] = ""
     scalar_ok: ClassVar[bool] = True  # a scalar reward model can be evaluated on it
+    needs_actor: ClassVar[bool] = False  # scoring asks an actor to refine (``critiques`` and ``actor`` set first)
 
     def __init__(self, path: str | None = None, limit: int | None = None, scalar: bool = False):
         if scalar and not self.scalar_ok:
             raise ValueError(f"{self.name} needs a generative critic (verdicts), not a scalar reward model")
         self.path, self.limit, self.scalar = path, limit, scalar
+        self.critiques: list[list[str]] = []  # per item, per request: the critique text (``needs_actor``)
+        self.actor: Any = None
 
     def load(self) -> tuple[list[Item], list[dict[str, Any]]]:
         """``(items, quarantine)``: every row becomes an item or a quarantine entry with its reason."""
@@ -322,6 +327,67 @@ class PointwiseEval(Benchmark):
             row = table.setdefault(item.info["label"], {})
             row[str(v) if v is not None else "invalid"] = row.get(str(v) if v is not None else "invalid", 0) + 1
         return {"confusion": table}
+
+
+@BENCHMARKS.register("refine")
+class RefineEval(PointwiseEval):
+    """Critique-then-refine (Critique-RL): the critic critiques each labelled solution, a frozen actor
+    (``--actor``) revises it from the critique, the verifier checks the revision against ``gold_answer``."""
+
+    name = "refine"
+    needs_actor: ClassVar[bool] = True
+
+    def item(self, rid, row, index):
+        item = super().item(rid, row, index)
+        item.info.update(question=row["question"], response=row["response"],
+                         gold_answer=_require(row, "gold_answer", (str, int, float)),
+                         verifier=row.get("verifier") if row.get("verifier") not in (None, "source") else "math")
+        return item
+
+    def score(self, items, verdicts):
+        from critics.eval.refine import critique_then_refine
+
+        rows = [{**i.info, "gold_answer": str(i.info["gold_answer"])} for i in items]
+        verifier = rows[0]["verifier"] if rows else "math"
+        result = critique_then_refine(rows, [texts[0] or "" for texts in self.critiques], self.actor, verifier=verifier)
+        return {**result, **{k: v for k, v in super().score(items, verdicts).items() if k == "label_accuracy"}}
+
+
+@BENCHMARKS.register("bestofn")
+class BestOfNEval(Benchmark):
+    """Majority voting over N solutions per question, critic-filtered against unfiltered (RefCritic):
+    rows with ``question``, ``gold_answer`` and ``solutions`` (a list)."""
+
+    name = "bestofn"
+    scalar_ok = False
+
+    def rows(self):
+        if not self.path:
+            raise ValueError("bestofn needs a local path: bestofn:PATH (JSON(L) with question, gold_answer, solutions)")
+        return _raw_rows(self.path, "", "test")
+
+    def item(self, rid, row, index):
+        from data_pipelines.verifiers import VERIFIERS
+
+        question, gold = _require(row, "question"), str(_require(row, "gold_answer", (str, int, float)))
+        solutions = _require(row, "solutions", list)
+        if not solutions or not all(isinstance(t, str) for t in solutions):
+            raise RowError("solutions must be a non-empty list of strings")
+        check = VERIFIERS.get(row.get("verifier") or "math")
+        expected = ["correct" if check(t, gold).correct else "incorrect" for t in solutions]
+        requests = [Request({"task": "pointwise", "question": question, "response": t}, e)
+                    for t, e in zip(solutions, expected)]
+        return Item(str(row.get("id", rid)), "all", requests, {"gold_answer": gold, "solutions": solutions})
+
+    def score(self, items, verdicts):
+        from critics.eval.refine import filtered_majority_vote
+
+        n = max(len(i.requests) for i in items)
+        ks = sorted({k for k in (1, 2, 4, 8, 16, 32, 64, n) if k <= n})
+        questions = [{"gold_answer": i.info["gold_answer"], "solutions": i.info["solutions"],
+                      "verdicts": [v == "correct" for v in vs]} for i, vs in zip(items, verdicts)]
+        votes = filtered_majority_vote(questions, ks)
+        return {"filtered": votes[n]["filtered"], "unfiltered": votes[n]["unfiltered"], "by_n": votes, "n": len(items)}
 
 
 def parse_bench(spec: str) -> tuple[str, str | None]:

@@ -27,7 +27,9 @@ from critics.eval.benchmarks import BENCHMARKS, Benchmark, Item, parse_bench
 from critics.eval.metrics import majority_vote
 
 HEADLINE = {"processbench": ("mean_subset_f1", "F1 (mean over subsets)"), "judgebench": ("accuracy", "accuracy"),
-            "rmbench": ("overall", "overall"), "pointwise": ("accuracy", "accuracy")}
+            "rmbench": ("overall", "overall"), "pointwise": ("accuracy", "accuracy"),
+            "refine": ("refine_accuracy", "accuracy after refinement"),
+            "bestofn": ("filtered", "majority vote over critic-accepted solutions")}
 
 
 @dataclass
@@ -47,6 +49,9 @@ class EvalConfig:
         device: where an in-process critic runs.
         api_key: the server's key (else ``CRITICS_API_KEY``).
         card: append the results to the checkpoint's model card (``README.md``).
+        actor: for ``refine``: the actor's checkpoint, or the base URL of an OpenAI-compatible endpoint
+            (then ``actor_model`` is its served model name).
+        actor_style: the actor's prompts (``critics.actors``).
     """
 
     target: str
@@ -62,6 +67,9 @@ class EvalConfig:
     device: str = "auto"
     api_key: str | None = None
     card: bool = False
+    actor: str = ""
+    actor_model: str = ""
+    actor_style: str = "default"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -73,6 +81,8 @@ class EvalConfig:
             raise ValueError(f"samples must be at least 1, got {self.samples}")
         if self.samples > 1 and self.temperature <= 0:
             raise ValueError("samples > 1 votes over sampled critiques: set temperature > 0 (e.g. 1.0)")
+        if any(BENCHMARKS.get(parse_bench(s)[0]).needs_actor for s in self.benches) and not self.actor:
+            raise ValueError("the refine benchmark needs an actor: --actor CHECKPOINT (or --actor URL --actor-model NAME)")
 
     @property
     def remote(self) -> bool:
@@ -127,11 +137,11 @@ def trained_template(target: str) -> dict[str, Any]:
     return (yaml.safe_load(path.read_text()) or {}).get("template") or {}
 
 
-def run(config: EvalConfig, judge: Any = None) -> dict[str, Any]:
+def run(config: EvalConfig, judge: Any = None, actor: Any = None) -> dict[str, Any]:
     """Evaluate on every benchmark; returns ``{bench: metrics}`` and writes the outputs.
 
     ``judge`` replaces the configured critic (any callable with ``Judge``'s interface: the tests'
-    oracle and constant critics).
+    oracle and constant critics); ``actor`` replaces the configured actor of ``refine``.
     """
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -139,7 +149,7 @@ def run(config: EvalConfig, judge: Any = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         for spec in config.benches:
-            results[spec] = run_bench(spec, judge, config, out)
+            results[spec] = run_bench(spec, judge, config, out, actor)
     finally:
         judge.close()
     summary = {"target": config.target, "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -154,7 +164,7 @@ def run(config: EvalConfig, judge: Any = None) -> dict[str, Any]:
     return results
 
 
-def run_bench(spec: str, judge: Judge, config: EvalConfig, out: Path) -> dict[str, Any]:
+def run_bench(spec: str, judge: Judge, config: EvalConfig, out: Path, actor: Any = None) -> dict[str, Any]:
     """Load, judge what is not yet saved, vote, score one benchmark."""
     name, path = parse_bench(spec)
     folder = out / (name if path is None else f"{name}-{Path(path).stem}")
@@ -166,12 +176,15 @@ def run_bench(spec: str, judge: Judge, config: EvalConfig, out: Path) -> dict[st
     _write_jsonl(folder / "quarantine.jsonl", quarantine)
     if not items:
         raise ValueError(f"{spec}: no usable items ({len(quarantine)} quarantined; see {folder / 'quarantine.jsonl'})")
-    saved = judge_missing(items, judge, config, folder / "predictions.jsonl", spec)
+    saved, texts = judge_missing(items, judge, config, folder / "predictions.jsonl", spec)
     k = config.samples
     keys = [[[key(n, item.id, r, s) for s in range(k)] for r in range(len(item.requests))]
             for n, item in enumerate(items)]
     failed = sum(kk not in saved for item in keys for request in item for kk in request)  # retried next run
     samples = [[[saved.get(kk) for kk in request] for request in item] for item in keys]
+    if bench.needs_actor:
+        bench.critiques = [[texts.get(request[0], "") for request in item] for item in keys]
+        bench.actor = actor or make_eval_actor(config)
     voted = {j: [[vote(request[:j], scalar) for request in item] for item in samples] for j in range(1, k + 1)}
     metrics = bench.score(items, voted[k])
     metrics.update(name=name, path=path, label=folder.name, items=len(items), quarantined=len(quarantine), scalar=scalar,
@@ -186,14 +199,17 @@ def key(n: int, item_id: str, request: int, sample: int) -> str:
     return f"{n}:{item_id}|{request}|{sample}"
 
 
-def judge_missing(items: list[Item], judge: Judge, config: EvalConfig, path: Path, spec: str) -> dict[str, Any]:
-    """Judge every request sample not in ``path`` yet, appending each batch as it finishes."""
+def judge_missing(items: list[Item], judge: Judge, config: EvalConfig, path: Path,
+                  spec: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Judge every request sample not in ``path`` yet, appending each batch as it finishes;
+    returns the verdicts (or scores) and the critiques by key."""
     saved: dict[str, Any] = {}
+    texts: dict[str, str] = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
-                saved[row["key"]] = row["value"]
+                saved[row["key"]], texts[row["key"]] = row["value"], row.get("critique", "")
     todo = [(key(n, item.id, r, s), request.payload) for n, item in enumerate(items)
             for r, request in enumerate(item.requests) for s in range(config.samples)]
     # longest first, so each batch pads its prompts to similar lengths (and the first batch shows the peak memory)
@@ -208,11 +224,22 @@ def judge_missing(items: list[Item], judge: Judge, config: EvalConfig, path: Pat
                     continue
                 verdict, score, text = answer
                 value = score if judge.scalar else verdict
-                saved[k] = value
+                saved[k], texts[k] = value, text or ""
                 handle.write(json.dumps({"key": k, "value": value, "critique": (text or "")[:4000]}) + "\n")
             handle.flush()
             bar.update(len(batch))
-    return saved
+    return saved, texts
+
+
+def make_eval_actor(config: EvalConfig):
+    """The actor of the ``refine`` benchmark: a checkpoint in process, or an OpenAI-compatible endpoint."""
+    from critics.actors import ActorSettings, make_actor
+
+    if config.actor.startswith(("http://", "https://")):
+        return make_actor(ActorSettings(kind="openai", model=config.actor_model or "actor", base_url=config.actor,
+                                        style=config.actor_style, max_new_tokens=config.max_new_tokens))
+    return make_actor(ActorSettings(kind="transformers", model=config.actor, style=config.actor_style,
+                                    max_new_tokens=config.max_new_tokens, device=config.device))
 
 
 def vote(values: list[Any], scalar: bool) -> Any:

@@ -231,3 +231,49 @@ def test_critics_eval_in_process_and_over_http_give_the_same_numbers(tmp_path, f
         for name in ("accuracy", "mean_subset_f1", "subsets", "breakdown"):
             assert local[spec].get(name) == remote[spec].get(name), (spec, name)
     assert "## Evaluation (" in (tiny / "README.md").read_text()
+
+
+class FixActor:
+    """Revises to the number after "fix:" in the critique, else keeps the solution."""
+
+    def refine(self, questions, solutions, critiques, n=1):
+        return [[f"\\boxed{{{c.split('fix:')[1].split()[0]}}}" if "fix:" in c else s] * n
+                for s, c in zip(solutions, critiques)]
+
+
+class Fixer:
+    """A critic whose critique of a wrong sum carries the fix (the gold is in the question here)."""
+
+    scalar = False
+
+    def __call__(self, payloads):
+        out = []
+        for p in payloads:
+            gold = p["question"].split("=")[1]
+            right = p["response"].endswith(f"{{{gold}}}")
+            out.append(("correct" if right else "incorrect", None,
+                        "\\boxed{Correct}" if right else f"\\boxed{{Incorrect}} fix:{gold}"))
+        return out
+
+    def close(self):
+        pass
+
+
+def test_critique_then_refine_and_critic_filtered_best_of_n(tmp_path):
+    refine = write_json(tmp_path / "refine.jsonl", [
+        {"question": f"1+{i}={1 + i}", "response": f"\\boxed{{{1 + i + i % 2}}}", "gold_answer": str(1 + i),
+         "label": "incorrect" if i % 2 else "correct"} for i in range(6)])
+    bestofn = write_json(tmp_path / "bestofn.jsonl", [
+        {"question": "2+2=4", "gold_answer": "4", "solutions": ["\\boxed{5}", "\\boxed{5}", "\\boxed{4}", "\\boxed{4}",
+                                                                "\\boxed{5}"]},
+        {"question": "1+1=2", "gold_answer": "2", "solutions": ["\\boxed{3}", "\\boxed{2}", "\\boxed{3}"]}])
+    config = EvalConfig(target="ckpt", benches=[f"refine:{refine}", f"bestofn:{bestofn}"], actor="scripted",
+                        output_dir=str(tmp_path / "eval"), progress=False)
+    results = run(config, judge=Fixer(), actor=FixActor())
+    r = results[config.benches[0]]
+    assert (r["accuracy_before"], r["refine_accuracy"], r["i->c"], r["discrimination_accuracy"]) == (0.5, 1.0, 0.5, 1.0)
+    b = results[config.benches[1]]
+    assert (b["unfiltered"], b["filtered"]) == (0.0, 1.0)  # the wrong answer wins the plain vote both times
+    assert b["by_n"][1] == {"unfiltered": 0.0, "filtered": 0.0, "n": 2, "kept": 1.0}  # one solution: nothing to filter
+    with pytest.raises(ValueError, match="needs an actor"):
+        EvalConfig(target="ckpt", benches=[f"refine:{refine}"])
