@@ -17,9 +17,20 @@ The task: add two two-digit numbers in columns ("07+45" -> "7+5=12 0+4+1=5 \boxe
   after each stage, discrimination accuracy and the actor's accuracy after refining from the
   critic's greedy critiques, on fresh questions.
 
-    python benchmarks/critique_rl_experiment.py [--output-dir DIR] [--seed 0] [--quick]
+    python benchmarks/critique_rl_experiment.py [--output-dir DIR] [--seed 0]
 
-Prints the table quoted in the issue notes; ``--quick`` is a smoke run with tiny budgets.
+Prints the table quoted in the issue notes (about 20 minutes on 2 CPU cores, 11 of them training the
+actor, which a second run in the same folder reuses). Seed 0, measured 2026-11-27:
+
+| critic | discrimination acc | refine acc | c->c | c->i | i->c | i->i | change rate |
+|---|---:|---:|---:|---:|---:|---:|---:|
+| before (SFT) | 0.895 ± 0.013 | 0.501 ± 0.021 | 0.499 | 0.000 | 0.002 | 0.499 | 0.002 |
+| after stage I | 0.894 ± 0.013 | 0.495 ± 0.021 | 0.494 | 0.005 | 0.002 | 0.499 | 0.011 |
+| after stage II | 0.895 ± 0.013 | 0.877 ± 0.014 | 0.405 | 0.094 | 0.472 | 0.029 | 0.584 |
+
+The c->i share after stage II is the critic's own arithmetic slips: it now attaches a fix to every
+"Incorrect", including its wrong ones on correct solutions (units sums of ten or more written one
+low), which the actor then copies.
 """
 
 from __future__ import annotations
@@ -50,10 +61,6 @@ class Budget:
     stage_two_steps: int = 60
     hint_rate: float = 0.3
     slip_rate: float = 0.6
-
-
-QUICK = Budget(questions=200, held_out=64, samples=2, actor_steps=20, critic_steps=20, stage_one_steps=2,
-               stage_two_steps=2)
 
 
 def teacher_critique(response: str, hint: bool) -> str | None:
@@ -152,9 +159,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output-dir", default="outputs/critique_rl_experiment")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run, not an experiment")
     args = parser.parse_args()
-    budget = QUICK if args.quick else Budget()
+    budget = Budget()
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
