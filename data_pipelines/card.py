@@ -31,8 +31,11 @@ def dataset_stats(config: Any, records: Sequence[Record], quarantine: list[dict]
 
 
 def label_counts(records: Sequence[Record]) -> dict[str, int]:
-    """How many records carry each label (``same_policy`` for reference records)."""
+    """How many records carry each label (``same_policy`` for reference records; none for record
+    types without a label, such as POLAR's triples and preference records, whose roles are fixed)."""
     field = "same_policy" if records and records[0].task == "reference" else "label"
+    if records and not hasattr(records[0], field):
+        return {}
     return {str(k): v for k, v in sorted(Counter(getattr(r, field, None) for r in records).items(),
                                           key=lambda kv: str(kv[0]))}
 

@@ -11,6 +11,8 @@ so one dataset serves every recipe. One task per record kind (see DESIGN.md):
 | step | ``label`` = index of the first wrong step, -1 if none |
 | reference | ``same_policy`` |
 | adversarial | validator spec: ``tests``, ``reference_solution``, ``facts`` |
+| polar_triple | none: ``positive`` shares the ``reference``'s policy, ``negative`` does not |
+| polar_preference | none: ``chosen`` over ``rejected``, given the ``reference`` |
 
 ``source`` says where a row came from; ``verifier`` says how its label was computed.
 
@@ -209,3 +211,61 @@ def record_from_row(row: dict[str, Any]) -> Record:
     cls = RECORD_TYPES[task]
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in row.items() if k in names})
+
+
+@dataclass
+class PolarTripleRecord(Record):
+    """POLAR pre-training: a reference, a positive from the reference's own policy, a negative
+    from another policy, for one prompt. The positive shares ``reference_model``.
+
+    >>> PolarTripleRecord(id="x", source="s", question="q", reference="r", positive="p",
+    ...                   negative="n", reference_model="A", negative_model="A").validate()
+    Traceback (most recent call last):
+    ...
+    data_pipelines.schema.RecordError: negative_model must differ from reference_model (both 'A')
+    """
+
+    reference: str
+    positive: str
+    negative: str
+    reference_model: str
+    negative_model: str
+
+    task: ClassVar[str] = "polar_triple"
+    text_fields: ClassVar[tuple[str, ...]] = ("id", "source", "question", "reference", "positive",
+                                              "negative", "reference_model", "negative_model")
+
+    def check_label(self) -> None:
+        if self.reference_model == self.negative_model:
+            raise RecordError("negative_model must differ from reference_model "
+                              f"(both {self.reference_model!r})")
+
+
+@dataclass
+class PolarPreferenceRecord(Record):
+    """POLAR fine-tuning: a reference (a human-preferred answer), then ``chosen`` over ``rejected``.
+
+    >>> PolarPreferenceRecord(id="x", source="s", question="q", reference="r", chosen="c",
+    ...                       rejected="r").validate()
+    Traceback (most recent call last):
+    ...
+    data_pipelines.schema.RecordError: reference equals rejected: the label would contradict the reference
+    """
+
+    reference: str
+    chosen: str
+    rejected: str
+
+    task: ClassVar[str] = "polar_preference"
+    text_fields: ClassVar[tuple[str, ...]] = ("id", "source", "question", "reference", "chosen", "rejected")
+
+    def check_label(self) -> None:
+        if self.chosen.strip() == self.rejected.strip():
+            raise RecordError("chosen and rejected are identical")
+        if self.reference.strip() == self.rejected.strip():
+            raise RecordError("reference equals rejected: the label would contradict the reference")
+
+
+# the POLAR tasks join the table here, after the original five, whose order is unchanged
+RECORD_TYPES.update({cls.task: cls for cls in (PolarTripleRecord, PolarPreferenceRecord)})
+TASKS[:] = list(RECORD_TYPES)
