@@ -138,7 +138,8 @@ def add_serve_parser(verbs) -> None:
     serve.add_argument("--base-url", help="the OpenAI-compatible endpoint (--backend openai only)")
     serve.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                        help="where the transformers backend runs the model")
-    serve.add_argument("--task", choices=["pointwise", "pairwise", "step"], help="the default task of /score items")
+    serve.add_argument("--task", choices=["pointwise", "pairwise", "step", "reference"],
+                       help="the default task of /score items (a POLAR checkpoint: reference)")
     serve.add_argument("--style", choices=["default", "compact", "long_cot"], help="the prompt template the critic learned")
     serve.add_argument("--think", action="store_true", default=None, help="the critic thinks in <think> first")
     serve.add_argument("--max-new-tokens", type=int)
@@ -181,11 +182,12 @@ def data_sample_command(args: argparse.Namespace) -> int:
 
 def recipes() -> dict[str, tuple[type, object]]:
     """Recipe name -> (config class, module with ``run``); the one place that lists them."""
-    from critics.recipes import critic_rl, critique_rl, policy_grpo, refcritic, sft
+    from critics.recipes import critic_rl, critique_rl, polar, policy_grpo, refcritic, sft
 
     return {"sft": (sft.SFTRecipeConfig, sft), "critic_rl": (critic_rl.CriticRLConfig, critic_rl),
             "critique_rl": (critique_rl.CritiqueRLConfig, critique_rl),
             "refcritic": (refcritic.RefCriticConfig, refcritic),
+            "polar": (polar.PolarConfig, polar),
             "policy_grpo": (policy_grpo.PolicyGRPOConfig, policy_grpo)}
 
 

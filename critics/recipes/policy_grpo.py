@@ -39,11 +39,12 @@ class CriticRewardSettings:
     """The critic whose scores reward the policy (``critics.serving``); set ``url`` or ``checkpoint``.
 
     ``response_format`` is what the critic sees as the response (``reward_function``'s option).
+    ``task: reference`` scores with a POLAR checkpoint against the dataset's ``reference_column``.
     """
 
     url: str = ""
     checkpoint: str = ""
-    task: Literal["pointwise", "pairwise", "step"] = "pointwise"
+    task: Literal["pointwise", "pairwise", "step", "reference"] = "pointwise"
     style: Literal["default", "compact"] = "default"
     think: bool = False
     max_new_tokens: int = 512

@@ -79,8 +79,8 @@ class CriticReward:
     def __init__(self, critic_or_url: Any, *, task: str = "pointwise", reference_column: str = "reference",
                  response_format: str = "{completion}", api_key: str | None = None, timeout: float = 60.0,
                  max_items_per_request: int = 64):
-        if task not in ("pointwise", "pairwise", "step"):
-            raise ValueError(f"task must be pointwise, pairwise or step, got {task!r}")
+        if task not in ("pointwise", "pairwise", "step", "reference"):
+            raise ValueError(f"task must be pointwise, pairwise, step or reference, got {task!r}")
         self.task, self.reference_column, self.timeout = task, reference_column, timeout
         self.response_format = response_format
         if isinstance(critic_or_url, str):
@@ -103,12 +103,14 @@ class CriticReward:
                                                         "completion": message_text(completion, "assistant")})
             if self.task == "pointwise":
                 items.append({"task": "pointwise", "question": question, "response": response})
-            elif self.task == "pairwise":
+            elif self.task in ("pairwise", "reference"):
                 if references is None:
-                    raise ValueError(f"a pairwise critic reward compares each completion with the "
+                    raise ValueError(f"a {self.task} critic reward compares each completion with the "
                                      f"'{self.reference_column}' column, which the dataset lacks")
-                items.append({"task": "pairwise", "question": question, "response_a": response,
-                              "response_b": message_text(references[i], "assistant")})
+                reference = message_text(references[i], "assistant")
+                items.append({"task": "pairwise", "question": question, "response_a": response, "response_b": reference}
+                             if self.task == "pairwise" else
+                             {"task": "reference", "question": question, "reference": reference, "response": response})
             else:
                 items.append({"task": "step", "question": question, "steps": split_steps(response)})
         return items
@@ -163,7 +165,8 @@ def reward_function(critic_or_url: Any, *, task: str = "pointwise", asynchronous
     Args:
         critic_or_url: a ``Critic``, or the URL of ``critics serve`` (``http://host:port``).
         task: how the critic judges a completion: ``pointwise`` (correct?), ``pairwise``
-            (better than the dataset's ``reference_column``?) or ``step`` (lines as steps).
+            (better than the dataset's ``reference_column``?), ``step`` (lines as steps) or
+            ``reference`` (a POLAR model's score of the completion against ``reference_column``).
         asynchronous: return a coroutine function (TRL awaits it alongside other rewards).
         options: ``reference_column``; ``response_format``, what the critic is shown as the
             response: a format string over ``completion``, ``question`` and the dataset's columns

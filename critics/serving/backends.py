@@ -22,6 +22,7 @@ class Backend:
     name = "backend"
     supports_soft = False
     is_scalar = False
+    polar = None  # a POLAR checkpoint's token budgets (``critics.polar``): it scores candidates against references
 
     def generate(self, conversations: Sequence[Conversation], *, max_new_tokens: int,
                  temperature: float) -> list[str]:
@@ -34,6 +35,10 @@ class Backend:
 
     def scalar_scores(self, conversations: Sequence[Conversation]) -> list[float]:
         raise NotImplementedError(f"the {self.name} backend serves no scalar model")
+
+    def polar_scores(self, rows: Sequence[dict[str, Any]]) -> list[float]:
+        """POLAR rewards of ``{"question", "reference", "response"}`` rows."""
+        raise NotImplementedError(f"the {self.name} backend serves no POLAR model")
 
     def close(self) -> None:
         """Release what the backend holds (threads, clients)."""
@@ -67,6 +72,9 @@ class TransformersBackend(Backend):
                 a.endswith("ForSequenceClassification") for a in model.config.architectures)
         self.model, self.tokenizer = model.eval(), tokenizer
         self.torch = torch
+        from critics.polar import load_polar_config
+
+        self.polar = load_polar_config(path_or_name) if self.is_scalar else None
 
     def _encode(self, texts: Sequence[str], padding_side: str = "left"):
         self.tokenizer.padding_side = padding_side
@@ -114,6 +122,12 @@ class TransformersBackend(Backend):
         with self.torch.inference_mode():
             logits = self.model(**encoded).logits
         return [float(x) for x in logits[:, 0].float()]
+
+
+    def polar_scores(self, rows):
+        from critics.polar import polar_scores
+
+        return polar_scores(self.model, self.tokenizer, rows, self.polar, batch_size=max(len(rows), 1))
 
 
 def _is_classifier(path_or_name: str, trust_remote_code: bool) -> bool:

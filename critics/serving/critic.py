@@ -16,6 +16,7 @@ task (DESIGN.md, "Records"): ``question`` and ``response`` (pointwise); ``questi
 | pairwise | preference for A: 1.0 for ``\boxed{A}``, 0.0 for ``\boxed{B}``; with ``soft``, P(A) |
 | step | share of steps before the first wrong one: 1.0 for ``\boxed{-1}``, k / len(steps) for ``\boxed{k}`` |
 | scalar checkpoint | the model's logit |
+| reference (a POLAR checkpoint) | the logit at the reward token: the candidate ``response`` against ``reference`` |
 
 An output without a valid verdict scores ``None``: callers decide what that means, it never
 silently becomes a zero. ``soft`` reads the verdict's probability from the model (the two
@@ -36,7 +37,8 @@ from critics.serving.batcher import DynamicBatcher
 from critics.templates import quoted_texts, render
 from critics.verdicts import VERDICT_TASKS, Verdict, parse_verdict
 
-Task = Literal["pointwise", "pairwise", "step"]
+Task = Literal["pointwise", "pairwise", "step", "reference"]
+REFERENCE_FIELDS = ("question", "reference", "response")
 CHOICES = {"pointwise": ("Correct", "Incorrect"), "pairwise": ("A", "B")}
 SCALAR = Verdict(value=None, ok=True, reason="scalar score")
 
@@ -62,11 +64,12 @@ class Critic:
         max_batch_size, max_wait_ms, max_queue: the dynamic batcher's limits.
     """
 
-    def __init__(self, backend: Backend, *, task: Task = "pointwise", style: str = "default", think: bool = False,
+    def __init__(self, backend: Backend, *, task: Task | None = None, style: str = "default", think: bool = False,
                  max_new_tokens: int = 512, temperature: float = 0.0, soft: bool = False,
                  max_batch_size: int = 32, max_wait_ms: float = 5.0, max_queue: int = 4096):
-        if task not in VERDICT_TASKS:
-            raise ValueError(f"task must be one of {', '.join(VERDICT_TASKS)}, got {task!r}")
+        task = task or ("reference" if backend.polar is not None else "pointwise")
+        if task not in self.tasks_of(backend):
+            raise ValueError(f"task must be one of {', '.join(self.tasks_of(backend))}, got {task!r}")
         if soft and not backend.supports_soft:
             raise ValueError(f"soft scores need the verdict's probability, which the {backend.name} backend "
                              "does not expose: use the transformers backend or soft=False")
@@ -90,6 +93,15 @@ class Critic:
         KeyError: "unknown backend 'transformer' (did you mean 'transformers'?)"
         """
         return cls(make_backend(backend, path_or_name, **(backend_options or {})), **settings)
+
+    @staticmethod
+    def tasks_of(backend: Backend) -> tuple[str, ...]:
+        """The tasks a backend's model judges: ``reference`` alone for POLAR, the verdict tasks otherwise."""
+        return ("reference",) if backend.polar is not None else VERDICT_TASKS
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self.tasks_of(self.backend)
 
     @property
     def is_scalar(self) -> bool:
@@ -142,14 +154,25 @@ class Critic:
         if not isinstance(item, dict):
             raise TypeError(f"an item is a dict of record fields, got {type(item).__name__}")
         row = {"task": self.task, **item}
-        if row["task"] not in VERDICT_TASKS:
-            raise ValueError(f"task must be one of {', '.join(VERDICT_TASKS)}, got {row['task']!r}")
-        render(row, style=self.style, think=self.think)  # raises KeyError naming a missing field
+        if row["task"] not in self.tasks:
+            raise ValueError(f"task must be one of {', '.join(self.tasks)}, got {row['task']!r}")
+        self.check_row(row)
         return row
+
+    def check_row(self, row: dict[str, Any]) -> None:
+        """Raise ``KeyError`` naming a field the row's task needs and lacks."""
+        if row["task"] == "reference":
+            missing = [f for f in REFERENCE_FIELDS if not isinstance(row.get(f), str)]
+            if missing:
+                raise KeyError(f"a reference item needs the text field(s) {', '.join(missing)}")
+        else:
+            render(row, style=self.style, think=self.think)
 
     def _run_batch(self, key: tuple, items: list[Any]) -> list[Any]:
         if key[0] == "chat":
             return self.backend.generate(items, max_new_tokens=key[1], temperature=key[2])
+        if self.backend.polar is not None:
+            return [Critique("", SCALAR, s) for s in self.backend.polar_scores(items)]
         conversations = [render(row, style=self.style, think=self.think) for row in items]
         if self.is_scalar:
             return [Critique("", SCALAR, s) for s in self.backend.scalar_scores(conversations)]

@@ -48,12 +48,11 @@ from critics.serving.critic import Critic, Critique
 from critics.serving.metrics import ServerMetrics
 from critics.serving.openai_chat import ChatRequest, completion_body, conversation
 from critics.serving.queries import split_query
-from critics.templates import render
-from critics.verdicts import VERDICT_TASKS
 
 logger = logging.getLogger(__name__)
 ENDPOINTS = ("/get_reward", "/score", "/v1/chat/completions", "/v1/models", "/health", "/metrics")
 TEXT_FIELDS = {"pointwise": ("question", "response"), "pairwise": ("question", "response_a", "response_b"),
+               "reference": ("question", "reference", "response"),
                "step": ("question",)}
 
 
@@ -208,7 +207,8 @@ async def _lifespan(app: FastAPI):
 # -- endpoints -------------------------------------------------------------------------------
 
 async def get_reward(request: Request) -> JSONResponse:
-    """OpenRLHF's remote reward: one pointwise judgment per query."""
+    """OpenRLHF's remote reward: one pointwise judgment per query (a POLAR critic: the query's
+    response scored against the reference sent as its label, OpenRLHF's ``--label_key``)."""
     body = await read_body(request, RewardRequest)
     settings: ServerSettings = request.app.state.settings
     n = len(body.query)
@@ -218,8 +218,15 @@ async def get_reward(request: Request) -> JSONResponse:
         if given is not None and len(given) != n:
             raise ApiError(422, f"'{name}' has {len(given)} entries but 'query' has {n}: send one per query")
     items = []
+    polar = "reference" in request.app.state.critic.tasks
+    if polar and not (body.labels and all(body.labels)):
+        raise ApiError(422, "this server scores against references (a POLAR model): send each query's reference "
+                            "in 'labels' (OpenRLHF's --label_key)")
     for i, query in enumerate(body.query):
         question, response = split_query(query, body.prompts[i] if body.prompts else None)
+        if polar:
+            items.append({"task": "reference", "question": question, "reference": body.labels[i], "response": response})
+            continue
         item = {"task": "pointwise", "question": question, "response": response}
         if body.labels and body.labels[i]:  # OpenRLHF sends "" for rows without a label
             item["gold_answer"] = body.labels[i]
@@ -235,8 +242,8 @@ async def score(request: Request) -> JSONResponse:
     body = await read_body(request, ScoreRequest)
     critic: Critic = request.app.state.critic
     task = body.task or critic.task
-    if task not in VERDICT_TASKS:
-        raise ApiError(422, f"task must be one of {', '.join(VERDICT_TASKS)}, got {task!r}")
+    if task not in critic.tasks:
+        raise ApiError(422, f"task must be one of {', '.join(critic.tasks)}, got {task!r}")
     _check_count(len(body.items), request.app.state.settings, "items")
     rows = [check_item(i, item, task, critic) for i, item in enumerate(body.items)]
     return JSONResponse({"results": [_result(c) for c in await judge(request, rows)]})
@@ -343,8 +350,8 @@ def check_item(index: int, item: Any, task: str, critic: Critic) -> dict[str, An
     if not isinstance(item, dict):
         raise ApiError(422, f"{where} must be an object of record fields, got {type(item).__name__}")
     row = {"task": task, **item}
-    if row["task"] not in VERDICT_TASKS:
-        raise ApiError(422, f"{where}.task must be one of {', '.join(VERDICT_TASKS)}, got {row['task']!r}")
+    if row["task"] not in critic.tasks:
+        raise ApiError(422, f"{where}.task must be one of {', '.join(critic.tasks)}, got {row['task']!r}")
     for name in TEXT_FIELDS[row["task"]]:
         if name in row and not isinstance(row[name], str):
             raise ApiError(422, f"{where}.{name} must be a string, got {type(row[name]).__name__}")
@@ -352,7 +359,7 @@ def check_item(index: int, item: Any, task: str, critic: Critic) -> dict[str, An
     if row["task"] == "step" and not (isinstance(steps, list) and all(isinstance(s, str) for s in steps)):
         raise ApiError(422, f"{where}.steps must be a list of strings")
     try:
-        render(row, style=critic.style, think=critic.think)
+        critic.check_row(row)
     except KeyError as error:
         raise ApiError(422, f"{where}: {error.args[0]}") from None
     return row
