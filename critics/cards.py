@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import string
 from pathlib import Path
-from typing import Any
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "critic.md"
 
