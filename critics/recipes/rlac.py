@@ -1,0 +1,363 @@
+"""Recipe ``rlac``: an adversarial critic trained together with the generator (RLAC, 2025).
+
+For each generated output the critic proposes the ONE check most likely to fail (a test input, a
+claim, an item index); an external validator (``data_pipelines.verifiers.validators``) runs it.
+The generator is rewarded when the check passes, the critic when it fails. A driver owns two
+``trl.GRPOTrainer``s and alternates rounds of ``steps_per_round`` steps:
+
+1. generator round: its reward asks the *current* critic (batched, no gradients) for a check on
+   each completion and validates it;
+2. audit: a sample of generator outputs is validated exhaustively, so the log shows the
+   validator pass rate next to true correctness and flags a divergence (the generator exploiting
+   the critic);
+3. critic round: on fresh outputs of the current generator, one output per GRPO group (the
+   group's prompt holds the output), so the group baseline compares critiques of the same output.
+
+What ``train()`` resets between calls is handled here: each round gets a fresh draw of prompts
+(seeded by the round), one optimizer and one learning-rate schedule per side span all rounds
+(passed to the trainers, so Adam's moments carry over), logs are collected per round, and
+``steps_per_round`` must be a multiple of ``steps_per_generation x num_iterations`` so no round
+trains on generations left over from the last one. An invalid or missing check never counts as
+a pass: it is replaced by one random check (an extra validator call) or scored ``None``.
+Validator calls are counted per round against what exhaustive checking would have cost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import resource
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from critics.models import ModelConfig, load_causal_lm, precision_args
+from critics.recipes.common import set_threads_for_cpu
+from critics.recipes.critic_rl import GRPOSettings
+from critics.rewards.base import completion_text, reward_rows
+
+
+@dataclass
+class RLACSide:
+    """One of the two trainers: its model, GRPO knobs, learning rate and batch size."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    grpo: GRPOSettings = field(default_factory=lambda: GRPOSettings(num_generations=8, beta=0.0,
+                                                                    max_completion_length=256))
+    learning_rate: float = 1e-6
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+
+
+@dataclass
+class RLACData:
+    """The prompts: a JSON(L) of ``{"prompt": str, "spec": {...}}`` rows, or the synthetic task
+    (``synthetic_items`` items per prompt, ``synthetic_size`` prompts; validator ``synthetic_sums``)."""
+
+    train: str = ""
+    synthetic_items: int = 4
+    synthetic_size: int = 4000
+    prompts_per_round: int = 0  # 0: steps_per_round x the batch's distinct prompts
+
+
+@dataclass
+class RLACConfig:
+    """The ``rlac`` recipe (``configs/recipes/rlac_*.yaml``)."""
+
+    generator: RLACSide = field(default_factory=RLACSide)
+    critic: RLACSide = field(default_factory=RLACSide)
+    validator: str = "synthetic_sums"
+    data: RLACData = field(default_factory=RLACData)
+    rounds: int = 3
+    steps_per_round: int = 10
+    fallback: Literal["random", "none"] = "random"
+    critic_invalid_reward: float = 0.0
+    critic_temperature: float = 0.0  # how the frozen critic writes checks inside the generator's reward
+    audit_size: int = 64
+    divergence_gap: float = 0.2
+    output_dir: str = "outputs/rlac"
+    lr_scheduler_type: str = "constant"
+    warmup_steps: int = 0
+    logging_steps: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("generator", "critic"):
+            side: RLACSide = getattr(self, name)
+            generate_every = (side.grpo.generation_batch_size or side.per_device_train_batch_size *
+                              side.gradient_accumulation_steps) // side.per_device_train_batch_size
+            every = generate_every * side.grpo.num_iterations
+            if (self.steps_per_round * side.gradient_accumulation_steps) % every:
+                raise ValueError(f"steps_per_round ({self.steps_per_round}) x {name}.gradient_accumulation_steps must be "
+                                 f"a multiple of steps_per_generation x num_iterations ({every}), or a round would "
+                                 "train on generations left over from the previous one")
+        if self.rounds < 1 or self.steps_per_round < 1:
+            raise ValueError("rounds and steps_per_round must be at least 1")
+
+
+# -- prompts ---------------------------------------------------------------------------------
+
+def synthetic_prompts(n: int, items: int, seed: int) -> list[dict[str, Any]]:
+    """The toy multi-item task: add ``items`` pairs of two-digit numbers, one ``a+b=c`` line each.
+
+    >>> synthetic_prompts(1, 2, 0)[0]["prompt"]
+    '49+97 53+5'
+    """
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        pairs = [[rng.randint(0, 99), rng.randint(0, 99)] for _ in range(items)]
+        rows.append({"prompt": " ".join(f"{a}+{b}" for a, b in pairs), "spec": {"items": pairs}})
+    return rows
+
+
+def load_prompts(config: RLACConfig) -> list[dict[str, Any]]:
+    """Every prompt the rounds draw from."""
+    if not config.data.train:
+        if config.validator != "synthetic_sums":
+            raise ValueError("data.train is empty: give prompts with validator specs (only synthetic_sums generates its own)")
+        return synthetic_prompts(config.data.synthetic_size, config.data.synthetic_items, config.seed)
+    from critics.recipes.common import load_records
+
+    rows = []
+    for i, row in enumerate(load_records(config.data.train, {})):
+        spec = row.get("spec")
+        spec = json.loads(spec) if isinstance(spec, str) else spec
+        prompt = row.get("prompt") or row.get("question")
+        if not isinstance(prompt, str) or not isinstance(spec, dict):
+            raise ValueError(f"data.train row {i}: needs a 'prompt' (or 'question') string and a 'spec' object")
+        rows.append({"prompt": prompt, "spec": spec})
+    return rows
+
+
+def critic_prompt(prompt: str, output: str, validator: str) -> list[dict[str, str]]:
+    """The critic's chat prompt: the task, the output, and the request for one check in ``\\boxed{}``."""
+    if validator == "synthetic_sums":
+        return [{"role": "user", "content": f"{prompt}\n{output}\nWrong item?"}]
+    kind = {"code": "one test input (the call's arguments) on which the program most likely fails",
+            "factual": "the one claim of the answer most likely to be false"}.get(validator, "one check most likely to fail")
+    return [{"role": "user", "content": f"## Task\n{prompt}\n\n## Answer\n{output}\n\nPropose {kind}. Think first, "
+                                        "then put exactly one check in \\boxed{} at the end."}]
+
+
+def round_rows(pool: list[dict[str, Any]], n: int, round_index: int, seed: int) -> list[dict[str, Any]]:
+    """A fresh draw of ``n`` prompts for one round (seeded by the round, so rounds differ)."""
+    rng = random.Random(seed * 1000 + round_index)
+    return [pool[i] for i in rng.sample(range(len(pool)), min(n, len(pool)))]
+
+
+# -- checks and rewards ----------------------------------------------------------------------
+
+class Checker:
+    """The validator and the counters of one run: parse a critique's check, fall back, validate."""
+
+    def __init__(self, validator: str, fallback: str, seed: int):
+        from data_pipelines.verifiers.validators import VALIDATORS
+
+        self.name, self.fallback = validator, fallback
+        self.validator = VALIDATORS.get(validator)()
+        self.rng = random.Random(seed)
+        self.calls = self.exhaustive = self.invalid = self.fallbacks = 0
+
+    def check(self, critique: str, output: str, spec: dict[str, Any]) -> tuple[str | None, str]:
+        """The check to run for one critique (None: none, with fallback ``none``) and how it was chosen."""
+        from critics.rlac_checks import parse_check, resolve_check
+
+        parsed = parse_check(critique, self.name, quoted=[output])
+        check, extra, how = resolve_check(parsed, output, spec, self.validator, self.rng, self.fallback)
+        self.calls += extra
+        self.invalid += parsed.check is None
+        self.fallbacks += bool(extra)
+        return check, how
+
+    def validate(self, output: str, check: str, spec: dict[str, Any], generator: bool = False) -> str:
+        """``pass``, ``fail`` or ``invalid``: one validator call. For a generator output (``generator``)
+        also count what checking it exhaustively would have cost, the baseline of the accounting."""
+        self.calls += 1
+        if generator:
+            self.exhaustive += len(self.validator.all_checks(output, spec))
+        return self.outcome(output, check, spec)
+
+    def truly_correct(self, output: str, spec: dict[str, Any]) -> bool:
+        """Exhaustive validation (the audit): every check passes."""
+        checks = self.validator.all_checks(output, spec)
+        return bool(checks) and all(self.outcome(output, c, spec) == "pass" for c in checks)
+
+    def outcome(self, output: str, check: str, spec: dict[str, Any]) -> str:
+        result = self.validator.validate(output, check, spec).outcome
+        return str(getattr(result, "value", result))
+
+    def counters(self) -> dict[str, int]:
+        return {"validator_calls": self.calls, "exhaustive_calls": self.exhaustive, "invalid_checks": self.invalid,
+                "fallback_checks": self.fallbacks}
+
+
+def generate(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int, temperature: float) -> list[str]:
+    """Completions of chat prompts with no gradients (the frozen side of a round)."""
+    from critics.eval.heldout import generate as batched
+
+    was_training = model.training
+    try:
+        return batched(model, tokenizer, conversations, max_new_tokens=max_new_tokens, batch_size=128,
+                       temperature=temperature, progress=False)
+    finally:
+        model.train(was_training)
+
+
+class GeneratorReward:
+    """1.0 when the critic's check passes on the completion, 0.0 when it fails; ``None`` when no check
+    could be run (fallback ``none``) or the validator calls the check invalid."""
+
+    __name__ = "rlac_generator_reward"
+
+    def __init__(self, checker: Checker, critic_model, critic_tokenizer, config: RLACConfig):
+        self.checker, self.model, self.tokenizer, self.config = checker, critic_model, critic_tokenizer, config
+
+    def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
+        rows = reward_rows(len(completions), kwargs)
+        outputs = [completion_text(c) for c in completions]
+        questions = [r["prompt_text"] for r in rows]
+        critiques = generate(self.model, self.tokenizer,
+                             [critic_prompt(q, o, self.config.validator) for q, o in zip(questions, outputs)],
+                             self.config.critic.grpo.max_completion_length, self.config.critic_temperature)
+        out: list[float | None] = []
+        for row, output, critique in zip(rows, outputs, critiques):
+            spec = json.loads(row["spec"])
+            check, _ = self.checker.check(critique, output, spec)
+            if check is None:
+                self.checker.exhaustive += len(self.checker.validator.all_checks(output, spec))
+            outcome = self.checker.validate(output, check, spec, generator=True) if check is not None else "invalid"
+            out.append({"pass": 1.0, "fail": 0.0}.get(outcome))
+        return out
+
+
+class CriticReward:
+    """1.0 when the critic's check fails the output (an error found), 0.0 when it passes;
+    ``critic_invalid_reward`` for a missing, malformed or invalid check (never a pass, never a find)."""
+
+    __name__ = "rlac_critic_reward"
+
+    def __init__(self, checker: Checker, config: RLACConfig):
+        self.checker, self.config = checker, config
+
+    def __call__(self, prompts, completions, **kwargs) -> list[float]:
+        from critics.rlac_checks import parse_check
+
+        rows = reward_rows(len(completions), kwargs)
+        out = []
+        for row, completion in zip(rows, completions):
+            spec, output = json.loads(row["spec"]), row["output"]
+            parsed = parse_check(completion_text(completion), self.config.validator, quoted=[output])
+            if parsed.check is None:
+                self.checker.invalid += 1
+                out.append(self.config.critic_invalid_reward)
+                continue
+            outcome = self.checker.validate(output, parsed.check, spec)
+            out.append({"fail": 1.0, "pass": 0.0}.get(outcome, self.config.critic_invalid_reward))
+        return out
+
+
+# -- the driver ------------------------------------------------------------------------------
+
+def _trainer(side: RLACSide, config: RLACConfig, name: str, reward, dataset, model, tokenizer, total_steps: int):
+    """A GRPOTrainer whose optimizer and schedule span all rounds (created here, passed in)."""
+    import torch
+    from transformers import get_scheduler
+    from trl import GRPOConfig, GRPOTrainer
+
+    args = GRPOConfig(output_dir=str(Path(config.output_dir) / name), max_steps=config.steps_per_round,
+                      per_device_train_batch_size=side.per_device_train_batch_size,
+                      gradient_accumulation_steps=side.gradient_accumulation_steps, learning_rate=side.learning_rate,
+                      logging_steps=config.logging_steps, save_strategy="no", report_to=[], seed=config.seed,
+                      disable_tqdm=True, **precision_args(side.model), **dataclasses.asdict(side.grpo))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=side.learning_rate)
+    schedule = get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=config.warmup_steps,
+                             num_training_steps=total_steps)
+    return GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset, processing_class=tokenizer,
+                       optimizers=(optimizer, schedule))
+
+
+def _unwrap(trainer) -> None:
+    """Peel accelerate's wrappers off the optimizer and schedule before the next ``train()`` wraps them again."""
+    while type(trainer.optimizer).__name__ == "AcceleratedOptimizer":
+        trainer.optimizer = trainer.optimizer.optimizer
+    while type(trainer.lr_scheduler).__name__ == "AcceleratedScheduler":
+        trainer.lr_scheduler = trainer.lr_scheduler.scheduler
+
+
+def generator_dataset(rows: list[dict[str, Any]]):
+    import datasets
+
+    return datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}], "prompt_text": r["prompt"],
+                                        "spec": json.dumps(r["spec"])} for r in rows])
+
+
+def critic_dataset(rows: list[dict[str, Any]], outputs: list[str], validator: str):
+    import datasets
+
+    return datasets.Dataset.from_list([{"prompt": critic_prompt(r["prompt"], o, validator), "output": o,
+                                        "spec": json.dumps(r["spec"])} for r, o in zip(rows, outputs)])
+
+
+def audit(checker: Checker, rows, outputs: list[str], critiques: list[str]) -> dict[str, float]:
+    """Validator pass rate (one critic check per output) against true correctness (all checks)."""
+    passed = truly = 0
+    for row, output, critique in zip(rows, outputs, critiques):
+        check, _ = checker.check(critique, output, row["spec"])
+        passed += check is not None and checker.outcome(output, check, row["spec"]) == "pass"
+        truly += checker.truly_correct(output, row["spec"])
+    n = max(len(outputs), 1)
+    return {"validator_pass_rate": passed / n, "true_correctness": truly / n}
+
+
+def run(config: RLACConfig, progress: bool = True) -> dict[str, Any]:
+    """Alternate generator and critic rounds; returns the per-round log (also ``rounds.json``)."""
+    set_threads_for_cpu(precision_args(config.generator.model)["use_cpu"])
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pool = load_prompts(config)
+    g_model, g_tok = load_causal_lm(config.generator.model)
+    c_model, c_tok = load_causal_lm(config.critic.model)
+    checker = Checker(config.validator, config.fallback, config.seed)
+    total = config.rounds * config.steps_per_round
+    per_round = config.data.prompts_per_round or config.steps_per_round * max(
+        1, config.generator.per_device_train_batch_size // config.generator.grpo.num_generations)
+    first = round_rows(pool, per_round, 0, config.seed)
+    gen = _trainer(config.generator, config, "generator", GeneratorReward(checker, c_model, c_tok, config),
+                   generator_dataset(first), g_model, g_tok, total)
+    crit = _trainer(config.critic, config, "critic", CriticReward(checker, config),
+                    critic_dataset(first, [r["prompt"] for r in first], config.validator), c_model, c_tok, total)
+    log: list[dict[str, Any]] = []
+    for r in range(config.rounds):
+        entry: dict[str, Any] = {"round": r}
+        rows = round_rows(pool, per_round, r, config.seed)
+        entry["prompts"] = [row["prompt"] for row in rows[:3]]
+        before = checker.counters()
+        _unwrap(gen)
+        gen.train_dataset = generator_dataset(rows)
+        gen.train()
+        entry["generator_log"] = [e for e in gen.state.log_history if "reward" in e]
+        entry["generator_lr"] = gen.lr_scheduler.get_last_lr()[0]
+        sample = round_rows(pool, config.audit_size, 10_000 + r, config.seed)
+        outputs = generate(g_model, g_tok, [[{"role": "user", "content": s["prompt"]}] for s in sample],
+                           config.generator.grpo.max_completion_length, 0.0)
+        critiques = generate(c_model, c_tok, [critic_prompt(s["prompt"], o, config.validator)
+                                              for s, o in zip(sample, outputs)],
+                             config.critic.grpo.max_completion_length, 0.0)
+        entry["audit"] = audit(checker, sample, outputs, critiques)
+        entry["audit"]["divergence"] = (entry["audit"]["validator_pass_rate"] - entry["audit"]["true_correctness"]
+                                        > config.divergence_gap)
+        fresh = generate(g_model, g_tok, [[{"role": "user", "content": row["prompt"]}] for row in rows],
+                         config.generator.grpo.max_completion_length, config.generator.grpo.temperature)
+        _unwrap(crit)
+        crit.train_dataset = critic_dataset(rows, fresh, config.validator)
+        crit.train()
+        entry["critic_log"] = [e for e in crit.state.log_history if "reward" in e]
+        entry["critic_lr"] = crit.lr_scheduler.get_last_lr()[0]
+        now = checker.counters()
+        entry["accounting"] = {k: now[k] - before[k] for k in now}
+        entry["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        log.append(entry)
+        (out / "rounds.json").write_text(json.dumps(log, indent=2, default=str))
+    return {"rounds": log, "generator": gen, "critic": crit}
