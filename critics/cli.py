@@ -182,12 +182,13 @@ def data_sample_command(args: argparse.Namespace) -> int:
 
 def recipes() -> dict[str, tuple[type, object]]:
     """Recipe name -> (config class, module with ``run``); the one place that lists them."""
-    from critics.recipes import critic_rl, critique_rl, polar, policy_grpo, refcritic, sft
+    from critics.recipes import critic_rl, critique_rl, polar, policy_grpo, refcritic, rlac, sft
 
     return {"sft": (sft.SFTRecipeConfig, sft), "critic_rl": (critic_rl.CriticRLConfig, critic_rl),
             "critique_rl": (critique_rl.CritiqueRLConfig, critique_rl),
             "refcritic": (refcritic.RefCriticConfig, refcritic),
             "polar": (polar.PolarConfig, polar),
+            "rlac": (rlac.RLACConfig, rlac),
             "policy_grpo": (policy_grpo.PolicyGRPOConfig, policy_grpo)}
 
 

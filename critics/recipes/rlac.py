@@ -52,7 +52,8 @@ class RLACSide:
 
 @dataclass
 class RLACData:
-    """The prompts: a JSON(L) of ``{"prompt": str, "spec": {...}}`` rows, or the synthetic task
+    """The prompts: a JSON(L) of ``{"prompt": str, "spec": {...}}`` rows, adversarial records
+    (``critics data build configs/data/humaneval_adversarial.yaml``), or the synthetic task
     (``synthetic_items`` items per prompt, ``synthetic_size`` prompts; validator ``synthetic_sums``)."""
 
     train: str = ""
@@ -74,6 +75,7 @@ class RLACConfig:
     fallback: Literal["random", "none"] = "random"
     critic_invalid_reward: float = 0.0
     critic_temperature: float = 0.0  # how the frozen critic writes checks inside the generator's reward
+    train_critic: bool = True  # False: the critic stays as loaded (the "frozen critic" baseline)
     audit_size: int = 64
     divergence_gap: float = 0.2
     output_dir: str = "outputs/rlac"
@@ -124,6 +126,8 @@ def load_prompts(config: RLACConfig) -> list[dict[str, Any]]:
     for i, row in enumerate(load_records(config.data.train, {})):
         spec = row.get("spec")
         spec = json.loads(spec) if isinstance(spec, str) else spec
+        if spec is None and row.get("task") == "adversarial":  # a built record: its validator spec is its columns
+            spec = {k: row.get(k) for k in ("tests", "reference_solution", "entry_point", "facts") if row.get(k)}
         prompt = row.get("prompt") or row.get("question")
         if not isinstance(prompt, str) or not isinstance(spec, dict):
             raise ValueError(f"data.train row {i}: needs a 'prompt' (or 'question') string and a 'spec' object")
@@ -311,15 +315,73 @@ def audit(checker: Checker, rows, outputs: list[str], critiques: list[str]) -> d
     return {"validator_pass_rate": passed / n, "true_correctness": truly / n}
 
 
-def run(config: RLACConfig, progress: bool = True) -> dict[str, Any]:
-    """Alternate generator and critic rounds; returns the per-round log (also ``rounds.json``)."""
+ROUND = "round-{}"
+
+
+def latest_round(out: Path) -> int | None:
+    """The last round whose checkpoint is complete (written atomically), or None."""
+    done = [int(p.name.split("-")[1]) for p in out.glob("round-*") if (p / "state.json").is_file()]
+    return max(done) if done else None
+
+
+def save_round(out: Path, r: int, gen, crit, checker: Checker, log: list[dict[str, Any]]) -> Path:
+    """Both models, optimizers and schedules, the checker's counters and the log: staged, then renamed."""
+    import shutil
+
+    import torch
+
+    staging, final = out / ".round-staging", out / ROUND.format(r)
+    shutil.rmtree(staging, ignore_errors=True)
+    for name, trainer in (("generator", gen), ("critic", crit)):
+        _unwrap(trainer)
+        trainer.model.save_pretrained(str(staging / name))
+        trainer.processing_class.save_pretrained(str(staging / name))
+        torch.save({"optimizer": trainer.optimizer.state_dict(), "scheduler": trainer.lr_scheduler.state_dict()},
+                   staging / name / "optimizer.pt")
+    (staging / "state.json").write_text(json.dumps({"round": r, "counters": checker.counters(),
+                                                    "rng": repr(checker.rng.getstate()), "log": log}, default=str))
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
+    for old in out.glob("round-*"):  # keep the newest complete round only
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _restore(trainer, folder: Path) -> None:
+    import torch
+
+    states = torch.load(folder / "optimizer.pt", weights_only=False)
+    _unwrap(trainer)
+    trainer.optimizer.load_state_dict(states["optimizer"])
+    trainer.lr_scheduler.load_state_dict(states["scheduler"])
+
+
+def run(config: RLACConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Alternate generator and critic rounds; returns the per-round log (also ``rounds.json``).
+
+    Each finished round is checkpointed to ``output_dir/round-N`` (both models, optimizers,
+    schedules, counters, log); ``resume`` continues after the newest one.
+    """
+    import ast
+
     set_threads_for_cpu(precision_args(config.generator.model)["use_cpu"])
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    last = latest_round(out)
+    if last is not None and not resume:
+        raise FileExistsError(f"{out} already holds {ROUND.format(last)}: pass --resume to continue that run, "
+                              "or choose another output_dir")
+    if resume and last is None:
+        raise FileNotFoundError(f"--resume: no complete round in {out}")
+    saved = out / ROUND.format(last) if last is not None else None
     pool = load_prompts(config)
-    g_model, g_tok = load_causal_lm(config.generator.model)
-    c_model, c_tok = load_causal_lm(config.critic.model)
+    g_model, g_tok = load_causal_lm(dataclasses.replace(config.generator.model, name_or_path=str(saved / "generator"))
+                                    if saved else config.generator.model)
+    c_model, c_tok = load_causal_lm(dataclasses.replace(config.critic.model, name_or_path=str(saved / "critic"))
+                                    if saved else config.critic.model)
     checker = Checker(config.validator, config.fallback, config.seed)
+    auditor = Checker(config.validator, config.fallback, config.seed + 1)  # audits are not part of the budget
     total = config.rounds * config.steps_per_round
     per_round = config.data.prompts_per_round or config.steps_per_round * max(
         1, config.generator.per_device_train_batch_size // config.generator.grpo.num_generations)
@@ -329,7 +391,15 @@ def run(config: RLACConfig, progress: bool = True) -> dict[str, Any]:
     crit = _trainer(config.critic, config, "critic", CriticReward(checker, config),
                     critic_dataset(first, [r["prompt"] for r in first], config.validator), c_model, c_tok, total)
     log: list[dict[str, Any]] = []
-    for r in range(config.rounds):
+    if saved:
+        state = json.loads((saved / "state.json").read_text())
+        log = state["log"]
+        checker.calls, checker.exhaustive = state["counters"]["validator_calls"], state["counters"]["exhaustive_calls"]
+        checker.invalid, checker.fallbacks = state["counters"]["invalid_checks"], state["counters"]["fallback_checks"]
+        checker.rng.setstate(ast.literal_eval(state["rng"]))
+        _restore(gen, saved / "generator")
+        _restore(crit, saved / "critic")
+    for r in range(0 if last is None else last + 1, config.rounds):
         entry: dict[str, Any] = {"round": r}
         rows = round_rows(pool, per_round, r, config.seed)
         entry["prompts"] = [row["prompt"] for row in rows[:3]]
@@ -345,19 +415,33 @@ def run(config: RLACConfig, progress: bool = True) -> dict[str, Any]:
         critiques = generate(c_model, c_tok, [critic_prompt(s["prompt"], o, config.validator)
                                               for s, o in zip(sample, outputs)],
                              config.critic.grpo.max_completion_length, 0.0)
-        entry["audit"] = audit(checker, sample, outputs, critiques)
+        entry["audit"] = audit(auditor, sample, outputs, critiques)
         entry["audit"]["divergence"] = (entry["audit"]["validator_pass_rate"] - entry["audit"]["true_correctness"]
                                         > config.divergence_gap)
-        fresh = generate(g_model, g_tok, [[{"role": "user", "content": row["prompt"]}] for row in rows],
-                         config.generator.grpo.max_completion_length, config.generator.grpo.temperature)
-        _unwrap(crit)
-        crit.train_dataset = critic_dataset(rows, fresh, config.validator)
-        crit.train()
-        entry["critic_log"] = [e for e in crit.state.log_history if "reward" in e]
+        generator_calls = checker.calls
+        if config.train_critic:
+            fresh = generate(g_model, g_tok, [[{"role": "user", "content": row["prompt"]}] for row in rows],
+                             config.generator.grpo.max_completion_length, config.generator.grpo.temperature)
+            _unwrap(crit)
+            crit.train_dataset = critic_dataset(rows, fresh, config.validator)
+            crit.train()
+        entry["critic_log"] = [e for e in crit.state.log_history if "reward" in e] if config.train_critic else []
         entry["critic_lr"] = crit.lr_scheduler.get_last_lr()[0]
         now = checker.counters()
         entry["accounting"] = {k: now[k] - before[k] for k in now}
+        entry["accounting"]["critic_calls"] = checker.calls - generator_calls  # spent training the critic
         entry["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         log.append(entry)
         (out / "rounds.json").write_text(json.dumps(log, indent=2, default=str))
-    return {"rounds": log, "generator": gen, "critic": crit}
+        final = save_round(out, r, gen, crit, checker, log)
+        print(f"round {r}: generator reward {_mean(entry['generator_log'], 'reward'):.3f}, critic reward "
+              f"{_mean(entry['critic_log'], 'reward'):.3f}, audit {entry['audit']}, validator calls "
+              f"{entry['accounting']['validator_calls']} (exhaustive: {entry['accounting']['exhaustive_calls']})")
+    final = out / ROUND.format(config.rounds - 1)
+    return {"final": str(final), "rounds": log, "generator": gen, "critic": crit,
+            "metrics": {f"round {e['round']}": {**e["audit"], **e["accounting"]} for e in log}}
+
+
+def _mean(entries: list[dict[str, Any]], key: str) -> float:
+    values = [e[key] for e in entries if isinstance(e.get(key), (int, float))]
+    return sum(values) / len(values) if values else float("nan")

@@ -51,3 +51,31 @@ def test_steps_per_round_must_not_split_a_generation(tiny):
     generator.grpo = GRPOSettings(num_generations=4, beta=0.0, generation_batch_size=8)  # 2 steps per generation
     with pytest.raises(ValueError, match="multiple of steps_per_generation"):
         rlac.RLACConfig(generator=generator, critic=side(tiny, 1e-3), steps_per_round=3)
+
+
+def test_a_run_that_crashes_resumes_after_its_last_complete_round(tmp_path, tiny, monkeypatch):
+    config = rlac.RLACConfig(generator=side(tiny, 1e-3), critic=side(tiny, 1e-3), rounds=3, steps_per_round=2,
+                             data=rlac.RLACData(synthetic_items=2, synthetic_size=200), audit_size=4,
+                             lr_scheduler_type="linear", output_dir=str(tmp_path / "run"))
+    original, calls = rlac.generator_dataset, []
+
+    def crash_in_round_two(rows):
+        calls.append(1)
+        if len(calls) == 4:  # the trainer's first dataset, then rounds 0, 1 and 2
+            raise RuntimeError("killed")
+        return original(rows)
+
+    monkeypatch.setattr(rlac, "generator_dataset", crash_in_round_two)
+    with pytest.raises(RuntimeError, match="killed"):
+        rlac.run(config, progress=False)
+    monkeypatch.setattr(rlac, "generator_dataset", original)
+    assert rlac.latest_round(tmp_path / "run") == 1
+    with pytest.raises(FileExistsError, match="--resume"):
+        rlac.run(config, progress=False)
+    resumed = rlac.run(config, resume=True, progress=False)
+    assert [r["round"] for r in resumed["rounds"]] == [0, 1, 2] and rlac.latest_round(tmp_path / "run") == 2
+    optimizer = resumed["generator"].optimizer
+    while hasattr(optimizer, "optimizer"):
+        optimizer = optimizer.optimizer
+    assert {int(s["step"]) for s in optimizer.state.values()} == {6}  # Adam's steps carried through the restart
+    assert round(resumed["rounds"][2]["generator_lr"], 8) == 0.0  # the one linear schedule reached its end

@@ -1,0 +1,216 @@
+r"""RLAC against three baselines at the same training budget, on a toy task with multi-item outputs.
+
+The task: add four pairs of one-digit numbers, one "a+b=c" line each ("7+5 3+4 ..." ->
+"7+5=12\n3+4=7\n..."). A tiny generator is warm-started on a teacher that gets each item wrong
+(one off) a quarter of the time; a tiny critic is warm-started on a teacher that recomputes the
+items and points at the first disagreement ("12 7 18 8 \boxed{2}"), but half the time points at a
+random item instead. Then the generator trains with GRPO for the same number of steps under four
+rewards:
+
+- ``exhaustive``: 1 if every item is right (4 validator calls per output);
+- ``random``: 1 if one random item is right (1 call);
+- ``frozen``: 1 if the item the warm critic names is right (1 call; the critic never trains);
+- ``rlac``: the same, with the critic trained in alternating rounds on fresh generator outputs
+  (``critics.recipes.rlac``; 1 call per generator output plus 1 per critic sample).
+
+Printed per arm: the generator's true correctness on 500 held-out prompts (every item right),
+the critic's found-error rate (on held-out outputs with an error, the share where its check
+fails), and validator calls.
+
+    python benchmarks/rlac_experiment.py [--output-dir DIR] [--seed 0] [--rounds 4] [--steps 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+ITEMS = 4
+
+
+def prompt_rows(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        pairs = [[rng.randint(0, 9), rng.randint(0, 9)] for _ in range(ITEMS)]
+        rows.append({"prompt": " ".join(f"{a}+{b}" for a, b in pairs), "spec": {"items": pairs}})
+    return rows
+
+
+def answer(pairs, rng: random.Random, slip: float) -> str:
+    return "\n".join(f"{a}+{b}={a + b + (rng.choice([-1, 1]) if rng.random() < slip else 0)}" for a, b in pairs)
+
+
+def critique(pairs, output: str, rng: random.Random, noise: float) -> str:
+    """Recompute every item, then box the first item whose written sum disagrees (or, with
+    probability ``noise``, or when none disagrees, a random item)."""
+    written = [line.split("=")[-1] for line in output.splitlines()]
+    sums = [str(a + b) for a, b in pairs]
+    wrong = [i for i, (s, w) in enumerate(zip(sums, written)) if s != w]
+    index = wrong[0] if wrong and rng.random() >= noise else rng.randrange(len(pairs))
+    return " ".join(sums) + f" \\boxed{{{index}}}"
+
+
+def warm_start(base: Path, examples: list[dict], out: Path, steps: int, seed: int) -> Path:
+    import datasets
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer, model = AutoTokenizer.from_pretrained(base), AutoModelForCausalLM.from_pretrained(base)
+    args = SFTConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=32, learning_rate=3e-3,
+                     lr_scheduler_type="cosine", warmup_steps=0.05, use_cpu=True, bf16=False, report_to=[],
+                     save_strategy="no", logging_steps=100, max_length=128, seed=seed, disable_tqdm=True)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(examples),
+                         processing_class=tokenizer)
+    trainer.train()
+    trainer.save_model(str(out / "final"))
+    tokenizer.save_pretrained(str(out / "final"))
+    return out / "final"
+
+
+def evaluate(generator: str, critic: str, held_out: list[dict]) -> dict[str, float]:
+    """True correctness of greedy outputs, and the critic's found-error rate on the wrong ones."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from critics.recipes.rlac import critic_prompt, generate
+    from critics.rlac_checks import parse_check
+    from data_pipelines.verifiers.validators import VALIDATORS
+
+    validator = VALIDATORS.get("synthetic_sums")()
+    g, gt = AutoModelForCausalLM.from_pretrained(generator), AutoTokenizer.from_pretrained(generator)
+    c, ct = AutoModelForCausalLM.from_pretrained(critic), AutoTokenizer.from_pretrained(critic)
+    outputs = generate(g, gt, [[{"role": "user", "content": r["prompt"]}] for r in held_out], 64, 0.0)
+    correct = [all(validator.validate(o, k, r["spec"]).outcome == "pass" for k in validator.all_checks(o, r["spec"]))
+               for o, r in zip(outputs, held_out)]
+    wrong = [(o, r) for o, r, ok in zip(outputs, held_out, correct) if not ok]
+    critiques = generate(c, ct, [critic_prompt(r["prompt"], o, "synthetic_sums") for o, r in wrong], 48, 0.0)
+    found = 0
+    for (o, r), text in zip(wrong, critiques):
+        check = parse_check(text, "synthetic_sums", quoted=[o]).check
+        found += check is not None and validator.validate(o, check, r["spec"]).outcome == "fail"
+    n = len(held_out)
+    accuracy = sum(correct) / n
+    return {"true_correctness": accuracy, "stderr": math.sqrt(accuracy * (1 - accuracy) / n),
+            "found_error_rate": found / len(wrong) if wrong else float("nan"), "wrong_outputs": len(wrong)}
+
+
+class RuleReward:
+    """The baselines' generator reward: every item (``exhaustive``) or one random item (``random``)."""
+
+    def __init__(self, kind: str, seed: int):
+        from data_pipelines.verifiers.validators import VALIDATORS
+
+        self.kind, self.rng, self.calls = kind, random.Random(seed), 0
+        self.validator = VALIDATORS.get("synthetic_sums")()
+        self.__name__ = f"{kind}_check"
+
+    def __call__(self, prompts, completions, spec, **kwargs):
+        from critics.rewards.base import completion_text
+
+        out = []
+        for completion, raw in zip(completions, spec):
+            text, s = completion_text(completion), json.loads(raw)
+            checks = self.validator.all_checks(text, s)
+            picked = checks if self.kind == "exhaustive" else [self.rng.choice(checks)]
+            self.calls += len(picked)
+            out.append(float(all(self.validator.validate(text, k, s).outcome == "pass" for k in picked)))
+        return out
+
+
+def train_baseline(kind: str, generator: Path, pool, out: Path, steps: int, seed: int) -> tuple[str, int]:
+    """GRPO on the generator alone with a rule reward; returns the final checkpoint and validator calls."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    from critics.recipes.rlac import generator_dataset
+
+    reward = RuleReward(kind, seed)
+    args = GRPOConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=32, learning_rate=2e-4,
+                      num_generations=8, temperature=1.0, beta=0.0, max_completion_length=64, use_cpu=True,
+                      bf16=False, report_to=[], save_strategy="no", logging_steps=5, seed=seed, disable_tqdm=True)
+    trainer = GRPOTrainer(model=str(generator), reward_funcs=[reward], args=args,
+                          train_dataset=generator_dataset(pool[: steps * 4]))
+    trainer.train()
+    trainer.save_model(str(out / "final"))
+    trainer.processing_class.save_pretrained(str(out / "final"))
+    return str(out / "final"), reward.calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--output-dir", default="outputs/rlac_experiment")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=15, help="generator (and critic) steps per round")
+    args = parser.parse_args()
+    started = time.monotonic()
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from critics.models import ModelConfig
+    from critics.recipes import rlac
+    from critics.recipes.common import set_threads_for_cpu
+    from critics.recipes.critic_rl import GRPOSettings
+    from critics.tiny import save_tiny_checkpoint
+
+    set_threads_for_cpu(True)
+    rng = random.Random(args.seed)
+    teach = prompt_rows(6000, args.seed + 1)
+    gen_examples, crit_examples = [], []
+    for row in teach:
+        output = answer(row["spec"]["items"], rng, slip=0.25)
+        gen_examples.append({"prompt": [{"role": "user", "content": row["prompt"]}],
+                             "completion": [{"role": "assistant", "content": output}]})
+        crit_examples.append({"prompt": rlac.critic_prompt(row["prompt"], output, "synthetic_sums"),
+                              "completion": [{"role": "assistant",
+                                              "content": critique(row["spec"]["items"], output, rng, noise=0.5)}]})
+    generator = warm_start(save_tiny_checkpoint(out / "gen-base", seed=args.seed + 2), gen_examples, out / "gen-sft",
+                           600, args.seed)
+    critic = warm_start(save_tiny_checkpoint(out / "crit-base", seed=args.seed + 3), crit_examples, out / "crit-sft",
+                        600, args.seed)
+    held_out = prompt_rows(500, args.seed + 4)
+    results = {"warm start": {**evaluate(str(generator), str(critic), held_out), "validator_calls": 0}}
+    print(f"warm start: {results['warm start']}", flush=True)
+    steps = args.rounds * args.steps
+    pool = prompt_rows(20000, args.seed + 5)
+    for kind in ("exhaustive", "random"):
+        final, calls = train_baseline(kind, generator, pool, out / kind, steps, args.seed)
+        results[kind] = {**evaluate(final, str(critic), held_out), "validator_calls": calls}
+        print(f"{kind}: {results[kind]}", flush=True)
+    side = dict(learning_rate=2e-4, per_device_train_batch_size=32)
+    grpo = dict(num_generations=8, temperature=1.0, beta=0.0)
+    for kind, train_critic in (("frozen", False), ("rlac", True)):
+        config = rlac.RLACConfig(
+            generator=rlac.RLACSide(model=ModelConfig(name_or_path=str(generator), device="cpu"),
+                                    grpo=GRPOSettings(**grpo, max_completion_length=64), **side),
+            critic=rlac.RLACSide(model=ModelConfig(name_or_path=str(critic), device="cpu"),
+                                 grpo=GRPOSettings(**grpo, max_completion_length=48),
+                                 **side),
+            train_critic=train_critic, validator="synthetic_sums", data=rlac.RLACData(train=str(_write(out / "pool.jsonl", pool))),
+            rounds=args.rounds, steps_per_round=args.steps, audit_size=64, output_dir=str(out / kind), seed=args.seed)
+        result = rlac.run(config)
+        last = Path(result["final"])
+        calls = sum(e["accounting"]["validator_calls"] for e in result["rounds"])
+        results[kind] = {**evaluate(str(last / "generator"), str(last / "critic"), held_out),
+                         "validator_calls": calls,
+                         "of_which_critic_training": sum(e["accounting"].get("critic_calls", 0) for e in result["rounds"]),
+                         "audit": [e["audit"] for e in result["rounds"]]}
+        print(f"{kind}: {results[kind]}", flush=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print("\n| arm | true correctness | found-error rate | validator calls |\n|---|---:|---:|---:|")
+    for kind, r in results.items():
+        print(f"| {kind} | {r['true_correctness']:.3f} ± {r['stderr']:.3f} | {r['found_error_rate']:.3f} | "
+              f"{r['validator_calls']} |")
+    print(f"whole run {(time.monotonic() - started) / 60:.1f} min")
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+if __name__ == "__main__":
+    main()
