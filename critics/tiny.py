@@ -75,3 +75,52 @@ def save_tiny_checkpoint(path: str | Path, *, corpus: Iterable[str] = (), classi
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+
+
+def save_tiny_vlm(path: str | Path, seed: int = 0) -> Path:
+    """Save a tiny random Qwen2.5-VL (about 0.17M parameters) with its image-only processor.
+
+    The tokenizer is ``build_tokenizer``'s plus Qwen2.5-VL's vision tokens; the chat template is
+    TRL's ``qwen2_5_vl.jinja``; images are resized by the PIL image processor to 56x56..112x112
+    pixels (4 to 16 image tokens). Load it with ``critics.vlm.load_vlm``, which registers the
+    processor class with ``AutoProcessor``.
+    """
+    import torch
+    import trl
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from critics.vlm import ImageOnlyQwen2_5_VLProcessor
+
+    path = Path(path)
+    tokenizer = build_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|endoftext|>", *VISION_TOKENS]})
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in VISION_TOKENS}
+    template = (Path(trl.__file__).parent / "chat_templates" / "qwen2_5_vl.jinja").read_text()
+    # 28 = patch 14 x merge 2; pixel bounds give 2x2..4x4 merged tokens per image
+    image_processor = Qwen2VLImageProcessorPil(size={"shortest_edge": 56 * 56, "longest_edge": 112 * 112})
+    processor = ImageOnlyQwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                                             chat_template=template)
+    config = Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                          "mrope_section": [2, 3, 3]},  # sums to head_dim / 2
+                         bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id),
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                           fullatt_block_indexes=[1], window_size=56, patch_size=14, spatial_merge_size=2,
+                           temporal_patch_size=2),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path

@@ -36,7 +36,7 @@ class PairwiseBuilder(Builder):
     balance: bool = True
 
     task = "pairwise"
-    shapes = ("preference",)
+    shapes = ("preference", "image_preference")
 
     def build(self, row_id: str, data: dict[str, Any], seed: int) -> Record:
         if data["chosen"] == data["rejected"]:

@@ -36,6 +36,9 @@ SHAPES: dict[str, dict[str, tuple[type, ...]]] = {
     "program": {"question": (str,), "program": (str,), "tests": (str,),
                 "entry_point": (str, type(None)), "task_id": (str,), "model": (str, type(None)),
                 "reference_solution": (str, type(None)), "group": (str,)},
+    # a preference pair about images: ``images`` are checked local paths, resolved to absolute
+    "image_preference": {"question": (str,), "chosen": (str,), "rejected": (str,),
+                         "subset": (str, type(None)), "images": (list,)},
 }
 
 

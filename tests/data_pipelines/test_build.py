@@ -154,5 +154,5 @@ def test_a_crash_while_saving_leaves_the_previous_build_intact(tmp_path, monkeyp
 
 
 def test_a_builder_that_cannot_read_a_source_shape_is_a_config_error(tmp_path):
-    with pytest.raises(ValueError, match="reads \\('preference',\\) rows"):
+    with pytest.raises(ValueError, match="reads \\('preference', 'image_preference'\\) rows, but source 'solutions' gives 'solution'"):
         BuildConfig(sources=[SolutionsSource(path="x.jsonl")], builder=PairwiseBuilder())
