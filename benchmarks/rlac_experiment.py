@@ -1,10 +1,12 @@
 r"""RLAC against three baselines at the same training budget, on a toy task with multi-item outputs.
 
 The task: add four pairs of one-digit numbers, one "a+b=c" line each ("7+5 3+4 ..." ->
-"7+5=12\n3+4=7\n..."). A tiny generator is warm-started on a teacher that gets each item wrong
-(one off) a quarter of the time; a tiny critic is warm-started on a teacher that recomputes the
-items and points at the first disagreement ("12 7 18 8 \boxed{2}"), but half the time points at a
-random item instead. Then the generator trains with GRPO for the same number of steps under four
+"7+5=12\n3+4=7\n..."). A tiny generator is warm-started on a teacher with a habit: on a fifth of
+the facts it writes the sum one too high 70% of the time (so the generator's greedy answer is
+wrong there, and right 30% of the time when it samples). A tiny critic is warm-started on a
+sloppier writer's outputs (any item off by one 30% of the time, so copying the written sums does
+not pay), from a teacher that recomputes the items and points at the first disagreement
+("12 7 18 8 \boxed{2}"), but half the time points at a random item instead. Then the generator trains with GRPO for the same number of steps under four
 rewards:
 
 - ``exhaustive``: 1 if every item is right (4 validator calls per output);
@@ -41,8 +43,15 @@ def prompt_rows(n: int, seed: int) -> list[dict]:
     return rows
 
 
+def hard(a: int, b: int) -> bool:
+    """The fifth of the facts the generator's teacher habitually gets wrong (by one)."""
+    return (7 * a + 3 * b) % 5 == 0
+
+
 def answer(pairs, rng: random.Random, slip: float) -> str:
-    return "\n".join(f"{a}+{b}={a + b + (rng.choice([-1, 1]) if rng.random() < slip else 0)}" for a, b in pairs)
+    """The generator teacher's lines: on a hard fact it writes the sum one too high with probability
+    ``slip`` (so greedy decoding learns the slip), on the others it is right."""
+    return "\n".join(f"{a}+{b}={a + b + (1 if hard(a, b) and rng.random() < slip else 0)}" for a, b in pairs)
 
 
 def critique(pairs, output: str, rng: random.Random, noise: float) -> str:
@@ -161,12 +170,16 @@ def main() -> None:
     teach = prompt_rows(6000, args.seed + 1)
     gen_examples, crit_examples = [], []
     for row in teach:
-        output = answer(row["spec"]["items"], rng, slip=0.25)
+        output = answer(row["spec"]["items"], rng, slip=0.7)
         gen_examples.append({"prompt": [{"role": "user", "content": row["prompt"]}],
                              "completion": [{"role": "assistant", "content": output}]})
-        crit_examples.append({"prompt": rlac.critic_prompt(row["prompt"], output, "synthetic_sums"),
+        # the critic learns from a sloppier writer (any item off by one 30% of the time), so copying the
+        # written sums instead of adding does not pay; it still points at a random item half the time
+        seen = "\n".join(f"{a}+{b}={a + b + (rng.choice([-1, 1]) if rng.random() < 0.3 else 0)}"
+                         for a, b in row["spec"]["items"])
+        crit_examples.append({"prompt": rlac.critic_prompt(row["prompt"], seen, "synthetic_sums"),
                               "completion": [{"role": "assistant",
-                                              "content": critique(row["spec"]["items"], output, rng, noise=0.5)}]})
+                                              "content": critique(row["spec"]["items"], seen, rng, noise=0.5)}]})
     generator = warm_start(save_tiny_checkpoint(out / "gen-base", seed=args.seed + 2), gen_examples, out / "gen-sft",
                            600, args.seed)
     critic = warm_start(save_tiny_checkpoint(out / "crit-base", seed=args.seed + 3), crit_examples, out / "crit-sft",

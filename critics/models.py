@@ -33,6 +33,7 @@ class ModelConfig:
         lora: LoRA settings; ``lora.r > 0`` turns it on.
         attn_implementation: passed to transformers (e.g. ``sdpa``, ``flash_attention_2``).
         trust_remote_code: allow code shipped with a hub model.
+        freeze_vision: vision-language models only: keep the vision tower's weights fixed.
     """
 
     name_or_path: str = ""
@@ -41,6 +42,7 @@ class ModelConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     attn_implementation: str | None = None
     trust_remote_code: bool = False
+    freeze_vision: bool = False
 
 
 def use_cuda(config: ModelConfig) -> bool:
@@ -101,6 +103,9 @@ def load_causal_lm(config: ModelConfig, apply_lora: bool = True):
 
     if not config.name_or_path:
         raise ValueError("model.name_or_path is empty: give a local checkpoint folder or a hub name")
+    if config.freeze_vision:
+        raise ValueError("model.freeze_vision applies to vision-language models, which this recipe does not load "
+                         "(critic_rl does)")
     tokenizer = load_tokenizer(config)
     model = AutoModelForCausalLM.from_pretrained(config.name_or_path, **_model_kwargs(config))
     if model.generation_config.pad_token_id is None:

@@ -101,13 +101,21 @@ def step_template(row: dict[str, Any], style: str = "default") -> str:
             "own line, or -1 in \\boxed{} if every step is correct.")
 
 
-def render(row: dict[str, Any], *, style: str = "default", think: bool = False) -> list[dict[str, str]]:
+def render(row: dict[str, Any], *, style: str = "default", think: bool = False,
+           images: int | None = None) -> list[dict[str, Any]]:
     """Chat messages for one record row, chosen by its ``task`` column.
+
+    ``images`` (a count, 0 included) asks for a vision-language prompt: every content is a list of
+    parts, the user's opening with one ``{"type": "image"}`` placeholder per image, which TRL fills
+    from the row's ``images`` column. Every row of a dataset then has the same shape, so Arrow can
+    store rows with and without images side by side.
 
     >>> [m["role"] for m in render({"task": "pointwise", "question": "q", "response": "r"})]
     ['system', 'user']
     >>> render({"task": "pointwise", "question": "q", "response": "r"}, style="compact", think=True)
     [{'role': 'user', 'content': 'r\\nCorrect or Incorrect?\\nThink in <think> </think> first.'}]
+    >>> render({"task": "pointwise", "question": "q", "response": "r"}, style="compact", images=1)
+    [{'role': 'user', 'content': [{'type': 'image'}, {'type': 'text', 'text': 'r\\nCorrect or Incorrect?'}]}]
     """
     if style not in STYLES:
         raise ValueError(f"unknown template style '{style}'{did_you_mean(style, STYLES)}")
@@ -116,19 +124,28 @@ def render(row: dict[str, Any], *, style: str = "default", think: bool = False) 
         text += "\n\n" + LONG_COT_INSTRUCTIONS
     elif think:
         text += "\n" + (COMPACT_THINK_SUFFIX if style == "compact" else THINK_SUFFIX)
-    user = {"role": "user", "content": text}
-    return [user] if style == "compact" else [{"role": "system", "content": SYSTEM_PROMPT}, user]
+    if images is None:
+        user, system = {"role": "user", "content": text}, {"role": "system", "content": SYSTEM_PROMPT}
+    else:
+        user = {"role": "user", "content": [*[{"type": "image"}] * images, {"type": "text", "text": text}]}
+        system = {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]}
+    return [user] if style == "compact" else [system, user]
 
 
-def add_prompts(dataset, *, style: str = "default", think: bool = False):
+def add_prompts(dataset, *, style: str = "default", think: bool = False, images: bool = False):
     """Return ``dataset`` (a ``datasets.Dataset``) with a ``prompt`` column of chat messages for TRL.
 
-    Each row is rendered with its own task's template, so a dataset may mix tasks.
+    Each row is rendered with its own task's template, so a dataset may mix tasks. ``images=True``
+    renders vision-language prompts with one image placeholder per entry of the row's ``images``.
     """
     if style not in STYLES:  # fail before ``map`` wraps the error in a traceback per worker
         raise ValueError(f"unknown template style '{style}'{did_you_mean(style, STYLES)}")
-    return dataset.map(lambda row: {"prompt": render(row, style=style, think=think)},
-                       desc=f"rendering {style} critic prompts")
+
+    def prompt(row: dict[str, Any]) -> dict[str, Any]:
+        count = len(row.get("images") or []) if images else None
+        return {"prompt": render(row, style=style, think=think, images=count)}
+
+    return dataset.map(prompt, desc=f"rendering {style} critic prompts")
 
 
 def quoted_texts(row: dict[str, Any]) -> list[str]:

@@ -137,3 +137,26 @@ def _with_language_lora(model, config: ModelConfig, tower_name: str):
     from peft import get_peft_model
 
     return get_peft_model(model, peft_config)
+
+
+def is_vision_language(config: ModelConfig) -> bool:
+    """Whether the configured checkpoint is a vision-language model (its config has ``vision_config``)."""
+    from transformers import AutoConfig
+
+    if not config.name_or_path:
+        raise ValueError("model.name_or_path is empty: give a local checkpoint folder or a hub name")
+    model_config = AutoConfig.from_pretrained(config.name_or_path, trust_remote_code=config.trust_remote_code)
+    return getattr(model_config, "vision_config", None) is not None
+
+
+def has_images(dataset) -> bool:
+    """Whether any row of ``dataset`` carries a non-empty ``images`` list."""
+    return "images" in dataset.column_names and any(dataset["images"])
+
+
+def load_images(dataset):
+    """``dataset`` with its ``images`` column of paths decoded to PIL images on access (TRL's
+    GRPOTrainer reads a list of images per row from ``images``); a missing file fails on first read."""
+    import datasets
+
+    return dataset.cast_column("images", datasets.List(datasets.Image()))

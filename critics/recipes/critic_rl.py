@@ -5,6 +5,10 @@ compares it with the record's label. The defaults reproduce LLaVA-Critic-R1's pu
 for pairwise critics (arXiv 2509.00676: group size 8, temperature 1.0, learning rate 1e-6, KL
 coefficient 0.01, reward 0.9 accuracy + 0.1 format, think-then-box prompt); the YAML files in
 ``configs/recipes/`` set the values other papers state for their tasks.
+
+A vision-language checkpoint (its config has ``vision_config``) is loaded with its processor;
+records with ``images`` (paths) then show the critic one image per path before the prompt text,
+as in LLaVA-Critic-R1. ``model.freeze_vision`` keeps the vision tower's weights fixed.
 """
 
 from __future__ import annotations
@@ -91,17 +95,27 @@ def build(config: CriticRLConfig):
     from trl import GRPOTrainer
 
     from critics.templates import add_prompts
+    from critics.vlm import has_images, is_vision_language, load_images, load_vlm, vision_tower, vlm_lora_config
 
     class CriticGRPOTrainer(AtomicCheckpoints, GRPOTrainer):
         """GRPOTrainer whose checkpoints are written atomically."""
 
     set_threads_for_cpu(precision_args(config.model)["use_cpu"])
     data = load_data(config.data, config.run.seed)
-    train = add_prompts(data.train, style=config.template.style, think=config.template.think)
-    model, tokenizer = load_causal_lm(config.model, apply_lora=False)
+    vision = is_vision_language(config.model)
+    if not vision and (has_images(data.train) or config.model.freeze_vision):
+        raise ValueError(f"{config.model.name_or_path} is a text-only model, but the records carry images "
+                         "or model.freeze_vision is set: give a vision-language checkpoint")
+    train = add_prompts(data.train, style=config.template.style, think=config.template.think, images=vision)
+    if vision:  # the processor renders the images; TRL reads them from the ``images`` column
+        model, processing_class = load_vlm(config.model, freeze_vision=config.model.freeze_vision, apply_lora=False)
+        train = load_images(train) if has_images(train) else train
+        peft_config = vlm_lora_config(config.model, vision_tower(model)[0])
+    else:
+        model, processing_class = load_causal_lm(config.model, apply_lora=False)
+        peft_config = lora_config(config.model)
     trainer = CriticGRPOTrainer(model=model, reward_funcs=reward_functions(config), args=grpo_args(config),
-                                train_dataset=train, processing_class=tokenizer,
-                                peft_config=lora_config(config.model))
+                                train_dataset=train, processing_class=processing_class, peft_config=peft_config)
     return trainer, data
 
 
