@@ -160,3 +160,65 @@ def load_images(dataset):
     import datasets
 
     return dataset.cast_column("images", datasets.List(datasets.Image()))
+
+
+def decode_data_url(url: str):
+    """A base64 ``data:image/...`` URL as an RGB ``PIL.Image``; ``ValueError`` for anything else.
+
+    The server accepts images only inline: it never fetches a URL or reads a path a client names.
+
+    >>> decode_data_url("https://example.com/cat.png")
+    Traceback (most recent call last):
+    ...
+    ValueError: images must be base64 data URLs (data:image/png;base64,...); the server fetches no URL and reads no path
+    """
+    import base64
+    import binascii
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    header, sep, payload = url.partition(",") if isinstance(url, str) else ("", "", "")
+    if not (sep and header.startswith("data:image/") and header.endswith(";base64")):
+        raise ValueError("images must be base64 data URLs (data:image/png;base64,...); the server fetches no URL "
+                         "and reads no path")
+    try:
+        image = Image.open(io.BytesIO(base64.b64decode(payload, validate=True)))
+        image.load()
+    except (binascii.Error, UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"not a readable image: {exc}") from None
+    return image.convert("RGB")
+
+
+def attach_images(messages: list[dict], images: list) -> list[dict]:
+    """Fill the ``{"type": "image"}`` placeholders of rendered messages with ``images``, in order."""
+    pending = iter(images)
+    out = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, list):
+            content = [{"type": "image", "image": next(pending)} if part.get("type") == "image" else part
+                       for part in content]
+        out.append({**message, "content": content})
+    return out
+
+
+def conversation_images(conversation: list[dict]) -> list:
+    """The images of a conversation's messages, in order."""
+    return [part["image"] for message in conversation if isinstance(message.get("content"), list)
+            for part in message["content"] if part.get("type") == "image"]
+
+
+def vlm_generate(model, processor, conversations: list[list[dict]], *, max_new_tokens: int,
+                 temperature: float) -> list[str]:
+    """Complete chat conversations whose messages may hold image parts (greedy when ``temperature`` is 0)."""
+    import torch
+
+    processor.tokenizer.padding_side = "left"
+    texts = [processor.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    images = [image for c in conversations for image in conversation_images(c)]
+    inputs = processor(text=texts, images=images or None, return_tensors="pt", padding=True).to(model.device)
+    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+    with torch.inference_mode():
+        out = model.generate(**inputs, max_new_tokens=max_new_tokens, **sampling)
+    return processor.tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)

@@ -21,6 +21,7 @@ class Backend:
 
     name = "backend"
     supports_soft = False
+    supports_images = False
     is_scalar = False
     polar = None  # a POLAR checkpoint's token budgets (``critics.polar``): it scores candidates against references
 
@@ -63,6 +64,12 @@ class TransformersBackend(Backend):
         from critics.models import ModelConfig, load_causal_lm, load_sequence_classifier
 
         config = ModelConfig(name_or_path=path_or_name, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+        self.processor = None
+        if model is None and _is_vision_language(path_or_name, trust_remote_code):
+            from critics.vlm import load_vlm
+
+            model, self.processor = load_vlm(config, apply_lora=False)
+            tokenizer, self.supports_images, self.supports_soft = self.processor.tokenizer, True, False
         if model is None:
             self.is_scalar = _is_classifier(path_or_name, trust_remote_code)
             load = load_sequence_classifier if self.is_scalar else load_causal_lm
@@ -86,6 +93,11 @@ class TransformersBackend(Backend):
                 for c in conversations]
 
     def generate(self, conversations, *, max_new_tokens, temperature):
+        if self.processor is not None:
+            from critics.vlm import vlm_generate
+
+            return vlm_generate(self.model, self.processor, list(conversations), max_new_tokens=max_new_tokens,
+                                temperature=temperature)
         encoded = self._encode(self._prompt_texts(conversations))
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         with self.torch.inference_mode():
@@ -128,6 +140,13 @@ class TransformersBackend(Backend):
         from critics.polar import polar_scores
 
         return polar_scores(self.model, self.tokenizer, rows, self.polar, batch_size=max(len(rows), 1))
+
+
+def _is_vision_language(path_or_name: str, trust_remote_code: bool) -> bool:
+    from transformers import AutoConfig
+
+    return getattr(AutoConfig.from_pretrained(path_or_name, trust_remote_code=trust_remote_code),
+                   "vision_config", None) is not None
 
 
 def _is_classifier(path_or_name: str, trust_remote_code: bool) -> bool:

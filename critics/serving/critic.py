@@ -161,6 +161,8 @@ class Critic:
 
     def check_row(self, row: dict[str, Any]) -> None:
         """Raise ``KeyError`` naming a field the row's task needs and lacks."""
+        if row.get("images") and not self.backend.supports_images:
+            raise KeyError("this critic reads text only: the item has images, which it would ignore")
         if row["task"] == "reference":
             missing = [f for f in REFERENCE_FIELDS if not isinstance(row.get(f), str)]
             if missing:
@@ -173,7 +175,7 @@ class Critic:
             return self.backend.generate(items, max_new_tokens=key[1], temperature=key[2])
         if self.backend.polar is not None:
             return [Critique("", SCALAR, s) for s in self.backend.polar_scores(items)]
-        conversations = [render(row, style=self.style, think=self.think) for row in items]
+        conversations = [self._conversation(row) for row in items]
         if self.is_scalar:
             return [Critique("", SCALAR, s) for s in self.backend.scalar_scores(conversations)]
         texts = self.backend.generate(conversations, max_new_tokens=self.max_new_tokens, temperature=self.temperature)
@@ -182,6 +184,15 @@ class Critic:
         if self.soft:
             scores = self._soft_scores(conversations, texts, verdicts, items, scores)
         return [Critique(t, v, s) for t, v, s in zip(texts, verdicts, scores)]
+
+    def _conversation(self, row: dict[str, Any]) -> list[dict]:
+        """The critic's prompt for a row; a vision-language critic gets the row's images in it."""
+        if not self.backend.supports_images:
+            return render(row, style=self.style, think=self.think)
+        from critics.vlm import attach_images
+
+        images = list(row.get("images") or [])
+        return attach_images(render(row, style=self.style, think=self.think, images=len(images)), images)
 
     def _soft_scores(self, conversations, texts, verdicts, items, scores) -> list[float | None]:
         """P(first choice) at the critic's own last ``\\boxed{``, for valid pointwise/pairwise verdicts."""

@@ -34,9 +34,23 @@ class ChatRequest(BaseModel):
     stream: bool | None = False
 
 
-def conversation(request: ChatRequest) -> list[dict[str, str]]:
-    """The messages as plain ``{"role", "content"}`` dicts; raises ``ValueError`` for non-text content parts."""
-    return [{"role": m.role, "content": _text(i, m)} for i, m in enumerate(request.messages)]
+def conversation(request: ChatRequest) -> list[dict[str, Any]]:
+    """The messages as ``{"role", "content"}`` dicts: content a string, or, when a message holds
+    ``image_url`` parts (base64 data URLs only), a list of text and ``{"type": "image", "image": PIL}``
+    parts. Raises ``ValueError`` naming the part for any other part or an unreadable image."""
+    return [{"role": m.role, "content": _content(i, m)} for i, m in enumerate(request.messages)]
+
+
+def has_images(messages: list[dict[str, Any]]) -> bool:
+    """Whether any message holds an image part."""
+    return any(isinstance(m["content"], list) and any(p.get("type") == "image" for p in m["content"])
+               for m in messages)
+
+
+def text_only(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The messages with their text parts joined (for counting prompt tokens)."""
+    return [{"role": m["role"], "content": m["content"] if isinstance(m["content"], str) else
+             "".join(p.get("text", "") for p in m["content"] if p.get("type") == "text")} for m in messages]
 
 
 def completion_body(tokenizer, messages: list[dict], texts: list[str], max_tokens: int, model: str) -> dict:
@@ -46,7 +60,7 @@ def completion_body(tokenizer, messages: list[dict], texts: list[str], max_token
     prompt_tokens = 0
     if tokenizer is not None:
         prompt_tokens = count_tokens(tokenizer, tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False))
+            text_only(messages), add_generation_prompt=True, tokenize=False))
     choices = [{"index": i, "message": {"role": "assistant", "content": text}, "logprobs": None,
                 "finish_reason": "length" if tokenizer is not None and n >= max_tokens else "stop"}
                for i, (text, n) in enumerate(zip(texts, counts))]
@@ -61,13 +75,25 @@ def count_tokens(tokenizer, text: str) -> int:
     return 0 if tokenizer is None else len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _text(index: int, message: ChatMessage) -> str:
+def _content(index: int, message: ChatMessage) -> str | list[dict[str, Any]]:
     if message.content is None or isinstance(message.content, str):
         return message.content or ""
-    texts = []
+    parts: list[dict[str, Any]] = []
     for j, part in enumerate(message.content):
-        if part.get("type") != "text" or not isinstance(part.get("text"), str):
-            raise ValueError(f"messages[{index}].content[{j}]: only text parts are supported, "
-                             f"got type {part.get('type')!r}")
-        texts.append(part["text"])
-    return "".join(texts)
+        kind = part.get("type")
+        if kind == "text" and isinstance(part.get("text"), str):
+            parts.append({"type": "text", "text": part["text"]})
+        elif kind == "image_url":
+            from critics.vlm import decode_data_url
+
+            url = (part.get("image_url") or {}).get("url") if isinstance(part.get("image_url"), dict) else None
+            try:
+                parts.append({"type": "image", "image": decode_data_url(url)})
+            except ValueError as error:
+                raise ValueError(f"messages[{index}].content[{j}]: {error}") from None
+        else:
+            raise ValueError(f"messages[{index}].content[{j}]: only text and image_url parts are supported, "
+                             f"got type {kind!r}")
+    if all(p["type"] == "text" for p in parts):
+        return "".join(p["text"] for p in parts)
+    return parts

@@ -46,7 +46,7 @@ from critics.config import ConfigError
 from critics.serving.batcher import BatcherClosed, QueueFull
 from critics.serving.critic import Critic, Critique
 from critics.serving.metrics import ServerMetrics
-from critics.serving.openai_chat import ChatRequest, completion_body, conversation
+from critics.serving.openai_chat import ChatRequest, completion_body, conversation, has_images
 from critics.serving.queries import split_query
 
 logger = logging.getLogger(__name__)
@@ -264,6 +264,8 @@ async def chat_completions(request: Request) -> JSONResponse:
         messages = conversation(body)
     except ValueError as error:
         raise ApiError(422, str(error)) from None
+    if has_images(messages) and not critic.backend.supports_images:
+        raise ApiError(422, "this critic reads text only: send no image_url parts (or serve a vision-language critic)")
     max_tokens = body.max_completion_tokens or body.max_tokens or critic.max_new_tokens
     temperature = critic.temperature if body.temperature is None else body.temperature
     try:
@@ -355,6 +357,8 @@ def check_item(index: int, item: Any, task: str, critic: Critic) -> dict[str, An
     for name in TEXT_FIELDS[row["task"]]:
         if name in row and not isinstance(row[name], str):
             raise ApiError(422, f"{where}.{name} must be a string, got {type(row[name]).__name__}")
+    if row.get("images") is not None:
+        row["images"] = _decode_images(row["images"], where)
     steps = row.get("steps")
     if row["task"] == "step" and not (isinstance(steps, list) and all(isinstance(s, str) for s in steps)):
         raise ApiError(422, f"{where}.steps must be a list of strings")
@@ -363,6 +367,18 @@ def check_item(index: int, item: Any, task: str, critic: Critic) -> dict[str, An
     except KeyError as error:
         raise ApiError(422, f"{where}: {error.args[0]}") from None
     return row
+
+
+def _decode_images(images: Any, where: str) -> list:
+    """An item's ``images``: base64 data URLs only (the server reads no path and fetches no URL)."""
+    from critics.vlm import decode_data_url
+
+    if not isinstance(images, list):
+        raise ApiError(422, f"{where}.images must be a list of base64 data URLs")
+    try:
+        return [decode_data_url(image) for image in images]
+    except ValueError as error:
+        raise ApiError(422, f"{where}.images: {error}") from None
 
 
 def _check_count(n: int, settings: ServerSettings, what: str) -> None:

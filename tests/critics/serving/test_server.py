@@ -178,7 +178,7 @@ def test_chat_completions_defaults_and_text_parts(make_critic):
     ({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}, 404, ["'gpt-4o'", "'critic'"]),
     ({"messages": []}, 422, ["messages"]),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 422,
-     ["messages[0].content[0]", "only text"]),
+     ["messages[0].content[0]", "base64 data URLs"]),
     ({"messages": [{"role": "user", "content": "x"}], "n": 0}, 422, ["n"]),
     ({"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}, 422, ["max_tokens"]),
 ])
