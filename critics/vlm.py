@@ -191,8 +191,11 @@ def decode_data_url(url: str):
 
 
 def attach_images(messages: list[dict], images: list) -> list[dict]:
-    """Fill the ``{"type": "image"}`` placeholders of rendered messages with ``images``, in order."""
-    pending = iter(images)
+    """Fill the ``{"type": "image"}`` placeholders of rendered messages with ``images`` (PIL images, or
+    local paths, opened here: in-process callers only), in order."""
+    from PIL import Image
+
+    pending = iter(Image.open(i).convert("RGB") if isinstance(i, str) else i for i in images)
     out = []
     for message in messages:
         content = message["content"]

@@ -10,6 +10,7 @@ requests (one per response) and its scores are compared. Scoring goes through
 |---|---|---|
 | ``processbench`` | ``problem``, ``steps``, ``label`` (first wrong step, -1) | 1 step record |
 | ``rewardbench``, ``llmbar``, ``hh_rlhf``, ``ultrafeedback``, ``pairwise`` | prompt, chosen, rejected, subset | 1 pairwise (the chosen answer at A for every other item) |
+| ``vl_rewardbench`` | ``image_path``, ``query``, ``response`` x2, ``human_ranking`` | 1 pairwise record with its images |
 | ``judgebench`` | ``question``, ``response_A``, ``response_B``, ``label`` in {A>B, B>A} | 2: the original order and swapped |
 | ``rmbench`` | ``prompt``, ``chosen[3]``, ``rejected[3]``, ``domain`` | 9: each chosen style against each rejected style |
 | ``pointwise`` | ``question``, ``response``, ``label`` (or ``is_correct``) | 1 pointwise record |
@@ -199,6 +200,28 @@ for _name, _source in (("rewardbench", "rewardbench"), ("llmbar", "llmbar"), ("h
     BENCHMARKS.register(_name)(type(f"{_name.title().replace('_', '')}Eval", (PairwiseEval,),
                                     {"name": _name, "source": _source,
                                      "__doc__": f"Pairwise preference read by the ``{_source}`` source."}))
+
+
+@BENCHMARKS.register("vl_rewardbench")
+class VLRewardBenchEval(PairwiseEval):
+    """VL-RewardBench's format (``image_path``, ``query``, ``response`` x2, ``human_ranking``): the
+    pairwise judgment with the item's images; overall accuracy and the macro average over its
+    groups (``query_source``), plus position bias."""
+
+    name = "vl_rewardbench"
+    source: ClassVar[str] = "vl_rewardbench"
+    scalar_ok = False
+
+    def item(self, rid, row, index):
+        item = super().item(rid, row, index)
+        item.requests[0].payload["images"] = list(row.get("images") or [])
+        return item
+
+    def score(self, items, verdicts):
+        metrics = super().score(items, verdicts)
+        groups = [v for v in metrics["subsets"].values() if v == v]
+        metrics["macro_accuracy"] = sum(groups) / len(groups) if groups else float("nan")
+        return metrics
 
 
 @BENCHMARKS.register("judgebench")

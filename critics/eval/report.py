@@ -84,7 +84,7 @@ def write_report(out: Path, summary: dict[str, Any]) -> Path:
         if m.get("by_k"):
             lines.append("Voting over k samples: " + ", ".join(f"k={k}: {_fmt(v)}" for k, v in m["by_k"].items()))
             lines.append("")
-        extras = {k: m[k] for k in ("inconsistent", "rewardbench_score", "f1", "precision", "recall", "hard",
+        extras = {k: m[k] for k in ("macro_accuracy", "inconsistent", "rewardbench_score", "f1", "precision", "recall", "hard",
                                     "normal", "easy", "invalid") if k in m}
         if extras:
             lines += [", ".join(f"{k}: {_fmt(v)}" for k, v in extras.items()), ""]

@@ -29,7 +29,8 @@ from critics.eval.metrics import majority_vote
 HEADLINE = {"processbench": ("mean_subset_f1", "F1 (mean over subsets)"), "judgebench": ("accuracy", "accuracy"),
             "rmbench": ("overall", "overall"), "pointwise": ("accuracy", "accuracy"),
             "refine": ("refine_accuracy", "accuracy after refinement"),
-            "bestofn": ("filtered", "majority vote over critic-accepted solutions")}
+            "bestofn": ("filtered", "majority vote over critic-accepted solutions"),
+            "vl_rewardbench": ("accuracy", "accuracy")}
 
 
 @dataclass
@@ -116,7 +117,7 @@ class Judge:
     def __call__(self, payloads: list[dict[str, Any]]) -> list[tuple[Any, float | None, str] | None]:
         if self.critic is not None:
             return [(c.verdict.value, c.score, c.text) for c in self.critic.critique(payloads)]
-        results = self.remote.score(payloads)
+        results = self.remote.score([inline_images(p) for p in payloads])
         for r in results:
             if r is not None and self.scalar is None:
                 self.scalar = r.get("reason") == "scalar score"
@@ -125,6 +126,22 @@ class Judge:
     def close(self) -> None:
         if self.critic is not None:
             self.critic.close()
+
+
+def inline_images(payload: dict[str, Any]) -> dict[str, Any]:
+    """A payload whose image paths become base64 data URLs (a server reads no path a client names)."""
+    if not payload.get("images"):
+        return payload
+    import base64
+    import mimetypes
+
+    def url(path: str) -> str:
+        if path.startswith("data:"):
+            return path
+        kind = mimetypes.guess_type(path)[0] or "image/png"
+        return f"data:{kind};base64," + base64.b64encode(Path(path).read_bytes()).decode()
+
+    return {**payload, "images": [url(p) for p in payload["images"]]}
 
 
 def trained_template(target: str) -> dict[str, Any]:
