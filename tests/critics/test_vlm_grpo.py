@@ -108,3 +108,23 @@ def test_images_for_a_text_only_model_are_an_error(tmp_path, records):
     tiny = save_tiny_checkpoint(tmp_path / "tiny")
     with pytest.raises(ValueError, match="text-only model"):
         critic_rl.build(rl_config(tiny, records, tmp_path / "rl"))
+
+
+def test_the_critic_is_evaluated_as_a_policy_before_and_after_critic_training(tiny_vlm, records, tmp_path):
+    from critics.eval.policy import policy_accuracy
+
+    folder = Path(json.loads(records.read_text().splitlines()[0])["images"][0]).parent
+    questions = [{"question": "What colour is the square?", "answer": name, "images": [str(folder / f"{name}.png")]}
+                 for name in COLOURS]
+    trainer, _ = critic_rl.build(rl_config(tiny_vlm, records, tmp_path / "rl"))
+    before = policy_accuracy(trainer.model, trainer.processing_class, questions, max_new_tokens=4,
+                             instruction=" One word.")
+    seen = []
+    _, tower = vision_tower(trainer.model)
+    tower.register_forward_hook(lambda module, args, out: seen.append(1))
+    trainer.train()
+    after = policy_accuracy(trainer.model, trainer.processing_class, questions, max_new_tokens=4)
+    assert before["n"] == after["n"] == len(COLOURS) and 0.0 <= after["accuracy"] <= 1.0
+    assert seen  # the policy evaluation and training both looked at the images
+    with pytest.raises(ValueError, match="text-only model cannot answer questions with images"):
+        policy_accuracy(trainer.model, trainer.processing_class.tokenizer, questions)
