@@ -35,12 +35,9 @@ ITEMS = 4
 
 
 def prompt_rows(n: int, seed: int) -> list[dict]:
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        pairs = [[rng.randint(0, 9), rng.randint(0, 9)] for _ in range(ITEMS)]
-        rows.append({"prompt": " ".join(f"{a}+{b}" for a, b in pairs), "spec": {"items": pairs}})
-    return rows
+    from critics.recipes.rlac import synthetic_prompts
+
+    return synthetic_prompts(n, ITEMS, seed, largest=9)
 
 
 def hard(a: int, b: int) -> bool:

@@ -123,12 +123,11 @@ def run(config: CritiqueRLConfig, resume: bool = False, progress: bool = True) -
     extra = None
     metrics: dict[str, Any] = {}
     if not one_done:
-        reward = DiscriminationReward(s=config.stage_one.s)
-        trainer, data = critic_rl.build(stage_config(config, "stage1", config.model.name_or_path, reward))
+        one = stage_config(config, "stage1", config.model.name_or_path, DiscriminationReward(s=config.stage_one.s))
+        trainer, data = critic_rl.build(one)
         check_refine_columns(data.train, "data.train")
         extra = _refine_eval(config, data.eval, progress)
-        result = train_and_finish(stage_config(config, "stage1", config.model.name_or_path, reward), trainer, data,
-                                  one_checkpoint, recipe="critique_rl", stage="stage I",
+        result = train_and_finish(one, trainer, data, one_checkpoint, recipe="critique_rl", stage="stage I",
                                   stages="Critique-RL stage I (discrimination)", rewards=["DiscriminationReward"],
                                   metrics=metrics, progress=progress, extra_eval=extra)
         metrics = result["metrics"]

@@ -28,7 +28,7 @@ from critics.models import ModelConfig, lora_config, precision_args
 from critics.polar import PolarBudgets, PolarEncoder, add_polar_tokens, polar_scores, save_polar_config
 from critics.recipes.common import (AtomicCheckpoints, RunSettings, config_hash, load_records, save_final,
                                     set_threads_for_cpu, show_progress, write_run_files)
-from critics.recipes.staged import stage_metrics, stage_plan, stage_run, write_recipe_config
+from critics.recipes.staged import next_stage_model, stage_metrics, stage_plan, stage_run, write_recipe_config
 
 PAIRS = {"pretrain": ("positive", "negative"), "finetune": ("chosen", "rejected")}
 
@@ -200,18 +200,6 @@ def run(config: PolarConfig, resume: bool = False, progress: bool = True) -> dic
         else:
             final = run_stage(config, stage, start, checkpoint, metrics, progress)
         final = out / stage / "final"
-        start = _merged(final, config) if config.model.lora.r > 0 else str(final)
+        start = next_stage_model(out / stage, config.model.lora.r > 0, "SEQ_CLS")
     return {"final": str(final), "metrics": metrics}
 
-
-def _merged(final: Path, config: PolarConfig) -> str:
-    """A LoRA stage's adapter merged into its base (the next stage starts from full weights)."""
-    merged = final.parent / "merged"
-    if not (merged / "config.json").is_file():
-        from peft import AutoPeftModelForSequenceClassification
-        from transformers import AutoTokenizer
-
-        AutoPeftModelForSequenceClassification.from_pretrained(str(final)).merge_and_unload().save_pretrained(str(merged))
-        AutoTokenizer.from_pretrained(str(final)).save_pretrained(str(merged))
-        save_polar_config(merged, config.budgets)
-    return str(merged)

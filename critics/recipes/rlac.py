@@ -100,8 +100,8 @@ class RLACConfig:
 
 # -- prompts ---------------------------------------------------------------------------------
 
-def synthetic_prompts(n: int, items: int, seed: int) -> list[dict[str, Any]]:
-    """The toy multi-item task: add ``items`` pairs of two-digit numbers, one ``a+b=c`` line each.
+def synthetic_prompts(n: int, items: int, seed: int, largest: int = 99) -> list[dict[str, Any]]:
+    """The toy multi-item task: add ``items`` pairs of numbers up to ``largest``, one ``a+b=c`` line each.
 
     >>> synthetic_prompts(1, 2, 0)[0]["prompt"]
     '49+97 53+5'
@@ -109,7 +109,7 @@ def synthetic_prompts(n: int, items: int, seed: int) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
-        pairs = [[rng.randint(0, 99), rng.randint(0, 99)] for _ in range(items)]
+        pairs = [[rng.randint(0, largest), rng.randint(0, largest)] for _ in range(items)]
         rows.append({"prompt": " ".join(f"{a}+{b}" for a, b in pairs), "spec": {"items": pairs}})
     return rows
 

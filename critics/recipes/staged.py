@@ -41,20 +41,26 @@ def stage_run(run: RunSettings, output_dir: Path, max_steps: int) -> RunSettings
     return RunSettings(**{**values, "output_dir": str(output_dir), "max_steps": max_steps})
 
 
-def next_stage_model(stage_dir: Path, lora: bool) -> str:
-    """The checkpoint the next stage starts from: the stage's ``final/``, merged if it is a LoRA adapter."""
+def next_stage_model(stage_dir: Path, lora: bool, task_type: str = "CAUSAL_LM") -> str:
+    """The checkpoint the next stage starts from: the stage's ``final/``, merged (into
+    ``merged/``, beside it) if it is a LoRA adapter; ``task_type`` is ``CAUSAL_LM`` or ``SEQ_CLS``.
+    Files the stage wrote beside the weights (``polar.json``) travel with the merged model."""
     final = stage_dir / "final"
     if not lora:
         return str(final)
     merged = stage_dir / "merged"
     if not (merged / "config.json").is_file():
-        from peft import AutoPeftModelForCausalLM
+        import peft
         from transformers import AutoTokenizer
 
+        auto = {"CAUSAL_LM": peft.AutoPeftModelForCausalLM, "SEQ_CLS": peft.AutoPeftModelForSequenceClassification}
         staging = stage_dir / ".merged-staging"
         shutil.rmtree(staging, ignore_errors=True)
-        AutoPeftModelForCausalLM.from_pretrained(str(final)).merge_and_unload().save_pretrained(str(staging))
+        auto[task_type].from_pretrained(str(final)).merge_and_unload().save_pretrained(str(staging))
         AutoTokenizer.from_pretrained(str(final)).save_pretrained(str(staging))
+        for extra in ("polar.json",):
+            if (final / extra).is_file():
+                shutil.copy(final / extra, staging / extra)
         staging.rename(merged)
     return str(merged)
 
