@@ -19,7 +19,7 @@ The task: add two two-digit numbers in columns ("07+45" -> "7+5=12 0+4+1=5 \boxe
 
     python benchmarks/critique_rl_experiment.py [--output-dir DIR] [--seed 0]
 
-Prints the table quoted in the issue notes (about 20 minutes on 2 CPU cores, 11 of them training the
+Prints the table quoted in the issue notes (17 minutes on 2 CPU cores, 11 of them training the
 actor, which a second run in the same folder reuses). Seed 0, measured 2026-11-27:
 
 | critic | discrimination acc | refine acc | c->c | c->i | i->c | i->i | change rate |
