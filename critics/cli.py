@@ -66,6 +66,8 @@ def make_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="hide progress bars")
     demo.add_argument("--policy", action="store_true",
                       help="then train a judge, serve it over HTTP and train a tiny policy against it (about 4 more minutes)")
+    demo.add_argument("--vlm", action="store_true",
+                      help="the multimodal demo instead: a tiny vision-language critic judges drawn shapes (about 2 minutes)")
     demo.set_defaults(func=demo_command)
     add_serve_parser(verbs)
     add_eval_parser(verbs)
@@ -221,12 +223,19 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from critics import demo
+    from critics import demo, demo_vlm
 
-    result = demo.run(demo.DemoSettings(output_dir=args.output_dir, seed=args.seed), progress=not args.quiet)
+    if args.vlm and args.policy:
+        raise SystemExit("critics demo: --policy belongs to the text demo; run it without --vlm")
+    if args.vlm:
+        output_dir = "outputs/demo_vlm" if args.output_dir == "outputs/demo" else args.output_dir
+        result = demo_vlm.run(demo_vlm.VLMDemoSettings(output_dir=output_dir, seed=args.seed),
+                              progress=not args.quiet)
+    else:
+        result = demo.run(demo.DemoSettings(output_dir=args.output_dir, seed=args.seed), progress=not args.quiet)
     print_markdown(result["data"].card_path.read_text(encoding="utf-8"))
     print_summary(result["data"])
-    print("\nHeld-out accuracy of the critic (greedy verdicts):")
+    print("\nHeld-out accuracy of the critic (greedy verdicts" + (", with the images):" if args.vlm else "):"))
     sft, grpo = result["sft"]["metrics"], result["grpo"]["metrics"]
     for stage, metrics in (("before", sft["before"]), ("after SFT", sft["after SFT"]), ("after GRPO", grpo["after GRPO"])):
         print_accuracy(stage, metrics)

@@ -138,38 +138,56 @@ def build_dataset(settings: DemoSettings, progress: bool) -> BuildResult:
 
 def run(settings: DemoSettings, progress: bool = True) -> dict[str, Any]:
     """Run the three steps (no GRPO with ``grpo_steps=0``); return paths and held-out accuracies."""
-    from critics.models import ModelConfig
-    from critics.recipes import critic_rl, sft
-    from critics.recipes.common import DataSettings, EvalSettings, RunSettings, TemplateSettings
     from critics.rewards.verdict import PointwiseVerdictReward
     from critics.tiny import save_tiny_checkpoint
 
-    if not progress:  # --quiet: the datasets and transformers bars too, not only the trainers'
-        import datasets
-        from transformers.utils import logging as hf_logging
-
-        datasets.disable_progress_bars()
-        hf_logging.disable_progress_bar()
+    if not progress:
+        quiet()
     out = Path(settings.output_dir)
     data_result = build_dataset(settings, progress)
     base = save_tiny_checkpoint(out / "tiny-base", seed=settings.seed)
-    data = DataSettings(train=str(out / "data_with_critiques"), eval_size=settings.eval_size, task="pointwise")
+    sft_result, rl_result = sft_then_grpo(
+        out, base, "pointwise", PointwiseVerdictReward(), sft_steps=settings.sft_steps, grpo_steps=settings.grpo_steps,
+        grpo_learning_rate=settings.grpo_learning_rate, grpo_batch_size=64, eval_size=settings.eval_size,
+        eval_batch_size=128, max_length=128, seed=settings.seed, progress=progress)
+    return {"data": data_result, "sft": sft_result, "grpo": rl_result}
+
+
+def quiet() -> None:
+    """``--quiet``: hide the datasets and transformers progress bars too, not only the trainers'."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+
+
+def sft_then_grpo(out: Path, base: Path, task: str, reward, *, sft_steps: int, grpo_steps: int,
+                  grpo_learning_rate: float, grpo_batch_size: int, eval_size: int, eval_batch_size: int,
+                  max_length: int, seed: int, progress: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Steps 2 and 3 of the demos: SFT of ``base`` on ``out/data_with_critiques``, then GRPO with
+    ``reward`` (group 8, temperature 1.0, no KL), the compact template, held-out accuracy before
+    and after each stage. No GRPO (None) when ``grpo_steps`` is 0."""
+    from critics.models import ModelConfig
+    from critics.recipes import critic_rl, sft
+    from critics.recipes.common import DataSettings, EvalSettings, RunSettings, TemplateSettings
+
+    data = DataSettings(train=str(out / "data_with_critiques"), eval_size=eval_size, task=task)
     template = TemplateSettings(style="compact", think=False)
-    evaluation = EvalSettings(max_new_tokens=64, batch_size=128)
+    evaluation = EvalSettings(max_new_tokens=64, batch_size=eval_batch_size)
     sft_result = sft.run(sft.SFTRecipeConfig(
         model=ModelConfig(name_or_path=str(base), device="cpu"), data=data, template=template, eval=evaluation,
-        run=RunSettings(output_dir=str(out / "sft"), max_steps=settings.sft_steps, learning_rate=3e-3,
+        run=RunSettings(output_dir=str(out / "sft"), max_steps=sft_steps, learning_rate=3e-3,
                         lr_scheduler_type="cosine", warmup_steps=0.05, per_device_train_batch_size=16,
-                        save_steps=settings.sft_steps, logging_steps=10, seed=settings.seed),
-        max_length=128), progress=progress)
-    if not settings.grpo_steps:
-        return {"data": data_result, "sft": sft_result, "grpo": None}
+                        save_steps=sft_steps, logging_steps=10, seed=seed),
+        max_length=max_length), progress=progress)
+    if not grpo_steps:
+        return sft_result, None
     rl_result = critic_rl.run(critic_rl.CriticRLConfig(
         model=ModelConfig(name_or_path=sft_result["final"], device="cpu"), data=data, template=template,
-        eval=evaluation, rewards=[PointwiseVerdictReward()],
+        eval=evaluation, rewards=[reward],
         grpo=critic_rl.GRPOSettings(num_generations=8, temperature=1.0, beta=0.0, max_completion_length=64),
-        run=RunSettings(output_dir=str(out / "grpo"), max_steps=settings.grpo_steps,
-                        learning_rate=settings.grpo_learning_rate,
-                        per_device_train_batch_size=64, save_steps=settings.grpo_steps, logging_steps=5,
-                        seed=settings.seed)), progress=progress)
-    return {"data": data_result, "sft": sft_result, "grpo": rl_result}
+        run=RunSettings(output_dir=str(out / "grpo"), max_steps=grpo_steps, learning_rate=grpo_learning_rate,
+                        per_device_train_batch_size=grpo_batch_size, save_steps=grpo_steps, logging_steps=5,
+                        seed=seed)), progress=progress)
+    return sft_result, rl_result

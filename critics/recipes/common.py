@@ -228,9 +228,6 @@ def evaluate(model, tokenizer, dataset, template: TemplateSettings, settings: Ev
     """Held-out verdict accuracy, or None when there is nothing (or nothing asked) to evaluate."""
     if not settings.enabled or dataset is None or len(dataset) == 0:
         return None
-    if "images" in dataset.column_names and any(dataset["images"]):
-        raise ValueError("held-out evaluation with images is not implemented yet (it would judge the records "
-                         "without their images): set eval.enabled: false, and evaluate with critics eval later")
     from critics.eval.heldout import critique_accuracy
 
     was_training = model.training

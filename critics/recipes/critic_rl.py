@@ -98,7 +98,16 @@ def build(config: CriticRLConfig):
     from critics.vlm import has_images, is_vision_language, load_images, load_vlm, vision_tower, vlm_lora_config
 
     class CriticGRPOTrainer(AtomicCheckpoints, GRPOTrainer):
-        """GRPOTrainer whose checkpoints are written atomically."""
+        """GRPOTrainer whose checkpoints are written atomically, and which takes batches that mix records
+        with and without images."""
+
+        def _generate(self, prompts):
+            # TRL 1.16 returns None as the image list of a prompt without images, which the processor then
+            # rejects when other prompts of the batch have images; an empty list is what it accepts.
+            *head, images, tool_images = super()._generate(prompts)
+            if images is not None:
+                images = [found or [] for found in images]
+            return (*head, images, tool_images)
 
     set_threads_for_cpu(precision_args(config.model)["use_cpu"])
     data = load_data(config.data, config.run.seed)

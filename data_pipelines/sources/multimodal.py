@@ -1,4 +1,5 @@
-"""Image preference sources: VL-RewardBench, Multimodal RewardBench, and a local JSONL + images folder.
+"""Image preference sources: VL-RewardBench, Multimodal RewardBench, LLaVA-Critic, and a local JSONL +
+images folder.
 
 Each yields the "image_preference" shape: a preference pair plus ``images``, a list of absolute
 paths. Image paths in a file are resolved relative to that file's folder (or ``image_root`` when
@@ -11,6 +12,7 @@ to files and point ``path`` at a JSON/JSONL index that names them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,3 +135,66 @@ class ImagePreferenceFolder(ImageSource):
         images = self.images(require(raw, "image", (str, list)), "image")
         row = pair(require(raw, "question"), require(raw, "chosen"), require(raw, "rejected"), raw.get("subset"))
         return {**row, "images": images}
+
+
+_BRACKETED = re.compile(  # "Question: [..] The first response: [..] The second response: [..]" (or Response 1/2, A/B)
+    r"Question:\s*\[(?P<question>.*?)\]\s*(?:The first response|Response 1|Response A):\s*\[(?P<first>.*?)\]\s*"
+    r"(?:The second response|Response 2|Response B):\s*\[(?P<second>.*)\]", re.S)
+_BETTER = re.compile(r"The better response:\s*\[?\s*(first|second|1|2|A|B)\b", re.I)
+_ARENA = re.compile(  # MT-bench / arena judge prompts, with a "[[A>B]]" verdict
+    r"<\|User Prompt\|>\s*(?P<question>.*?)\s*<\|The Start of Assistant A's Answer\|>\s*(?P<first>.*?)\s*"
+    r"<\|The End of Assistant A's Answer\|>\s*<\|The Start of Assistant B's Answer\|>\s*(?P<second>.*?)\s*"
+    r"<\|The End of Assistant B's Answer\|>", re.S)
+_ARENA_VERDICT = re.compile(r"\[\[(A>>B|A>B|A=B|B>A|B>>A)\]\]")
+
+
+@SOURCES.register("llava_critic")
+@dataclass
+class LLaVACriticPairwise(ImageSource):
+    """LLaVA-Critic's pairwise judgments (``lmms-lab/llava-critic-113k``, config ``pairwise``), exported
+    to JSON(L) with the image as a file: ``id``, ``source`` (the subset), ``image`` (a path or a list)
+    and ``conversations``, LLaVA's ``[{"from": "human", "value": ...}, {"from": "gpt", "value": ...}]``.
+
+    The judge's prompt carries the question and two responses; its answer names the better one.
+    Two layouts are read: the bracketed one ("Question: [...]", "The first response: [...]", ...,
+    answered "The better response: [first]") and the arena one ("<|User Prompt|>" ... answered
+    "[[A>B]]"). A tie, a row in any other layout, or an answer without a verdict is an error row
+    with its reason. The judge's critique itself is not kept: it names the responses by their
+    original order, which the pairwise builder shuffles.
+
+    >>> row = LLaVACriticPairwise().parse({"source": "VLFeedback", "conversations": [
+    ...     {"from": "human", "value": "<image>\\nQuestion: [What is shown?]\\nThe first response: [A cat.]\\n"
+    ...                                "The second response: [A dog.]\\nWhich is better?"},
+    ...     {"from": "gpt", "value": "The first misses the dog. The better response: [second]"}]})
+    >>> row["chosen"], row["rejected"], row["subset"]
+    ('A dog.', 'A cat.', 'VLFeedback')
+    """
+
+    def parse(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """The preference pair of one row, without its image."""
+        turns = require(raw, "conversations", list)
+        human = next((t.get("value") for t in turns if isinstance(t, dict) and t.get("from") == "human"), None)
+        judge = next((t.get("value") for t in turns if isinstance(t, dict) and t.get("from") == "gpt"), None)
+        if not isinstance(human, str) or not isinstance(judge, str):
+            raise RowError("field 'conversations' needs a human turn and a gpt turn, both text")
+        prompt = human.replace("<image>", "").strip()
+        if found := _BRACKETED.search(prompt):
+            verdict = _BETTER.findall(judge)
+            if not verdict:
+                tie = "equally good" in judge.lower()
+                raise RowError("the judgment is a tie" if tie else "the judgment names no better response")
+            first = verdict[-1].lower() in ("first", "1", "a")
+        elif found := _ARENA.search(prompt):
+            verdict = _ARENA_VERDICT.findall(judge)
+            if not verdict or verdict[-1] == "A=B":
+                raise RowError("the judgment is a tie" if verdict else "the judgment has no [[A>B]] verdict")
+            first = verdict[-1].startswith("A")
+        else:
+            raise RowError("the prompt is not a two-response comparison in a known LLaVA-Critic layout")
+        question, one, two = (found.group(k).strip() for k in ("question", "first", "second"))
+        chosen, rejected = (one, two) if first else (two, one)
+        return pair(question, chosen, rejected, raw.get("source"), id=raw.get("id"))
+
+    def convert(self, raw: dict[str, Any]) -> dict[str, Any]:
+        row = self.parse(raw)
+        return {**row, "images": self.images(require(raw, "image", (str, list)), "image")}

@@ -13,16 +13,9 @@ import torch
 from PIL import Image
 
 from critics.models import LoraSettings, ModelConfig
-from critics.tiny import save_tiny_vlm
 from critics.vlm import load_vlm, vision_tower
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def tiny_vlm(tmp_path_factory) -> Path:
-    torch.set_num_threads(1)
-    return save_tiny_vlm(tmp_path_factory.mktemp("tiny_vlm") / "model")
 
 
 def _inputs(processor, color=(255, 0, 0)):

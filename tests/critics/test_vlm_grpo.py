@@ -14,16 +14,10 @@ from critics.recipes import critic_rl
 from critics.recipes.common import DataSettings, RunSettings
 from critics.rewards.verdict import PairwiseReward
 from critics.templates import add_prompts
-from critics.tiny import save_tiny_checkpoint, save_tiny_vlm
+from critics.tiny import save_tiny_checkpoint
 from critics.vlm import vision_tower
 
 COLOURS = {"red": (255, 0, 0), "blue": (0, 0, 255), "green": (0, 160, 0)}
-
-
-@pytest.fixture(scope="module")
-def tiny_vlm(tmp_path_factory) -> Path:
-    torch.set_num_threads(1)
-    return save_tiny_vlm(tmp_path_factory.mktemp("tiny_vlm") / "model")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ from PIL import Image
 
 from data_pipelines import BuildConfig, build
 from data_pipelines.builders.pairwise import PairwiseBuilder
-from data_pipelines.sources.multimodal import ImagePreferenceFolder, MultimodalRewardBench, VLRewardBench
+from data_pipelines.sources.multimodal import (ImagePreferenceFolder, LLaVACriticPairwise, MultimodalRewardBench,
+                                              VLRewardBench)
 
 
 @pytest.fixture
@@ -88,3 +89,34 @@ def test_multimodal_rewardbench_uses_better_and_an_image_root(tmp_path, images):
     assert (out[0].data["chosen"], out[0].data["rejected"], out[0].data["subset"]) == ("y", "x", "reasoning")
     assert out[0].data["images"] == [str((images / "1.png").resolve())]
     assert "'Tie'" in out[1].error
+
+
+def _llava(human: str, gpt: str, image: str = "img/0.png", **extra) -> dict:
+    return {"id": extra.pop("id", "x"), "source": "VLFeedback", "image": image,
+            "conversations": [{"from": "human", "value": "<image>\n" + human}, {"from": "gpt", "value": gpt}]}
+
+
+def test_llava_critic_pairwise_layouts_and_their_error_rows(tmp_path, images):
+    bracketed = "Question: [What colour?]\nThe first response: [Red.]\nThe second response: [Blue.]\nCompare them."
+    arena = ("<|User Prompt|>\nWhat colour?\n<|The Start of Assistant A's Answer|>\nRed.\n"
+             "<|The End of Assistant A's Answer|>\n<|The Start of Assistant B's Answer|>\nBlue.\n"
+             "<|The End of Assistant B's Answer|>")
+    rows = [_llava(bracketed, "Red matches. The better response: [first]"),
+            _llava(bracketed.replace("The first response", "Response 1").replace("The second response", "Response 2"),
+                   "The better response: [2]"),
+            _llava(arena, "B is right. [[B>>A]]"),
+            _llava(bracketed, "Both are equally good."),
+            _llava(arena, "[[A=B]]"),
+            _llava(bracketed, "I cannot decide."),
+            _llava("Describe the image in detail.", "Final Score: 80"),
+            _llava(bracketed, "The better response: [first]", image="img/missing.png"),
+            {"id": "y", "image": "img/0.png", "conversations": [{"from": "human", "value": bracketed}]}]
+    out = list(LLaVACriticPairwise(path=str(_jsonl(tmp_path / "data" / "critic.jsonl", rows))).rows())
+    good = [r.data for r in out if r.error is None]
+    errors = [r.error for r in out if r.error is not None]
+    assert [(g["chosen"], g["rejected"]) for g in good] == [("Red.", "Blue."), ("Blue.", "Red."), ("Blue.", "Red.")]
+    assert good[0]["question"] == "What colour?" and good[0]["subset"] == "VLFeedback"
+    assert good[0]["images"] == [str((images / "0.png").resolve())]
+    assert errors[0] == errors[1] == "the judgment is a tie"
+    assert "names no better response" in errors[2] and "known LLaVA-Critic layout" in errors[3]
+    assert "not found" in errors[4] and "human turn and a gpt turn" in errors[5]
