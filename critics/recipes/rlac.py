@@ -75,6 +75,7 @@ class RLACConfig:
     fallback: Literal["random", "none"] = "random"
     critic_invalid_reward: float = 0.0
     critic_temperature: float = 0.0  # how the frozen critic writes checks inside the generator's reward
+    explore: float = 0.0  # share of generator outputs scored by one random check instead of the critic's
     train_critic: bool = True  # False: the critic stays as loaded (the "frozen critic" baseline)
     audit_size: int = 64
     divergence_gap: float = 0.2
@@ -96,6 +97,8 @@ class RLACConfig:
                                  "train on generations left over from the previous one")
         if self.rounds < 1 or self.steps_per_round < 1:
             raise ValueError("rounds and steps_per_round must be at least 1")
+        if not 0.0 <= self.explore <= 1.0:
+            raise ValueError(f"explore must lie in [0, 1] (a share of generator outputs), got {self.explore}")
 
 
 # -- prompts ---------------------------------------------------------------------------------
@@ -211,12 +214,18 @@ def generate(model, tokenizer, conversations: list[list[dict]], max_new_tokens: 
 
 class GeneratorReward:
     """1.0 when the critic's check passes on the completion, 0.0 when it fails; ``None`` when no check
-    could be run (fallback ``none``) or the validator calls the check invalid."""
+    could be run (fallback ``none``) or the validator calls the check invalid.
+
+    With ``config.explore`` > 0 that share of completions is scored by one uniformly random check
+    instead (still one validator call), so no part of an output goes unchecked for long: a critic
+    that settles on a few checks otherwise leaves the rest of the output free to drift."""
 
     __name__ = "rlac_generator_reward"
 
     def __init__(self, checker: Checker, critic_model, critic_tokenizer, config: RLACConfig):
         self.checker, self.model, self.tokenizer, self.config = checker, critic_model, critic_tokenizer, config
+        self.rng = random.Random(config.seed + 7)
+        self.explored = 0
 
     def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
         rows = reward_rows(len(completions), kwargs)
@@ -228,7 +237,12 @@ class GeneratorReward:
         out: list[float | None] = []
         for row, output, critique in zip(rows, outputs, critiques):
             spec = json.loads(row["spec"])
-            check, _ = self.checker.check(critique, output, spec)
+            checks = self.checker.validator.all_checks(output, spec) if self.config.explore else []
+            if checks and self.rng.random() < self.config.explore:
+                check = self.rng.choice(checks)
+                self.explored += 1
+            else:
+                check, _ = self.checker.check(critique, output, spec)
             if check is None:
                 self.checker.exhaustive += len(self.checker.validator.all_checks(output, spec))
             outcome = self.checker.validate(output, check, spec, generator=True) if check is not None else "invalid"
@@ -386,7 +400,8 @@ def run(config: RLACConfig, resume: bool = False, progress: bool = True) -> dict
     per_round = config.data.prompts_per_round or config.steps_per_round * max(
         1, config.generator.per_device_train_batch_size // config.generator.grpo.num_generations)
     first = round_rows(pool, per_round, 0, config.seed)
-    gen = _trainer(config.generator, config, "generator", GeneratorReward(checker, c_model, c_tok, config),
+    generator_reward = GeneratorReward(checker, c_model, c_tok, config)
+    gen = _trainer(config.generator, config, "generator", generator_reward,
                    generator_dataset(first), g_model, g_tok, total)
     crit = _trainer(config.critic, config, "critic", CriticReward(checker, config),
                     critic_dataset(first, [r["prompt"] for r in first], config.validator), c_model, c_tok, total)
@@ -403,7 +418,7 @@ def run(config: RLACConfig, resume: bool = False, progress: bool = True) -> dict
         entry: dict[str, Any] = {"round": r}
         rows = round_rows(pool, per_round, r, config.seed)
         entry["prompts"] = [row["prompt"] for row in rows[:3]]
-        before = checker.counters()
+        before, explored = checker.counters(), generator_reward.explored
         _unwrap(gen)
         gen.train_dataset = generator_dataset(rows)
         gen.train()
@@ -430,6 +445,7 @@ def run(config: RLACConfig, resume: bool = False, progress: bool = True) -> dict
         now = checker.counters()
         entry["accounting"] = {k: now[k] - before[k] for k in now}
         entry["accounting"]["critic_calls"] = checker.calls - generator_calls  # spent training the critic
+        entry["accounting"]["explored_checks"] = generator_reward.explored - explored  # random, not the critic's
         entry["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         log.append(entry)
         (out / "rounds.json").write_text(json.dumps(log, indent=2, default=str))

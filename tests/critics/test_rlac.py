@@ -79,3 +79,15 @@ def test_a_run_that_crashes_resumes_after_its_last_complete_round(tmp_path, tiny
         optimizer = optimizer.optimizer
     assert {int(s["step"]) for s in optimizer.state.values()} == {6}  # Adam's steps carried through the restart
     assert round(resumed["rounds"][2]["generator_lr"], 8) == 0.0  # the one linear schedule reached its end
+
+
+@pytest.mark.parametrize("explore", [0.0, 1.0])
+def test_explore_scores_that_share_of_generator_outputs_with_a_random_check(tmp_path, tiny, explore):
+    config = rlac.RLACConfig(generator=side(tiny, 1e-3), critic=side(tiny, 1e-3), rounds=1, steps_per_round=2,
+                             data=rlac.RLACData(synthetic_items=2, synthetic_size=200), audit_size=2,
+                             explore=explore, output_dir=str(tmp_path / "run"))
+    accounting = rlac.run(config, progress=False)["rounds"][0]["accounting"]
+    outputs = 2 * 4  # steps x completions per step
+    assert accounting["explored_checks"] == explore * outputs
+    with pytest.raises(ValueError, match="explore must lie in"):
+        rlac.RLACConfig(generator=side(tiny, 1e-3), critic=side(tiny, 1e-3), explore=1.5)
