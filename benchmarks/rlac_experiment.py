@@ -168,6 +168,7 @@ def main() -> None:
     parser.add_argument("--critic-lr", type=float, default=2e-4)
     parser.add_argument("--arms", default="exhaustive,random,frozen,rlac",
                         help="arms to (re)run; warm starts and earlier arms' results in --output-dir are reused")
+    parser.add_argument("--critic-steps", type=int, default=0, help="critic steps per round (0: --steps)")
     parser.add_argument("--explore", type=float, default=0.0,
                         help="share of the RLAC generator's outputs scored by a random check instead of the critic's")
     parser.add_argument("--critic-beta", type=float, default=0.0, help="the critic's KL penalty to its warm start")
@@ -226,7 +227,7 @@ def main() -> None:
                                  learning_rate=args.critic_lr, per_device_train_batch_size=32),
             train_critic=train_critic, validator="synthetic_sums", data=rlac.RLACData(train=str(_write(out / "pool.jsonl", pool))),
             rounds=args.rounds, steps_per_round=args.steps, audit_size=64, output_dir=str(out / kind), seed=args.seed,
-            explore=args.explore, lr_scheduler_type="linear")  # the baselines' schedule (GRPOConfig's default)
+            explore=args.explore, critic_steps_per_round=args.critic_steps, lr_scheduler_type="linear")  # the baselines' schedule (GRPOConfig's default)
         result = rlac.run(config)
         last = Path(result["final"])
         calls = sum(e["accounting"]["validator_calls"] for e in result["rounds"])

@@ -3,7 +3,8 @@
 For each generated output the critic proposes the ONE check most likely to fail (a test input, a
 claim, an item index); an external validator (``data_pipelines.verifiers.validators``) runs it.
 The generator is rewarded when the check passes, the critic when it fails. A driver owns two
-``trl.GRPOTrainer``s and alternates rounds of ``steps_per_round`` steps:
+``trl.GRPOTrainer``s and alternates rounds of ``steps_per_round`` steps (the critic's may be fewer,
+``critic_steps_per_round``, to spend fewer validator calls on it):
 
 1. generator round: its reward asks the *current* critic (batched, no gradients) for a check on
    each completion and validates it;
@@ -72,6 +73,7 @@ class RLACConfig:
     data: RLACData = field(default_factory=RLACData)
     rounds: int = 3
     steps_per_round: int = 10
+    critic_steps_per_round: int = 0  # 0: steps_per_round; fewer spends fewer validator calls on the critic
     fallback: Literal["random", "none"] = "random"
     critic_invalid_reward: float = 0.0
     critic_temperature: float = 0.0  # how the frozen critic writes checks inside the generator's reward
@@ -91,14 +93,21 @@ class RLACConfig:
             generate_every = (side.grpo.generation_batch_size or side.per_device_train_batch_size *
                               side.gradient_accumulation_steps) // side.per_device_train_batch_size
             every = generate_every * side.grpo.num_iterations
-            if (self.steps_per_round * side.gradient_accumulation_steps) % every:
-                raise ValueError(f"steps_per_round ({self.steps_per_round}) x {name}.gradient_accumulation_steps must be "
+            steps = self.critic_steps if name == "critic" else self.steps_per_round
+            if (steps * side.gradient_accumulation_steps) % every:
+                key = "critic_steps_per_round" if name == "critic" and self.critic_steps_per_round else "steps_per_round"
+                raise ValueError(f"{key} ({steps}) x {name}.gradient_accumulation_steps must be "
                                  f"a multiple of steps_per_generation x num_iterations ({every}), or a round would "
                                  "train on generations left over from the previous one")
-        if self.rounds < 1 or self.steps_per_round < 1:
-            raise ValueError("rounds and steps_per_round must be at least 1")
+        if self.rounds < 1 or self.steps_per_round < 1 or self.critic_steps_per_round < 0:
+            raise ValueError("rounds and steps_per_round must be at least 1, critic_steps_per_round at least 0")
         if not 0.0 <= self.explore <= 1.0:
             raise ValueError(f"explore must lie in [0, 1] (a share of generator outputs), got {self.explore}")
+
+    @property
+    def critic_steps(self) -> int:
+        """The critic's steps per round."""
+        return self.critic_steps_per_round or self.steps_per_round
 
 
 # -- prompts ---------------------------------------------------------------------------------
@@ -278,20 +287,21 @@ class CriticReward:
 
 # -- the driver ------------------------------------------------------------------------------
 
-def _trainer(side: RLACSide, config: RLACConfig, name: str, reward, dataset, model, tokenizer, total_steps: int):
-    """A GRPOTrainer whose optimizer and schedule span all rounds (created here, passed in)."""
+def _trainer(side: RLACSide, config: RLACConfig, name: str, reward, dataset, model, tokenizer, steps: int):
+    """A GRPOTrainer of ``steps`` per round whose optimizer and schedule span all rounds (created here,
+    passed in)."""
     import torch
     from transformers import get_scheduler
     from trl import GRPOConfig, GRPOTrainer
 
-    args = GRPOConfig(output_dir=str(Path(config.output_dir) / name), max_steps=config.steps_per_round,
+    args = GRPOConfig(output_dir=str(Path(config.output_dir) / name), max_steps=steps,
                       per_device_train_batch_size=side.per_device_train_batch_size,
                       gradient_accumulation_steps=side.gradient_accumulation_steps, learning_rate=side.learning_rate,
                       logging_steps=config.logging_steps, save_strategy="no", report_to=[], seed=config.seed,
                       disable_tqdm=True, **precision_args(side.model), **dataclasses.asdict(side.grpo))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=side.learning_rate)
     schedule = get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=config.warmup_steps,
-                             num_training_steps=total_steps)
+                             num_training_steps=config.rounds * steps)
     return GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset, processing_class=tokenizer,
                        optimizers=(optimizer, schedule))
 
@@ -396,15 +406,17 @@ def run(config: RLACConfig, resume: bool = False, progress: bool = True) -> dict
                                     if saved else config.critic.model)
     checker = Checker(config.validator, config.fallback, config.seed)
     auditor = Checker(config.validator, config.fallback, config.seed + 1)  # audits are not part of the budget
-    total = config.rounds * config.steps_per_round
     per_round = config.data.prompts_per_round or config.steps_per_round * max(
         1, config.generator.per_device_train_batch_size // config.generator.grpo.num_generations)
+    critic_rows = config.critic_steps * max(1, config.critic.per_device_train_batch_size //
+                                            config.critic.grpo.num_generations)
     first = round_rows(pool, per_round, 0, config.seed)
     generator_reward = GeneratorReward(checker, c_model, c_tok, config)
     gen = _trainer(config.generator, config, "generator", generator_reward,
-                   generator_dataset(first), g_model, g_tok, total)
+                   generator_dataset(first), g_model, g_tok, config.steps_per_round)
     crit = _trainer(config.critic, config, "critic", CriticReward(checker, config),
-                    critic_dataset(first, [r["prompt"] for r in first], config.validator), c_model, c_tok, total)
+                    critic_dataset(first, [r["prompt"] for r in first], config.validator), c_model, c_tok,
+                    config.critic_steps)
     log: list[dict[str, Any]] = []
     if saved:
         state = json.loads((saved / "state.json").read_text())
@@ -435,10 +447,11 @@ def run(config: RLACConfig, resume: bool = False, progress: bool = True) -> dict
                                         > config.divergence_gap)
         generator_calls = checker.calls
         if config.train_critic:
-            fresh = generate(g_model, g_tok, [[{"role": "user", "content": row["prompt"]}] for row in rows],
+            seen = rows[:max(critic_rows, 1)]  # as many fresh outputs as the critic's steps use
+            fresh = generate(g_model, g_tok, [[{"role": "user", "content": row["prompt"]}] for row in seen],
                              config.generator.grpo.max_completion_length, config.generator.grpo.temperature)
             _unwrap(crit)
-            crit.train_dataset = critic_dataset(rows, fresh, config.validator)
+            crit.train_dataset = critic_dataset(seen, fresh, config.validator)
             crit.train()
         entry["critic_log"] = [e for e in crit.state.log_history if "reward" in e] if config.train_critic else []
         entry["critic_lr"] = crit.lr_scheduler.get_last_lr()[0]

@@ -91,3 +91,17 @@ def test_explore_scores_that_share_of_generator_outputs_with_a_random_check(tmp_
     assert accounting["explored_checks"] == explore * outputs
     with pytest.raises(ValueError, match="explore must lie in"):
         rlac.RLACConfig(generator=side(tiny, 1e-3), critic=side(tiny, 1e-3), explore=1.5)
+
+
+def test_fewer_critic_steps_per_round_spend_fewer_validator_calls_on_the_critic(tmp_path, tiny):
+    config = rlac.RLACConfig(generator=side(tiny, 1e-3), critic=side(tiny, 1e-3), rounds=2, steps_per_round=2,
+                             critic_steps_per_round=1, data=rlac.RLACData(synthetic_items=2, synthetic_size=200),
+                             audit_size=2, lr_scheduler_type="linear", output_dir=str(tmp_path / "run"))
+    rounds = rlac.run(config, progress=False)["rounds"]
+    for r in rounds:
+        assert len(r["generator_log"]) == 2 and len(r["critic_log"]) == 1
+        # one critic step: 4 critiques, one validator call each (a missing check scores without a call)
+        assert r["accounting"]["critic_calls"] <= 4
+    # each side's one schedule spans its own steps: 2 x 2 for the generator, 2 x 1 for the critic
+    assert [round(r["critic_lr"], 8) for r in rounds] == [round(1e-3 * (1 - (i + 1) / 2), 8) for i in range(2)]
+    assert [round(r["generator_lr"], 8) for r in rounds] == [round(1e-3 * (1 - 2 * (i + 1) / 4), 8) for i in range(2)]
