@@ -227,7 +227,8 @@ def main() -> None:
                                  learning_rate=args.critic_lr, per_device_train_batch_size=32),
             train_critic=train_critic, validator="synthetic_sums", data=rlac.RLACData(train=str(_write(out / "pool.jsonl", pool))),
             rounds=args.rounds, steps_per_round=args.steps, audit_size=64, output_dir=str(out / kind), seed=args.seed,
-            explore=args.explore, critic_steps_per_round=args.critic_steps, lr_scheduler_type="linear")  # the baselines' schedule (GRPOConfig's default)
+            explore=args.explore, critic_steps_per_round=args.critic_steps,
+            lr_scheduler_type="linear")  # the baselines' schedule (GRPOConfig's default)
         result = rlac.run(config)
         last = Path(result["final"])
         calls = sum(e["accounting"]["validator_calls"] for e in result["rounds"])
