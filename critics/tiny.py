@@ -88,7 +88,6 @@ def save_tiny_vlm(path: str | Path, seed: int = 0) -> Path:
     pixels (4 to 16 image tokens). Load it with ``critics.vlm.load_vlm``, which registers the
     processor class with ``AutoProcessor``.
     """
-    import torch
     import trl
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
@@ -117,10 +116,48 @@ def save_tiny_vlm(path: str | Path, seed: int = 0) -> Path:
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True)
+    return _save_vlm(path, Qwen2_5_VLForConditionalGeneration, config, processor, seed)
+
+
+def _save_vlm(path: Path, model_class, config, processor, seed: int) -> Path:
+    """Initialise ``model_class(config)`` from ``seed`` and save it with ``processor``."""
+    import torch
+
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model = model_class(config)
+    model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
+    model.generation_config.eos_token_id = processor.tokenizer.eos_token_id
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path
+
+
+LLAVA_TEMPLATE = (  # ChatML, with "<image>" where an image part stands
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
+    "{{ message['content'] }}{% else %}{% for part in message['content'] %}{% if part['type'] == 'image' %}<image>"
+    "{% else %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def save_tiny_llava(path: str | Path, seed: int = 0) -> Path:
+    """Save a tiny random LLaVA (a CLIP vision tower and a Llama, about 0.13M parameters) with its stock
+    ``LlavaProcessor`` and the PIL image processor (images resized and cropped to 28x28: 4 patches)."""
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
+
+    path = Path(path)
+    tokenizer = build_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|endoftext|>", "<image>"]})
+    image_processor = LlavaImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=LLAVA_TEMPLATE,
+                               patch_size=14, num_additional_image_tokens=1, vision_feature_select_strategy="default")
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                       image_size=28, patch_size=14, projection_dim=32),
+        text_config=LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                                bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
+                                pad_token_id=tokenizer.pad_token_id),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_layer=-1,
+        vision_feature_select_strategy="default")
+    return _save_vlm(path, LlavaForConditionalGeneration, config, processor, seed)

@@ -122,3 +122,18 @@ def test_the_critic_is_evaluated_as_a_policy_before_and_after_critic_training(ti
     assert seen  # the policy evaluation and training both looked at the images
     with pytest.raises(ValueError, match="text-only model cannot answer questions with images"):
         policy_accuracy(trainer.model, trainer.processing_class.tokenizer, questions)
+
+
+def test_a_llava_checkpoint_loads_with_its_stock_processor_and_trains_on_the_images(tiny_llava, records, tmp_path):
+    from critics.vlm import load_vlm, vlm_generate
+
+    model, processor = load_vlm(ModelConfig(name_or_path=str(tiny_llava), device="cpu"), freeze_vision=True)
+    assert type(processor).__name__ == "LlavaProcessor" and vision_tower(model)[0] == "model.vision_tower"
+    assert not any(p.requires_grad for p in vision_tower(model)[1].parameters())
+    image = Image.new("RGB", (30, 30), COLOURS["red"])
+    conversation = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "?"}]}]
+    assert len(vlm_generate(model, processor, [conversation], max_new_tokens=3, temperature=0.0)) == 1
+
+    trainer, pixels, changed = train_and_watch_the_tower(rl_config(tiny_llava, records, tmp_path / "rl"))
+    assert trainer.state.global_step == 2 and type(trainer.processing_class).__name__ == "LlavaProcessor"
+    assert any(grad for _, grad in pixels) and changed  # the CLIP tower saw the images and learned
