@@ -22,8 +22,12 @@ prompts (every item right), the critic's found-error rate (on held-out outputs w
 share where its check fails), and validator calls. ``--arms`` reruns some arms and reuses the warm
 starts and other arms' results already in ``--output-dir``.
 
+One seed's standard error (500 prompts) is much smaller than the spread between GRPO runs, so
+``--seeds 0,1,2,3,4,5`` runs every arm once per seed from the same warm starts and prints the mean,
+the standard error across seeds and each arm's paired difference from ``random``.
+
     python benchmarks/rlac_experiment.py [--output-dir DIR] [--seed 0] [--rounds 4] [--steps 15] \
-        [--explore 0.5 --critic-lr 5e-5 --critic-beta 0.05]
+        [--explore 0.5 --critic-lr 5e-5 --critic-beta 0.05] [--seeds 0,1,2,3,4,5]
 """
 
 from __future__ import annotations
@@ -171,23 +175,21 @@ def main() -> None:
     parser.add_argument("--critic-steps", type=int, default=0, help="critic steps per round (0: --steps)")
     parser.add_argument("--explore", type=float, default=0.0,
                         help="share of the RLAC generator's outputs scored by a random check instead of the critic's")
+    parser.add_argument("--seeds", default="", help="comma-separated seeds: every arm once per seed, then the "
+                        "mean and spread (warm starts from --seed, shared)")
     parser.add_argument("--critic-beta", type=float, default=0.0, help="the critic's KL penalty to its warm start")
     args = parser.parse_args()
     started = time.monotonic()
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    from critics.models import ModelConfig
     from critics.recipes import rlac
     from critics.recipes.common import set_threads_for_cpu
-    from critics.recipes.critic_rl import GRPOSettings
     from critics.tiny import save_tiny_checkpoint
 
     set_threads_for_cpu(True)
     rng, critic_rng = random.Random(args.seed), random.Random(args.seed + 100)  # the two teachers draw apart
-    items = args.items
-    gen_length, critic_length = lengths(items)
-    teach = prompt_rows(6000, args.seed + 1, items)
+    teach = prompt_rows(6000, args.seed + 1, args.items)
     gen_examples, crit_examples = [], []
     for row in teach:
         output = answer(row["spec"]["items"], rng, slip=args.slip)
@@ -204,16 +206,33 @@ def main() -> None:
                            args.sft_steps, args.seed)
     critic = warm_start(save_tiny_checkpoint(out / "crit-base", seed=args.seed + 3), crit_examples, out / "crit-sft",
                         args.sft_steps, args.seed)
-    held_out = prompt_rows(500, args.seed + 4, items)
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+    by_seed = {seed: run_arms(args, seed, out if len(seeds) == 1 else out / f"seed-{seed}", generator, critic)
+               for seed in seeds}
+    if len(seeds) > 1:
+        summarise(by_seed)
+    print(f"whole run {(time.monotonic() - started) / 60:.1f} min")
+
+
+def run_arms(args, seed: int, out: Path, generator: Path, critic: Path) -> dict[str, dict]:
+    """Every arm from the same warm starts, with ``seed``'s held-out prompts, prompt pool and sampling."""
+    from critics.models import ModelConfig
+    from critics.recipes import rlac
+    from critics.recipes.critic_rl import GRPOSettings
+
+    out.mkdir(parents=True, exist_ok=True)
+    items = args.items
+    gen_length, critic_length = lengths(items)
+    held_out = prompt_rows(500, seed + 4, items)
     arms = args.arms.split(",")
     saved = out / "results.json"
     results = json.loads(saved.read_text()) if saved.exists() else {}
     results["warm start"] = {**evaluate(str(generator), str(critic), held_out, items), "validator_calls": 0}
     print(f"warm start: {results['warm start']}", flush=True)
     steps = args.rounds * args.steps
-    pool = prompt_rows(20000, args.seed + 5, items)
+    pool = prompt_rows(20000, seed + 5, items)
     for kind in [a for a in ("exhaustive", "random") if a in arms]:
-        final, calls = train_baseline(kind, generator, pool, out / kind, steps, args.seed, args.generator_lr, gen_length)
+        final, calls = train_baseline(kind, generator, pool, out / kind, steps, seed, args.generator_lr, gen_length)
         results[kind] = {**evaluate(final, str(critic), held_out, items), "validator_calls": calls}
         print(f"{kind}: {results[kind]}", flush=True)
     grpo = dict(num_generations=8, temperature=1.0)
@@ -225,9 +244,10 @@ def main() -> None:
             critic=rlac.RLACSide(model=ModelConfig(name_or_path=str(critic), device="cpu"),
                                  grpo=GRPOSettings(**grpo, beta=args.critic_beta, max_completion_length=critic_length),
                                  learning_rate=args.critic_lr, per_device_train_batch_size=32),
-            train_critic=train_critic, validator="synthetic_sums", data=rlac.RLACData(train=str(_write(out / "pool.jsonl", pool))),
-            rounds=args.rounds, steps_per_round=args.steps, audit_size=64, output_dir=str(out / kind), seed=args.seed,
-            explore=args.explore, critic_steps_per_round=args.critic_steps,
+            train_critic=train_critic, validator="synthetic_sums",
+            data=rlac.RLACData(train=str(_write(out / "pool.jsonl", pool))), rounds=args.rounds,
+            steps_per_round=args.steps, critic_steps_per_round=args.critic_steps, explore=args.explore,
+            audit_size=64, output_dir=str(out / kind), seed=seed,
             lr_scheduler_type="linear")  # the baselines' schedule (GRPOConfig's default)
         result = rlac.run(config)
         last = Path(result["final"])
@@ -238,11 +258,32 @@ def main() -> None:
                          "audit": [e["audit"] for e in result["rounds"]]}
         print(f"{kind}: {results[kind]}", flush=True)
     saved.write_text(json.dumps(results, indent=2))
-    print("\n| arm | true correctness | found-error rate | validator calls |\n|---|---:|---:|---:|")
+    print(f"\nseed {seed}\n| arm | true correctness | found-error rate | validator calls |\n|---|---:|---:|---:|")
     for kind, r in results.items():
         print(f"| {kind} | {r['true_correctness']:.3f} ± {r['stderr']:.3f} | {r['found_error_rate']:.3f} | "
               f"{r['validator_calls']} |")
-    print(f"whole run {(time.monotonic() - started) / 60:.1f} min")
+    return results
+
+
+def summarise(by_seed: dict[int, dict[str, dict]]) -> None:
+    """Mean and spread over seeds per arm, and each arm's difference from ``random`` seed by seed: one
+    seed's 500-prompt standard error is far smaller than the spread between GRPO runs."""
+    import statistics
+
+    def spread(values: list[float]) -> str:
+        sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+        return f"{statistics.mean(values):.3f} ± {sd / math.sqrt(len(values)):.3f}"
+
+    arms = [a for a in next(iter(by_seed.values())) if all(a in r for r in by_seed.values())]
+    print(f"\nover {len(by_seed)} seeds (mean ± SE of the mean across seeds)\n"
+          "| arm | true correctness | minus random (paired) | found-error rate | validator calls |\n|---|---:|---:|---:|---:|")
+    for arm in arms:
+        rows = [r[arm] for r in by_seed.values()]
+        paired = (spread([r[arm]["true_correctness"] - r["random"]["true_correctness"] for r in by_seed.values()])
+                  if "random" in arms and arm != "random" else "")
+        found = [x["found_error_rate"] for x in rows if not math.isnan(x["found_error_rate"])]
+        print(f"| {arm} | {spread([x['true_correctness'] for x in rows])} | {paired} | "
+              f"{spread(found) if found else 'nan'} | {statistics.mean(x['validator_calls'] for x in rows):.0f} |")
 
 
 def _write(path: Path, rows: list[dict]) -> Path:
