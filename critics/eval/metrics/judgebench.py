@@ -1,4 +1,4 @@
-"""JudgeBench as an ``evaluate`` metric, wrapping :func:`~critics.eval.metrics.scores.judgebench_scores`.
+"""JudgeBench as an ``evaluate`` metric, wrapping :func:`~critics.eval.metrics.judge_scores.judgebench_scores`.
 
 ``first`` holds the verdict on the original order and ``second`` the verdict on the swapped
 order, as the judge gave it. ``references`` holds the labels ("A>B"/"B>A") and ``groups`` the
@@ -10,7 +10,7 @@ verdict (the official ``--single_game``). Load this module by path:
 import datasets
 import evaluate
 
-from critics.eval.metrics.scores import judgebench_scores
+from critics.eval.metrics.judge_scores import judgebench_scores
 
 _CITATION = """@misc{judgebench2024,
   title={JudgeBench: A Benchmark for Evaluating LLM-Based Judges},

@@ -1,4 +1,4 @@
-"""RM-Bench as an ``evaluate`` metric, wrapping :func:`~critics.eval.metrics.scores.rmbench_scores`.
+"""RM-Bench as an ``evaluate`` metric, wrapping :func:`~critics.eval.metrics.judge_scores.rmbench_scores`.
 
 ``wins`` holds one 3x3 matrix per item: rows are the chosen responses and columns the rejected
 ones, in the order concise, detailed, markdown. A cell is True where the chosen response won
@@ -9,7 +9,7 @@ each item. Load this module by path: ``evaluate.load(METRIC_PATHS["rmbench"])``.
 import datasets
 import evaluate
 
-from critics.eval.metrics.scores import rmbench_scores
+from critics.eval.metrics.judge_scores import rmbench_scores
 
 _CITATION = """@article{liu2024rm,
   title={RM-Bench: Benchmarking Reward Models of Language Models with Subtlety and Style},
