@@ -97,24 +97,29 @@ class GeneratorReward:
     def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
         rows = reward_rows(len(completions), kwargs)
         outputs = [completion_text(c) for c in completions]
-        questions = [r["prompt_text"] for r in rows]
-        critiques = generate(self.model, self.tokenizer,
-                             [critic_prompt(q, o, self.config.validator) for q, o in zip(questions, outputs)],
-                             self.config.critic.grpo.max_completion_length, self.config.critic_temperature)
+        specs = [json.loads(row["spec"]) for row in rows]
+        explored = [self._random_check(output, spec) for output, spec in zip(outputs, specs)]
+        asked = [i for i, check in enumerate(explored) if check is None]  # the critic writes only these checks
+        critiques = dict(zip(asked, generate(
+            self.model, self.tokenizer,
+            [critic_prompt(rows[i]["prompt_text"], outputs[i], self.config.validator) for i in asked],
+            self.config.critic.grpo.max_completion_length, self.config.critic_temperature)))
         out: list[float | None] = []
-        for row, output, critique in zip(rows, outputs, critiques):
-            spec = json.loads(row["spec"])
-            checks = self.checker.validator.all_checks(output, spec) if self.config.explore else []
-            if checks and self.rng.random() < self.config.explore:
-                check = self.rng.choice(checks)
-                self.explored += 1
-            else:
-                check, _ = self.checker.check(critique, output, spec)
+        for i, (output, spec) in enumerate(zip(outputs, specs)):
+            check = explored[i] if i not in critiques else self.checker.check(critiques[i], output, spec)[0]
             if check is None:
                 self.checker.exhaustive += len(self.checker.validator.all_checks(output, spec))
             outcome = self.checker.validate(output, check, spec, generator=True) if check is not None else "invalid"
             out.append({"pass": 1.0, "fail": 0.0}.get(outcome))
         return out
+
+    def _random_check(self, output: str, spec: dict[str, Any]) -> str | None:
+        """With probability ``config.explore``, one uniformly random check for ``output``; else None."""
+        checks = self.checker.validator.all_checks(output, spec) if self.config.explore else []
+        if not checks or self.rng.random() >= self.config.explore:
+            return None
+        self.explored += 1
+        return self.rng.choice(checks)
 
 
 class CriticReward:
