@@ -88,7 +88,9 @@ def test_shutdown_stops_accepting_lets_the_request_in_flight_finish_then_closes_
     gate = threading.Event()
     critic = make_critic(gate=gate)
     result, health = {}, []
-    with running_server(critic) as (url, server):
+    # the graceful timeout outlasts the 10 s the test may spend watching the socket close: with the default
+    # 10 s the two raced on a loaded machine, and the server cancelled the request it should have let finish
+    with running_server(critic, graceful_timeout_s=30) as (url, server):
         caller = threading.Thread(target=lambda: result.update(
             r=httpx.post(url + "/get_reward", json={"query": ["verdict=Correct"]}, timeout=30)))
         caller.start()
