@@ -135,10 +135,11 @@ def train_actor(out: Path, budget: Budget, seed: int) -> Path:
 
 def on_policy_records(actor_path: Path, qs: list[dict], budget: Budget, seed: int, hint: random.Random) -> list[dict]:
     """The actor's sampled solutions, verified and balanced, with a teacher critique column."""
-    from critics.actors import TransformersActor
+    from critics.actors import ActorSettings, make_actor
     from critics.onpolicy import SampleSettings, sample_records
 
-    actor = TransformersActor(str(actor_path), device="cpu", style="compact", max_new_tokens=40, batch_size=256)
+    actor = make_actor(ActorSettings(model=str(actor_path), device="cpu", style="compact", max_new_tokens=40,
+                                     batch_size=256))
     records, quarantine, report = sample_records(actor, qs, SampleSettings(samples=budget.samples, temperature=1.0,
                                                                            seed=seed), progress=True)
     print(f"on-policy sample: {json.dumps(report)}")

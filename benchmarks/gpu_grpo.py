@@ -29,7 +29,7 @@ from critics.models import ModelConfig
 from critics.recipes import critic_rl
 from critics.recipes.common import DataSettings, EvalSettings, RunSettings, TemplateSettings
 from critics.rewards.verdict import PointwiseVerdictReward
-from critics.templates import add_prompts
+from critics.judging.tasks import add_prompts
 from critics.tiny import build_model, build_tokenizer
 from steptimer import GenerateTimer, StepTimer
 

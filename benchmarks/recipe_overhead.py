@@ -23,7 +23,7 @@ from critics.models import ModelConfig
 from critics.recipes import critic_rl
 from critics.recipes.common import DataSettings, EvalSettings, RunSettings, TemplateSettings
 from critics.rewards.verdict import PairwiseReward
-from critics.templates import add_prompts
+from critics.judging.tasks import add_prompts
 from critics.tiny import save_tiny_checkpoint
 from steptimer import StepTimer
 

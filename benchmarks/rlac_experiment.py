@@ -92,21 +92,21 @@ def warm_start(base: Path, examples: list[dict], out: Path, steps: int, seed: in
 
 def evaluate(generator: str, critic: str, held_out: list[dict], items: int) -> dict[str, float]:
     """True correctness of greedy outputs, and the critic's found-error rate on the wrong ones."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    from critics.judging.checks import parse_check
+    from critics.judging.generation import load_model
+    from critics.models import ModelConfig
     from critics.recipes.rlac import critic_prompt, generate
-    from critics.rlac_checks import parse_check
     from data_pipelines.verifiers.validators import VALIDATORS
 
     validator = VALIDATORS.get("synthetic_sums")()
-    g, gt = AutoModelForCausalLM.from_pretrained(generator), AutoTokenizer.from_pretrained(generator)
-    c, ct = AutoModelForCausalLM.from_pretrained(critic), AutoTokenizer.from_pretrained(critic)
+    g = load_model(ModelConfig(name_or_path=generator, device="cpu"), kind="causal")
+    c = load_model(ModelConfig(name_or_path=critic, device="cpu"), kind="causal")
     gen_length, critic_length = lengths(items)
-    outputs = generate(g, gt, [[{"role": "user", "content": r["prompt"]}] for r in held_out], gen_length, 0.0)
+    outputs = generate(g, [[{"role": "user", "content": r["prompt"]}] for r in held_out], gen_length, 0.0)
     correct = [all(validator.validate(o, k, r["spec"]).outcome == "pass" for k in validator.all_checks(o, r["spec"]))
                for o, r in zip(outputs, held_out)]
     wrong = [(o, r) for o, r, ok in zip(outputs, held_out, correct) if not ok]
-    critiques = generate(c, ct, [critic_prompt(r["prompt"], o, "synthetic_sums") for o, r in wrong], critic_length, 0.0)
+    critiques = generate(c, [critic_prompt(r["prompt"], o, "synthetic_sums") for o, r in wrong], critic_length, 0.0)
     found = 0
     for (o, r), text in zip(wrong, critiques):
         check = parse_check(text, "synthetic_sums", quoted=[o]).check

@@ -7,10 +7,11 @@ things, batched (lists in, one list of ``n`` texts per item out; a single string
 - ``solve(questions, n, temperature)``: ``n`` sampled solutions per question;
 - ``refine(questions, solutions, critiques, n)``: ``n`` revisions of each solution given its critique.
 
-Three backends: ``TransformersActor`` (a checkpoint, or a model object, in this process; batched
-``generate``), ``OpenAIActor`` (any OpenAI-compatible endpoint: vLLM, SGLang, ``critics serve``)
-and, for self-refinement, ``TransformersActor`` over the critic being trained (``kind: self`` in a
-recipe, built with ``make_actor(settings, model=critic, tokenizer=tokenizer)``).
+A ``ChatActor`` drives any chat model of ``critics.judging.chat`` (the one class tree): a checkpoint
+in this process (``kind: transformers``), any OpenAI-compatible endpoint (``kind: openai``: vLLM,
+SGLang, ``critics serve``) or, for self-refinement, the critic being trained (``kind: self``, built
+with ``make_actor(settings, critic=loaded_model, spec=critic_spec)``; its prompts follow the critic's
+spec: a ``compact`` critic refines with compact prompts).
 
 Prompts come from ``ActorPrompts``: ``default`` for real chat models (the final answer in
 ``\boxed{}``), ``compact`` for tiny character-level models:
@@ -24,9 +25,11 @@ Revised:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+from critics.judging.chat import ChatModel, LocalChatModel, OpenAIChatModel
+from critics.judging.generation import LoadedModel
 
 ActorStyle = Literal["default", "compact"]
 SOLVE_SYSTEM = ("Solve the problem step by step. Put the final answer in \\boxed{} at the end.")
@@ -70,25 +73,30 @@ def refine_messages(question: str, solution: str, critique: str, style: ActorSty
 
 
 class ChatActor:
-    """An actor over some chat completion engine: subclasses implement ``complete``.
+    """An actor over a chat model.
 
     Args:
+        chat_model: what writes the solutions and revisions.
         style: the prompts (``default`` or ``compact``).
         temperature: the default sampling temperature of ``solve``.
         refine_temperature: the sampling temperature of ``refine`` (0: greedy, the same revision n times).
         max_new_tokens: the length limit of a solution or a revision.
+        owns: close the chat model with the actor (False for a critic lent to it).
     """
 
-    def __init__(self, *, style: ActorStyle = "default", temperature: float = 0.7, refine_temperature: float = 0.0,
-                 max_new_tokens: int = 1024):
+    def __init__(self, chat_model: ChatModel, *, style: ActorStyle = "default", temperature: float = 0.7,
+                 refine_temperature: float = 0.0, max_new_tokens: int = 1024, owns: bool = True):
         if style not in ("default", "compact"):
             raise ValueError(f"actor style must be 'default' or 'compact', got {style!r}")
+        self.chat_model, self.owns = chat_model, owns
         self.style, self.temperature, self.refine_temperature = style, temperature, refine_temperature
         self.max_new_tokens = max_new_tokens
 
     def complete(self, conversations: list[list[dict[str, str]]], n: int, temperature: float) -> list[list[str]]:
         """``n`` completions of each conversation."""
-        raise NotImplementedError
+        texts = self.chat_model.generate(conversations, max_new_tokens=self.max_new_tokens, temperature=temperature,
+                                         n=n)
+        return [texts[i:i + n] for i in range(0, len(texts), n)]
 
     def solve(self, questions, n: int = 1, temperature: float | None = None):
         """``n`` solutions per question (at ``temperature``, default the actor's)."""
@@ -111,6 +119,8 @@ class ChatActor:
 
     def close(self) -> None:
         """Release what the actor holds."""
+        if self.owns:
+            self.chat_model.close()
 
 
 def _as_lists(*values) -> tuple[bool, list[list[str]]]:
@@ -123,69 +133,6 @@ def _as_lists(*values) -> tuple[bool, list[list[str]]]:
     return single, lists
 
 
-class TransformersActor(ChatActor):
-    """A causal LM in this process; prompts go through ``generate`` in batches of ``batch_size``
-    (each repeated ``n`` times). ``model`` may be a path or hub name, or a loaded model object
-    (then ``tokenizer`` is required): the critic under training, for self-refinement.
-    """
-
-    def __init__(self, model: Any, tokenizer: Any = None, *, device: str = "auto", batch_size: int = 64, **options):
-        super().__init__(**options)
-        if isinstance(model, str):
-            from critics.models import ModelConfig, load_causal_lm
-
-            model, tokenizer = load_causal_lm(ModelConfig(name_or_path=model, device=device), apply_lora=False)
-        elif tokenizer is None:
-            raise ValueError("TransformersActor over a model object needs its tokenizer")
-        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
-
-    def complete(self, conversations, n, temperature):
-        from critics.eval.heldout import generate
-
-        was_training = self.model.training
-        repeated = [c for c in conversations for _ in range(n)]
-        try:
-            texts = generate(self.model, self.tokenizer, repeated, max_new_tokens=self.max_new_tokens,
-                             batch_size=self.batch_size, temperature=temperature, progress=False)
-        finally:
-            self.model.train(was_training)
-        return [texts[i:i + n] for i in range(0, len(texts), n)]
-
-
-class OpenAIActor(ChatActor):
-    """Any OpenAI-compatible chat endpoint (``n`` samples per request; requests sent concurrently).
-
-    Args:
-        model: the served model name (``critics serve`` answers to its ``--served-model-name``).
-        base_url: e.g. ``http://localhost:8000/v1``.
-        api_key: the endpoint's key, if it wants one.
-    """
-
-    def __init__(self, model: str, *, base_url: str, api_key: str | None = None, timeout: float = 120.0,
-                 max_retries: int = 2, concurrency: int = 32, **options):
-        from openai import OpenAI
-
-        super().__init__(**options)
-        self.model = model
-        self.client = OpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout, max_retries=max_retries)
-        self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="openai-actor")
-
-    def _one(self, conversation, n: int, temperature: float) -> list[str]:
-        response = self.client.chat.completions.create(model=self.model, messages=conversation, n=n,
-                                                       max_tokens=self.max_new_tokens, temperature=temperature)
-        texts = [c.message.content or "" for c in sorted(response.choices, key=lambda c: c.index)]
-        if len(texts) != n:
-            raise RuntimeError(f"{self.model} at {self.client.base_url} returned {len(texts)} choices for n={n}")
-        return texts
-
-    def complete(self, conversations, n, temperature):
-        return list(self.pool.map(lambda c: self._one(c, n, temperature), conversations))
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.client.close()
-
-
 @dataclass
 class ActorSettings:
     """Which actor a recipe or ``critics data sample`` uses.
@@ -193,7 +140,8 @@ class ActorSettings:
     Args:
         kind: ``transformers`` (``model`` is a checkpoint or hub name), ``openai`` (``model`` is the
             served name at ``base_url``) or ``self`` (the critic itself: self-refinement).
-        style: the actor's prompts (``default`` or ``compact``).
+        style: the actor's prompts (``default`` or ``compact``); empty: ``default``, or for ``kind:
+            self`` the critic spec's (``compact`` for a compact critic).
         temperature: sampling temperature of solutions.
         refine_temperature: sampling temperature of revisions (0: greedy).
         max_new_tokens: the length limit of a solution or a revision.
@@ -205,7 +153,7 @@ class ActorSettings:
     model: str = ""
     base_url: str = ""
     api_key: str = ""
-    style: ActorStyle = "default"
+    style: Literal["", "default", "compact"] = ""
     temperature: float = 0.7
     refine_temperature: float = 0.0
     max_new_tokens: int = 1024
@@ -219,14 +167,19 @@ class ActorSettings:
             raise ValueError("actor.model is empty: give the actor's checkpoint (or kind: self to refine with the critic)")
 
 
-def make_actor(settings: ActorSettings, model: Any = None, tokenizer: Any = None) -> ChatActor:
-    """The actor ``settings`` describe; ``kind: self`` needs the critic's ``model`` and ``tokenizer``."""
-    options = {"style": settings.style, "temperature": settings.temperature,
+def make_actor(settings: ActorSettings, critic: LoadedModel | None = None, spec: Any = None) -> ChatActor:
+    """The actor ``settings`` describe; ``kind: self`` needs the critic (its ``LoadedModel``) and,
+    for its prompt style, its spec."""
+    style = settings.style or ("compact" if settings.kind == "self" and getattr(spec, "style", "") == "compact"
+                               else "default")
+    options = {"style": style, "temperature": settings.temperature,
                "refine_temperature": settings.refine_temperature, "max_new_tokens": settings.max_new_tokens}
     if settings.kind == "openai":
-        return OpenAIActor(settings.model, base_url=settings.base_url, api_key=settings.api_key or None, **options)
+        chat = OpenAIChatModel(settings.model, base_url=settings.base_url, api_key=settings.api_key or None)
+        return ChatActor(chat, **options)
     if settings.kind == "self":
-        if model is None:
-            raise ValueError("actor.kind 'self' refines with the critic: pass its model and tokenizer")
-        return TransformersActor(model, tokenizer, batch_size=settings.batch_size, **options)
-    return TransformersActor(settings.model, device=settings.device, batch_size=settings.batch_size, **options)
+        if critic is None:
+            raise ValueError("actor.kind 'self' refines with the critic: pass its loaded model")
+        return ChatActor(LocalChatModel(critic, batch_size=settings.batch_size), owns=False, **options)
+    chat = LocalChatModel(settings.model, device=settings.device, batch_size=settings.batch_size)
+    return ChatActor(chat, **options)

@@ -28,6 +28,22 @@ def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def spec_table(spec) -> str:
+    """A critic spec's fields as a markdown table (empty without a spec).
+
+    >>> from types import SimpleNamespace
+    >>> print(spec_table(SimpleNamespace(to_dict=lambda: {"style": "compact", "prompt_budget": 960})))
+    | spec field | value |
+    |---|---|
+    | style | `compact` |
+    | prompt_budget | `960` |
+    """
+    if spec is None:
+        return ""
+    rows = [f"| {k} | `{v}` |" for k, v in spec.to_dict().items() if v is not None]
+    return "\n".join(["| spec field | value |", "|---|---|", *rows])
+
+
 def data_section(sources: list[str], cards: dict[str, str]) -> str:
     """The training sources, each followed by its data card (headings demoted one level)."""
     parts = [f"- `{s}`" for s in sources]
@@ -40,14 +56,15 @@ def data_section(sources: list[str], cards: dict[str, str]) -> str:
 def write_model_card(folder: str | Path, *, base_model: str, recipe: str, task: str, stages: str,
                      config_hash: str, rewards: list[str], steps: int, template: str, verdict_format: str,
                      metrics: dict[str, dict[str, float]], sources: list[str], cards: dict[str, str],
-                     extra_limitations: str = "") -> Path:
-    """Write ``README.md`` (the model card) into a checkpoint folder and return its path."""
+                     extra_limitations: str = "", spec=None) -> Path:
+    """Write ``README.md`` (the model card) into a checkpoint folder and return its path; ``spec``
+    (a ``CriticSpec``) adds its fields as a table."""
     text = string.Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
         title=f"{Path(folder).name}: {task} critic", base_model=base_model, recipe=recipe, task=task,
         stages=stages, config_hash=config_hash, rewards=", ".join(f"`{r}`" for r in rewards) or "none",
         steps=steps, created=datetime.date.today().isoformat(), template=template,
         verdict_format=verdict_format, metrics=metrics_table(metrics), data=data_section(sources, cards),
-        extra_limitations=extra_limitations)
+        extra_limitations=extra_limitations, spec=spec_table(spec))
     path = Path(folder) / "README.md"
     path.write_text(text, encoding="utf-8")
     return path

@@ -15,6 +15,9 @@ import os
 import sys
 from pathlib import Path
 
+from critics.judging.tasks import TASKS
+from critics.judging.templates import STYLES
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``critics`` console script; returns the exit status."""
@@ -80,15 +83,16 @@ def add_eval_parser(verbs) -> None:
     ev.add_argument("target", metavar="CHECKPOINT_OR_URL", help="a checkpoint folder or hub name, or http://host:port")
     ev.add_argument("--url", action="store_true", help="TARGET is the URL of `critics serve` (also implied by http://)")
     ev.add_argument("--bench", action="append", required=True, metavar="NAME[:PATH]",
-                    help="processbench, rewardbench, llmbar, hh_rlhf, ultrafeedback, pairwise, judgebench, rmbench, "
-                         "pointwise, refine, bestofn; PATH reads a local file or folder instead of the hub (repeat for several)")
+                    help=f"{', '.join(benchmark_names())}; PATH reads a local file or folder instead of the hub "
+                         "(repeat for several)")
     ev.add_argument("--output-dir", default="outputs/eval")
     ev.add_argument("--samples", type=int, default=1, help="critiques per request, voted (needs --temperature > 0)")
-    ev.add_argument("--temperature", type=float, default=0.0)
-    ev.add_argument("--style", choices=["default", "compact", "long_cot"],
-                    help="the critic's prompt template (default: from the checkpoint's critics_config.yaml)")
-    ev.add_argument("--think", action=argparse.BooleanOptionalAction, default=None)
-    ev.add_argument("--max-new-tokens", type=int, default=1024)
+    ev.add_argument("--temperature", type=float, help="override the critic spec's judging temperature")
+    ev.add_argument("--style", choices=list(STYLES), help="override the critic spec's prompt template")
+    ev.add_argument("--think", action=argparse.BooleanOptionalAction, default=None,
+                    help="override the critic spec's think block")
+    ev.add_argument("--max-new-tokens", type=int, help="override the critic spec's judgment length")
+    ev.add_argument("--spec", help="a spec file or built-in name, for a checkpoint without its own (a released judge)")
     ev.add_argument("--batch-size", type=int, default=64, help="requests judged and saved at a time")
     ev.add_argument("--limit", type=int, default=0, help="items per benchmark (0: all)")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -109,7 +113,7 @@ def eval_command(args: argparse.Namespace) -> int:
         args.target = f"http://{args.target}"
     try:
         config = EvalConfig(target=args.target, benches=args.bench, output_dir=args.output_dir, samples=args.samples,
-                            temperature=args.temperature, style=args.style, think=args.think,
+                            temperature=args.temperature, style=args.style, think=args.think, spec=args.spec,
                             max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,
                             device=args.device, api_key=args.api_key, card=args.card, actor=args.actor,
                             actor_model=args.actor_model, actor_style=args.actor_style, progress=not args.no_progress)
@@ -125,12 +129,15 @@ def eval_command(args: argparse.Namespace) -> int:
 
 
 def add_serve_parser(verbs) -> None:
-    """``critics serve``: options of the critic (``Critic``) and of the server (``ServerSettings``).
+    """``critics serve``: options of the critic (its spec, ``Critic``) and of the server (``ServerSettings``).
 
-    Options left out keep the defaults of those two classes (their one home), so they default to None here.
+    Options left out keep the checkpoint's spec and the defaults of those classes (their one home),
+    so they default to None here; a spec field given is an override, logged when the server starts.
     """
     serve = verbs.add_parser("serve", help="serve a critic over HTTP (OpenRLHF, OpenAI and native endpoints)",
-                             description="Defaults: those of critics.serving.Critic and ServerSettings.")
+                             description="The critic is prompted and read as its spec (critic_spec.json) says; the "
+                                         "spec options below override single fields of it. Other defaults: those "
+                                         "of critics.serving.Critic and ServerSettings.")
     serve.add_argument("checkpoint", help="a checkpoint folder (or, with --backend openai, the endpoint's model)")
     serve.add_argument("--host", help="default 127.0.0.1")
     serve.add_argument("--port", type=int, help="default 8000")
@@ -140,12 +147,14 @@ def add_serve_parser(verbs) -> None:
     serve.add_argument("--base-url", help="the OpenAI-compatible endpoint (--backend openai only)")
     serve.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                        help="where the transformers backend runs the model")
-    serve.add_argument("--task", choices=["pointwise", "pairwise", "step", "reference"],
-                       help="the default task of /score items (a POLAR checkpoint: reference)")
-    serve.add_argument("--style", choices=["default", "compact", "long_cot"], help="the prompt template the critic learned")
-    serve.add_argument("--think", action="store_true", default=None, help="the critic thinks in <think> first")
-    serve.add_argument("--max-new-tokens", type=int)
-    serve.add_argument("--temperature", type=float)
+    serve.add_argument("--spec", help="a spec file or built-in name (internlm_polar), for a model without its own")
+    serve.add_argument("--task", choices=list(TASKS), help="spec override: the default task of items")
+    serve.add_argument("--style", choices=list(STYLES), help="spec override: the prompt template")
+    serve.add_argument("--think", action=argparse.BooleanOptionalAction, default=None, help="spec override: think first")
+    serve.add_argument("--max-new-tokens", type=int, help="spec override: the judgment length")
+    serve.add_argument("--temperature", type=float, help="spec override: the judging temperature")
+    serve.add_argument("--max-new-tokens-limit", type=int,
+                       help="cap on a chat request's max_tokens (default: the spec's max_new_tokens)")
     serve.add_argument("--soft", action="store_true", default=None,
                        help="score by the verdict's probability (transformers backend)")
     serve.add_argument("--max-batch-size", type=int)
@@ -282,14 +291,28 @@ def serve_command(args: argparse.Namespace) -> int:
     settings = ServerSettings(
         served_model_name=args.served_model_name or Path(args.checkpoint.rstrip("/")).name,
         **_pick(given, "host", "port", "api_key", "max_body_bytes", "max_items_per_request", "invalid_reward",
-                "log_level", "access_log"))
+                "log_level", "access_log", "max_new_tokens_limit"))
     options = {"transformers": {"device": args.device}, "openai": {"base_url": args.base_url}}.get(args.backend, {})
     critic = Critic.from_pretrained(
-        args.checkpoint, backend=args.backend, backend_options=options,
+        args.checkpoint, backend=args.backend, backend_options=options, spec=args.spec,
         **_pick(given, "task", "style", "think", "max_new_tokens", "temperature", "soft", "max_batch_size",
                 "max_wait_ms", "max_queue"))
+    print(f"critics serve: {args.checkpoint} as its spec says: {_spec_line(critic.spec)}", file=sys.stderr)
     serve(critic, settings)
     return 0
+
+
+def _spec_line(spec) -> str:
+    if spec.scalar:
+        return f"{spec.layout} scores of {', '.join(spec.tasks)} items"
+    return (f"{', '.join(spec.tasks)}, {spec.style} template{' + think' if spec.think else ''}, "
+            f"{spec.max_new_tokens} new tokens, prompt budget {spec.prompt_budget} tokens")
+
+
+def benchmark_names() -> list[str]:
+    from critics.eval.benchmarks import BENCHMARKS
+
+    return list(BENCHMARKS.names())
 
 
 def _pick(values: dict, *names: str) -> dict:

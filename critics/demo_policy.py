@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from critics.serving.adapters import RemoteCritic, message_text
+from critics.serving.adapters import message_text
+from critics.serving.remote import UNREACHABLE, RemoteCritic
 
 
 @dataclass
@@ -93,18 +94,18 @@ class CriticSumCheck:
                 items += [{"question": question, "response": f"{question}>{max(s - 1, 0):03d}"},
                           {"question": question, "response": f"{question}>{s:03d}"}]
                 asked.append(i)
-        results = self.critic.score(items) if items else []
+        results = self.critic.critique(items) if items else []
         out: list[float | None] = [0.0] * len(completions)
         for k, i in enumerate(asked):
             low, high = results[2 * k], results[2 * k + 1]
-            if low is None or high is None:
+            if UNREACHABLE in (low.verdict.reason, high.verdict.reason):
                 self.failed += 1
                 out[i] = None
-            elif low.get("score") is None or high.get("score") is None:
+            elif low.score is None or high.score is None:
                 self.invalid += 1
                 out[i] = None
             else:
-                out[i] = float(low["score"] == 1.0 and high["score"] == 0.0)
+                out[i] = float(low.score == 1.0 and high.score == 0.0)
         return out
 
 
@@ -168,8 +169,7 @@ def run(output_dir: str, seed: int = 0, settings: PolicyDemoSettings | None = No
     rows = write_prompts(out / "sum_prompts.jsonl", settings.n_prompts, seed + 1)
     start = warm_start(save_tiny_checkpoint(out / "policy-base", seed=seed + 2), rows, settings,
                        out / "policy-sft", seed, progress)
-    critic = Critic.from_pretrained(critic_checkpoint, backend_options={"device": "cpu"}, style="compact",
-                                    max_new_tokens=64, max_batch_size=256)
+    critic = Critic.from_pretrained(critic_checkpoint, backend_options={"device": "cpu"}, max_batch_size=256)
     with serve_in_background(critic) as (url, _):
         reward = CriticSumCheck(url)
         config = policy_grpo.PolicyGRPOConfig(

@@ -115,16 +115,26 @@ def load_causal_lm(config: ModelConfig, apply_lora: bool = True):
     return _place(model, config), tokenizer
 
 
-def load_sequence_classifier(config: ModelConfig, num_labels: int = 1):
-    """``(model, tokenizer)`` for a scalar (``num_labels=1``) or multi-label sequence classifier."""
-    from transformers import AutoModelForSequenceClassification
+def load_sequence_classifier(config: ModelConfig, num_labels: int = 1, apply_lora: bool = True):
+    """``(model, tokenizer)`` for a scalar (``num_labels=1``) or multi-label sequence classifier.
+
+    A checkpoint whose remote code registers a reward model with ``AutoModel`` only (the released
+    InternLM POLAR models: ``InternLM2ForRewardModel``, with ``trust_remote_code``) loads through
+    ``AutoModel``; its first output is the score."""
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
     tokenizer = load_tokenizer(config)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        config.name_or_path, num_labels=num_labels, **_model_kwargs(config))
+    model_config = AutoConfig.from_pretrained(config.name_or_path, trust_remote_code=config.trust_remote_code)
+    auto_map = getattr(model_config, "auto_map", None) or {}
+    remote_reward = "AutoModel" in auto_map and "AutoModelForSequenceClassification" not in auto_map
+    if remote_reward:
+        model = AutoModel.from_pretrained(config.name_or_path, **_model_kwargs(config))
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            config.name_or_path, num_labels=num_labels, **_model_kwargs(config))
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    return _place(_with_lora(model, config, "SEQ_CLS"), config), tokenizer
+    return _place(_with_lora(model, config, "SEQ_CLS") if apply_lora else model, config), tokenizer
 
 
 def lora_config(config: ModelConfig, task_type: str = "CAUSAL_LM"):

@@ -175,7 +175,7 @@ def _report(before: Counter, records: list[PointwiseRecord], per_question: list[
 def run(config: SampleConfig, progress: bool = True) -> dict[str, Any]:
     """Sample from the configured actor and write the records, quarantine, report and data card."""
     from critics.actors import make_actor
-    from critics.recipes.common import load_records
+    from critics.judging.records import load_records
 
     if not config.questions:
         raise ValueError("questions is empty: give a JSON/JSONL file or a dataset of questions")

@@ -161,3 +161,75 @@ def save_tiny_llava(path: str | Path, seed: int = 0) -> Path:
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_layer=-1,
         vision_feature_select_strategy="default")
     return _save_vlm(path, LlavaForConditionalGeneration, config, processor, seed)
+
+
+TINY_POLAR_MODELING = '''"""A tiny reward model shaped like InternLM's released POLAR models (remote code, for tests)."""
+import torch
+from transformers import LlamaConfig, LlamaModel, PreTrainedModel
+
+
+class TinyPolarConfig(LlamaConfig):
+    model_type = "tiny_polar"
+
+
+class TinyPolarRewardModel(PreTrainedModel):
+    """A Llama body and a scalar head read at the last real token, as InternLM2ForRewardModel does."""
+
+    config_class = TinyPolarConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.model = LlamaModel(config)
+        self.v_head = torch.nn.Linear(config.hidden_size, 1, bias=False)
+        self.post_init()
+
+    def forward(self, input_ids, attention_mask=None, **kwargs):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        scores = self.v_head(hidden).squeeze(-1)
+        ends = attention_mask.cumsum(dim=1).argmax(dim=1).view(-1, 1)  # right padding: the last 1
+        return (torch.gather(scores, 1, ends),)
+'''
+
+
+def save_tiny_internlm_polar(path: str | Path, seed: int = 0) -> Path:
+    """Save a tiny random reward model in the released InternLM POLAR models' layout: remote code
+    loaded with ``AutoModel`` and ``trust_remote_code`` (``auto_map``), a ``*RewardModel``
+    architecture whose first output is the score at the last real token, and a tokenizer with the
+    ``<|reward|>`` and ``[UNUSED_TOKEN_130]`` tokens. Serve it with the built-in spec ``internlm_polar``."""
+    import importlib.util
+    import sys
+    import tempfile
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as code:  # save_pretrained copies the module file into the folder
+        source = Path(code) / "modeling_tiny_polar.py"
+        source.write_text(TINY_POLAR_MODELING, encoding="utf-8")
+        spec = importlib.util.spec_from_file_location("modeling_tiny_polar", source)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # ... which it finds through sys.modules
+        try:
+            spec.loader.exec_module(module)
+            return _save_tiny_polar(module, path, seed)
+        finally:
+            sys.modules.pop(spec.name, None)
+
+
+def _save_tiny_polar(module, path: Path, seed: int) -> Path:
+    import torch
+
+    tokenizer = build_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|endoftext|>", "<|reward|>",
+                                                                "[UNUSED_TOKEN_130]"]})
+    tokenizer.padding_side = "right"
+    config = module.TinyPolarConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                                    num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                    max_position_embeddings=1024, bos_token_id=None,
+                                    eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    module.TinyPolarConfig.register_for_auto_class()
+    module.TinyPolarRewardModel.register_for_auto_class("AutoModel")
+    torch.manual_seed(seed)
+    module.TinyPolarRewardModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

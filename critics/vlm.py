@@ -139,16 +139,6 @@ def _with_language_lora(model, config: ModelConfig, tower_name: str):
     return get_peft_model(model, peft_config)
 
 
-def is_vision_language(config: ModelConfig) -> bool:
-    """Whether the configured checkpoint is a vision-language model (its config has ``vision_config``)."""
-    from transformers import AutoConfig
-
-    if not config.name_or_path:
-        raise ValueError("model.name_or_path is empty: give a local checkpoint folder or a hub name")
-    model_config = AutoConfig.from_pretrained(config.name_or_path, trust_remote_code=config.trust_remote_code)
-    return getattr(model_config, "vision_config", None) is not None
-
-
 def has_images(dataset) -> bool:
     """Whether any row of ``dataset`` carries a non-empty ``images`` list."""
     return "images" in dataset.column_names and any(dataset["images"])
@@ -210,18 +200,3 @@ def conversation_images(conversation: list[dict]) -> list:
     """The images of a conversation's messages, in order."""
     return [part["image"] for message in conversation if isinstance(message.get("content"), list)
             for part in message["content"] if part.get("type") == "image"]
-
-
-def vlm_generate(model, processor, conversations: list[list[dict]], *, max_new_tokens: int,
-                 temperature: float) -> list[str]:
-    """Complete chat conversations whose messages may hold image parts (greedy when ``temperature`` is 0)."""
-    import torch
-
-    processor.tokenizer.padding_side = "left"
-    texts = [processor.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
-    images = [image for c in conversations for image in conversation_images(c)]
-    inputs = processor(text=texts, images=images or None, return_tensors="pt", padding=True).to(model.device)
-    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
-    with torch.inference_mode():
-        out = model.generate(**inputs, max_new_tokens=max_new_tokens, **sampling)
-    return processor.tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)

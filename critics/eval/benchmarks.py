@@ -325,7 +325,7 @@ class PointwiseEval(Benchmark):
     def rows(self):
         if not self.path:
             raise ValueError("pointwise needs a local path: pointwise:PATH (a built dataset or a JSON(L) file)")
-        from critics.recipes.common import load_records
+        from critics.judging.records import load_records
 
         for index, row in enumerate(load_records(self.path, {})):
             yield str(row.get("id") or index), row, None

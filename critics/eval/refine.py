@@ -23,9 +23,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from critics.judging.tasks import read_verdict
 from critics.rewards.refinement import Judged, refine_and_verify, refinement_stats
-from critics.templates import quoted_texts
-from critics.verdicts import parse_verdict
 from data_pipelines.verifiers.math import extract_final_answer
 
 
@@ -49,7 +48,7 @@ def critique_then_refine(rows: Sequence[dict[str, Any]], critiques: Sequence[str
         batch, texts = rows[start:start + batch_size], critiques[start:start + batch_size]
         outcomes = refine_and_verify(actor, batch, texts, samples, verifier, verifier_options)
         for row, text, (after, changed) in zip(batch, texts, outcomes):
-            verdict = parse_verdict(text, "pointwise", quoted=quoted_texts({**row, "task": "pointwise"}))
+            verdict = read_verdict(text, {**row, "task": "pointwise"})
             judged.append(Judged(verdict.value == row["label"] if verdict.ok else None, row["label"] == "correct",
                                  after, changed))
     stats = refinement_stats(judged)
@@ -59,14 +58,13 @@ def critique_then_refine(rows: Sequence[dict[str, Any]], critiques: Sequence[str
             "accuracy_before": sum(j.before for j in judged) / n, "n": n}
 
 
-def critic_critiques(model, tokenizer, rows: Sequence[dict[str, Any]], *, style: str = "default", think: bool = False,
-                     max_new_tokens: int = 512, batch_size: int = 64, progress: bool = True) -> list[str]:
-    """Greedy critiques of ``rows`` by an in-process critic (the prompts its recipe trained on)."""
-    from critics.eval.heldout import generate
-    from critics.templates import render
+def critic_critiques(lm, rows: Sequence[dict[str, Any]], spec, *, batch_size: int = 64) -> list[str]:
+    """Critiques of pointwise ``rows`` by an in-process critic (a ``LoadedModel``), as its spec says."""
+    from critics.judging.chat import LocalChatModel
+    from critics.judging.judge import judge
 
-    return generate(model, tokenizer, [render(dict(r), style=style, think=think) for r in rows],
-                    max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
+    return [c.text for c in judge(LocalChatModel(lm, batch_size=batch_size),
+                                  [{**dict(r), "task": "pointwise"} for r in rows], spec)]
 
 
 def filtered_majority_vote(questions: Sequence[dict[str, Any]], ks: Sequence[int], *, verifier: str = "math",

@@ -24,18 +24,21 @@ def _fmt(value: Any) -> str:
 
 
 def results_table(summary: dict[str, Any]) -> str:
-    """One row per benchmark: headline metric, items, quarantined rows, failed requests.
+    """One row per benchmark: headline metric, items, quarantined rows, failed requests, prompts over
+    the critic's token budget (cut, or refused).
 
     >>> print(results_table({"benchmarks": {"llmbar": {"headline": [0.5, "accuracy"], "items": 4,
-    ...                                                "quarantined": 0, "failed_requests": 0}}}))
-    | benchmark | metric | value | items | quarantined | failed requests |
-    |---|---|---:|---:|---:|---:|
-    | llmbar | accuracy | 0.500 | 4 | 0 | 0 |
+    ...                                                "quarantined": 0, "failed_requests": 0, "too_long": 1}}}))
+    | benchmark | metric | value | items | quarantined | failed requests | too long |
+    |---|---|---:|---:|---:|---:|---:|
+    | llmbar | accuracy | 0.500 | 4 | 0 | 0 | 1 |
     """
-    lines = ["| benchmark | metric | value | items | quarantined | failed requests |", "|---|---|---:|---:|---:|---:|"]
+    lines = ["| benchmark | metric | value | items | quarantined | failed requests | too long |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     for spec, m in summary["benchmarks"].items():
         value, label = m["headline"]
-        lines.append(f"| {m.get('label', spec)} | {label} | {_fmt(value)} | {m['items']} | {m['quarantined']} | {m['failed_requests']} |")
+        lines.append(f"| {m.get('label', spec)} | {label} | {_fmt(value)} | {m['items']} | {m['quarantined']} | "
+                     f"{m['failed_requests']} | {m.get('too_long', 0)} |")
     return "\n".join(lines)
 
 

@@ -1,7 +1,10 @@
 """``critics eval``: run a critic on benchmarks, save every judgment as it comes, score, report, plot.
 
 The critic is a checkpoint (or hub name) judged in process, or a running ``critics serve`` at a
-URL; both go through the same ``Critic`` engine, so greedy results agree. Each benchmark writes
+URL; both go through the same engine and read the critic's spec (``critics.judging.spec``: its
+template, its judging length, its prompt budget), so greedy results agree and no flag is needed.
+``style``, ``think``, ``max_new_tokens`` and ``temperature`` override single spec fields of an
+in-process critic (a server's are set where it is started). Each benchmark writes
 into ``output_dir/<name>/``: ``predictions.jsonl`` (appended batch by batch, so a long run that
 stops is resumed by running the same command again), ``quarantine.jsonl`` (rows that could not
 be read, with the reason) and ``metrics.json``. The run writes ``metrics.json``, ``report.md`` and
@@ -42,9 +45,9 @@ class EvalConfig:
         benches: ``NAME`` or ``NAME:PATH`` per benchmark (``critics.eval.benchmarks``).
         output_dir: where predictions, metrics, the report and plots go.
         samples: critiques per request; more than 1 votes and needs ``temperature`` > 0.
-        temperature: sampling temperature of a critique (0: greedy).
-        style, think, max_new_tokens: the critic's prompt and length (in process; default: what the
-            checkpoint's ``critics_config.yaml`` says it was trained with, else ``default``).
+        temperature: sampling temperature of a critique (None: the spec's, greedy for critics trained here).
+        style, think, max_new_tokens: override the critic's spec (in process only; None: the spec's).
+        spec: a spec file or built-in name for a checkpoint that carries none (a released judge).
         batch_size: requests judged (and saved) at a time.
         limit: items per benchmark (0: all).
         device: where an in-process critic runs.
@@ -59,10 +62,11 @@ class EvalConfig:
     benches: list[str]
     output_dir: str = "outputs/eval"
     samples: int = 1
-    temperature: float = 0.0
+    temperature: float | None = None
     style: str | None = None
     think: bool | None = None
-    max_new_tokens: int = 1024
+    max_new_tokens: int | None = None
+    spec: str | None = None
     batch_size: int = 64
     limit: int = 0
     device: str = "auto"
@@ -80,8 +84,12 @@ class EvalConfig:
             parse_bench(spec)
         if self.samples < 1:
             raise ValueError(f"samples must be at least 1, got {self.samples}")
-        if self.samples > 1 and self.temperature <= 0:
+        if self.samples > 1 and not (self.temperature or 0) > 0:
             raise ValueError("samples > 1 votes over sampled critiques: set temperature > 0 (e.g. 1.0)")
+        overrides = [k for k in ("style", "think", "max_new_tokens", "temperature", "spec") if getattr(self, k) is not None]
+        if self.remote and overrides:
+            raise ValueError(f"{', '.join(overrides)}: a served critic judges by its own spec; set them where it is "
+                             "served (critics serve ... --style ...)")
         if any(BENCHMARKS.get(parse_bench(s)[0]).needs_actor for s in self.benches) and not self.actor:
             raise ValueError("the refine benchmark needs an actor: --actor CHECKPOINT (or --actor URL --actor-model NAME)")
 
@@ -91,41 +99,33 @@ class EvalConfig:
 
 
 class Judge:
-    """The critic behind one call: ``judge(payloads) -> [(verdict, score, critique) or None]``
+    """The critic behind one call: ``judge(payloads) -> [(verdict, score, critique, prompt) or None]``
     (None: the request failed and is retried by the next run)."""
 
     def __init__(self, config: EvalConfig):
-        self.config = config
+        from critics.serving.remote import UNREACHABLE, open_critic
+
+        self.config, self.unreachable = config, UNREACHABLE
         if config.remote:
-            from critics.serving.adapters import RemoteCritic
-
-            self.remote, self.critic = RemoteCritic(config.target, api_key=config.api_key, timeout=600.0), None
-            self.scalar = None  # known after the first answer
+            self.critic = open_critic(config.target, api_key=config.api_key, timeout=600.0)
         else:
-            from critics.serving import Critic
+            self.critic = open_critic(config.target, spec=config.spec, backend_options={"device": config.device},
+                                      max_batch_size=config.batch_size, style=config.style, think=config.think,
+                                      max_new_tokens=config.max_new_tokens, temperature=config.temperature)
+        self.scalar = None if config.remote else self.critic.is_scalar  # a server's: known once it answers
 
-            trained = trained_template(config.target)
-            self.remote = None
-            self.critic = Critic.from_pretrained(
-                config.target, backend_options={"device": config.device},
-                style=config.style or trained.get("style", "default"),
-                think=config.think if config.think is not None else trained.get("think", False),
-                max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                max_batch_size=config.batch_size)
-            self.scalar = self.critic.is_scalar
-
-    def __call__(self, payloads: list[dict[str, Any]]) -> list[tuple[Any, float | None, str] | None]:
-        if self.critic is not None:
-            return [(c.verdict.value, c.score, c.text) for c in self.critic.critique(payloads)]
-        results = self.remote.score([inline_images(p) for p in payloads])
-        for r in results:
-            if r is not None and self.scalar is None:
-                self.scalar = r.get("reason") == "scalar score"
-        return [None if r is None else (r.get("verdict"), r.get("score"), r.get("critique", "")) for r in results]
+    def __call__(self, payloads: list[dict[str, Any]]) -> list[tuple[Any, float | None, str, str] | None]:
+        if self.scalar is None:
+            try:
+                self.scalar = self.critic.is_scalar
+            except ConnectionError:
+                return [None] * len(payloads)
+        sent = [inline_images(p) for p in payloads] if self.config.remote else payloads
+        return [None if c.verdict.reason == self.unreachable else (c.verdict.value, c.score, c.text, c.prompt)
+                for c in self.critic.critique(sent)]
 
     def close(self) -> None:
-        if self.critic is not None:
-            self.critic.close()
+        self.critic.close()
 
 
 def inline_images(payload: dict[str, Any]) -> dict[str, Any]:
@@ -142,16 +142,6 @@ def inline_images(payload: dict[str, Any]) -> dict[str, Any]:
         return f"data:{kind};base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
     return {**payload, "images": [url(p) for p in payload["images"]]}
-
-
-def trained_template(target: str) -> dict[str, Any]:
-    """The template a local checkpoint was trained with (its ``critics_config.yaml``), or {}."""
-    path = Path(target) / "critics_config.yaml"
-    if not path.is_file():
-        return {}
-    import yaml
-
-    return (yaml.safe_load(path.read_text()) or {}).get("template") or {}
 
 
 def run(config: EvalConfig, judge: Any = None, actor: Any = None) -> dict[str, Any]:
@@ -193,7 +183,7 @@ def run_bench(spec: str, judge: Judge, config: EvalConfig, out: Path, actor: Any
     _write_jsonl(folder / "quarantine.jsonl", quarantine)
     if not items:
         raise ValueError(f"{spec}: no usable items ({len(quarantine)} quarantined; see {folder / 'quarantine.jsonl'})")
-    saved, texts = judge_missing(items, judge, config, folder / "predictions.jsonl", spec)
+    saved, texts, too_long = judge_missing(items, judge, config, folder / "predictions.jsonl", spec)
     k = config.samples
     keys = [[[key(n, item.id, r, s) for s in range(k)] for r in range(len(item.requests))]
             for n, item in enumerate(items)]
@@ -205,7 +195,7 @@ def run_bench(spec: str, judge: Judge, config: EvalConfig, out: Path, actor: Any
     voted = {j: [[vote(request[:j], scalar) for request in item] for item in samples] for j in range(1, k + 1)}
     metrics = bench.score(items, voted[k])
     metrics.update(name=name, path=path, label=folder.name, items=len(items), quarantined=len(quarantine), scalar=scalar,
-                   failed_requests=failed, breakdown=bench.breakdown(items, voted[k]),
+                   failed_requests=failed, too_long=too_long, breakdown=bench.breakdown(items, voted[k]),
                    by_k={j: headline(name, bench.score(items, voted[j]))[0] for j in voted} if k > 1 else {},
                    headline=headline(name, metrics))
     (folder / "metrics.json").write_text(json.dumps(plain(metrics), indent=2, default=_json_default))
@@ -217,16 +207,19 @@ def key(n: int, item_id: str, request: int, sample: int) -> str:
 
 
 def judge_missing(items: list[Item], judge: Judge, config: EvalConfig, path: Path,
-                  spec: str) -> tuple[dict[str, Any], dict[str, str]]:
+                  spec: str) -> tuple[dict[str, Any], dict[str, str], int]:
     """Judge every request sample not in ``path`` yet, appending each batch as it finishes;
-    returns the verdicts (or scores) and the critiques by key."""
+    returns the verdicts (or scores) and the critiques by key, and how many prompts were over the
+    critic's token budget."""
     saved: dict[str, Any] = {}
     texts: dict[str, str] = {}
+    cut: dict[str, bool] = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
                 saved[row["key"]], texts[row["key"]] = row["value"], row.get("critique", "")
+                cut[row["key"]] = row.get("prompt", "ok") != "ok"
     todo = [(key(n, item.id, r, s), request.payload) for n, item in enumerate(items)
             for r, request in enumerate(item.requests) for s in range(config.samples)]
     # longest first, so each batch pads its prompts to similar lengths (and the first batch shows the peak memory)
@@ -239,24 +232,27 @@ def judge_missing(items: list[Item], judge: Judge, config: EvalConfig, path: Pat
             for (k, _), answer in zip(batch, answers):
                 if answer is None:  # a failed request: not saved, so the next run retries it
                     continue
-                verdict, score, text = answer
+                verdict, score, text, prompt = answer
                 value = score if judge.scalar else verdict
                 saved[k], texts[k] = value, text or ""
-                handle.write(json.dumps({"key": k, "value": value, "critique": (text or "")[:4000]}) + "\n")
+                cut[k] = prompt != "ok"
+                handle.write(json.dumps({"key": k, "value": value, "critique": (text or "")[:4000],
+                                         "prompt": prompt}) + "\n")
             handle.flush()
             bar.update(len(batch))
-    return saved, texts
+    return saved, texts, sum(cut.values())
 
 
 def make_eval_actor(config: EvalConfig):
     """The actor of the ``refine`` benchmark: a checkpoint in process, or an OpenAI-compatible endpoint."""
     from critics.actors import ActorSettings, make_actor
 
+    length = config.max_new_tokens or ActorSettings.max_new_tokens  # the critic's override, else the actor's default
     if config.actor.startswith(("http://", "https://")):
         return make_actor(ActorSettings(kind="openai", model=config.actor_model or "actor", base_url=config.actor,
-                                        style=config.actor_style, max_new_tokens=config.max_new_tokens))
+                                        style=config.actor_style, max_new_tokens=length))
     return make_actor(ActorSettings(kind="transformers", model=config.actor, style=config.actor_style,
-                                    max_new_tokens=config.max_new_tokens, device=config.device))
+                                    max_new_tokens=length, device=config.device))
 
 
 def vote(values: list[Any], scalar: bool) -> Any:
@@ -286,6 +282,7 @@ def check_settings(folder: Path, config: EvalConfig, spec: str) -> None:
     """Refuse to mix saved predictions made with other settings into this run."""
     settings = {"target": config.target, "bench": spec, "samples": config.samples, "temperature": config.temperature,
                 "style": config.style, "think": config.think, "max_new_tokens": config.max_new_tokens,
+                "spec": config.spec,
                 "limit": config.limit}
     path = folder / "settings.json"
     if path.is_file():

@@ -1,8 +1,9 @@
-"""What every recipe shares: data settings, run settings, atomic checkpoints and resume.
+"""What every recipe shares: data settings, run settings, atomic checkpoints and resume, the spec.
 
 Checkpoints are atomic: the trainer writes ``checkpoint-N`` into a staging folder and it is
 renamed into place only once complete, so a crash mid-save never leaves a half checkpoint that
-``--resume`` could pick up.
+``--resume`` could pick up. Every checkpoint of a critic, ``checkpoint-N/`` and ``final/``, carries
+the critic's spec (``critic_spec.json``, ``critics.judging.spec``): how it was prompted and read.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from transformers import TrainerCallback
+
+from critics.judging.records import load_records
+from critics.judging.spec import CriticSpec
 from data_pipelines.registry import as_plain
 
 STAGING = ".staging"
@@ -106,6 +111,8 @@ class AtomicCheckpoints:
         if not self.args.should_save:
             return
         name = f"checkpoint-{self.state.global_step}"
+        if getattr(self, "critic_spec", None) is not None:
+            self.critic_spec.save(os.path.join(staging, name))
         final = os.path.join(run_dir, name)
         if os.path.exists(final):  # saved again at the same step (e.g. the last step): replace
             shutil.rmtree(final)
@@ -173,28 +180,6 @@ def load_data(settings: DataSettings, seed: int) -> LoadedData:
     return LoadedData(train, held_out, cards)
 
 
-def load_records(path: str, cards: dict[str, str]):
-    """A ``datasets.Dataset`` of records from a build output, a data config, or a JSON(L) file."""
-    import datasets
-
-    location = Path(path)
-    if location.suffix in (".yaml", ".yml"):
-        from critics.config import load_config
-        from data_pipelines import BuildConfig, build
-
-        result = build(load_config(BuildConfig, location))
-        location = result.output_dir
-    if location.suffix in (".json", ".jsonl"):
-        return datasets.Dataset.from_json(str(location))
-    if not location.exists():
-        raise FileNotFoundError(f"no dataset at {location}")
-    if (location / "data_card.md").is_file():
-        cards[str(location)] = (location / "data_card.md").read_text(encoding="utf-8")
-    if (location / "dataset").is_dir():
-        location = location / "dataset"
-    return datasets.load_from_disk(str(location))
-
-
 def _filter(dataset, task: str):
     if not task:
         return dataset
@@ -208,7 +193,7 @@ def _filter(dataset, task: str):
 
 @dataclass
 class TemplateSettings:
-    """How records become critic prompts (``critics/templates.py``)."""
+    """How records become critic prompts (``critics.judging.templates``)."""
 
     style: Literal["default", "compact", "long_cot"] = "default"
     think: bool = False
@@ -216,26 +201,63 @@ class TemplateSettings:
 
 @dataclass
 class EvalSettings:
-    """Held-out evaluation before and after training (greedy critiques)."""
+    """Held-out evaluation before and after training, the critic read as its spec says.
+
+    ``max_new_tokens``: the judgment length (None: the spec's, what the critic was trained to write within).
+    """
 
     enabled: bool = True
-    max_new_tokens: int = 512
+    max_new_tokens: int | None = None
     batch_size: int = 64
 
 
-def evaluate(model, tokenizer, dataset, template: TemplateSettings, settings: EvalSettings,
-             progress: bool = True) -> dict[str, float] | None:
-    """Held-out verdict accuracy, or None when there is nothing (or nothing asked) to evaluate."""
+def critic_spec(template: TemplateSettings, tasks: list[str], max_new_tokens: int, lm: Any,
+                **fields: Any) -> CriticSpec:
+    """The spec a recipe writes into its checkpoints: the template it trained with, the tasks of its
+    records, the judgment length it was trained to write within, its model's context."""
+    return CriticSpec(tasks=tasks, style=template.style, think=template.think, max_new_tokens=max_new_tokens,
+                      context_tokens=lm.context_tokens, **fields)
+
+
+def record_tasks(dataset, task: str = "") -> list[str]:
+    """The tasks of a recipe's records, most frequent first (``data.task`` when it is set)."""
+    if task:
+        return [task]
+    from collections import Counter
+
+    found = Counter(dataset["task"]) if "task" in dataset.column_names else Counter({"pointwise": 1})
+    return [name for name, _ in found.most_common()]
+
+
+def evaluate(trainer, dataset, settings: EvalSettings, progress: bool = True) -> dict[str, float] | None:
+    """Held-out verdict accuracy of the trainer's critic as its spec reads it, or None when there is
+    nothing (or nothing asked) to evaluate. ``settings.max_new_tokens`` overrides the spec's length."""
     if not settings.enabled or dataset is None or len(dataset) == 0:
         return None
+    import dataclasses
+
     from critics.eval.heldout import critique_accuracy
 
-    was_training = model.training
-    result = critique_accuracy(model, tokenizer, dataset, style=template.style, think=template.think,
-                               max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
-                               progress=progress)
-    model.train(was_training)
-    return result
+    spec = dataclasses.replace(trainer.critic_spec, max_new_tokens=settings.max_new_tokens or
+                               trainer.critic_spec.max_new_tokens)
+    return critique_accuracy(loaded(trainer), dataset, spec, batch_size=settings.batch_size, progress=progress)
+
+
+def loaded(trainer) -> Any:
+    """The trainer's critic as a ``LoadedModel`` (its current, possibly wrapped, model)."""
+    return trainer.critic_loaded.with_model(trainer.model)
+
+
+class BudgetLog(TrainerCallback):
+    """Logs ``critic/too_long``: training prompts over the spec's budget (cut in the middle, or
+    dropped), in every log line and so in the model card's metrics and the training curves."""
+
+    def __init__(self, counts: dict[str, int]):
+        self.count = float(sum(counts.values()))
+
+    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
+        if logs is not None:
+            logs["critic/too_long"] = self.count
 
 
 def show_progress(trainer, progress: bool) -> None:
@@ -255,6 +277,8 @@ def save_final(trainer, output_dir: str | Path) -> Path:
     trainer.save_model(str(staging))
     trainer.processing_class.save_pretrained(str(staging))
     trainer.state.save_to_json(str(staging / "trainer_state.json"))
+    if getattr(trainer, "critic_spec", None) is not None:
+        trainer.critic_spec.save(staging)
     old = Path(output_dir) / ".final-old"
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
@@ -283,14 +307,14 @@ def train_and_finish(config: Any, trainer, data: LoadedData, checkpoint: str | N
                      evaluate_before: bool = True) -> dict[str, Any]:
     """The part every recipe's ``run`` shares: evaluate, train (or resume), evaluate, then write
     ``final/`` with the model, run files and model card. ``metrics`` may hold recipe extras;
-    ``extra_eval(model, tokenizer)`` adds its figures to each held-out evaluation; a later stage of
+    ``extra_eval(trainer)`` adds its figures to each held-out evaluation; a later stage of
     a multi-stage recipe skips ``evaluate_before`` (the previous stage's "after" is its "before")."""
     from critics.cards import write_model_card
 
     def held_out():
-        result = evaluate(trainer.model, trainer.processing_class, data.eval, config.template, config.eval, progress)
+        result = evaluate(trainer, data.eval, config.eval, progress)
         if result is not None and extra_eval is not None:
-            result.update(extra_eval(trainer.model, trainer.processing_class))
+            result.update(extra_eval(trainer))
         return result
 
     if checkpoint is None and evaluate_before:
@@ -305,6 +329,6 @@ def train_and_finish(config: Any, trainer, data: LoadedData, checkpoint: str | N
                      stages=stages, config_hash=config_hash(config), rewards=rewards,
                      steps=trainer.state.global_step,
                      template=f"{config.template.style}{' + think' if config.template.think else ''}",
-                     verdict_format="\\boxed{...}", metrics=accuracy, sources=[config.data.train],
+                     verdict_format=trainer.critic_spec.verdict_format, spec=trainer.critic_spec, metrics=accuracy, sources=[config.data.train],
                      cards=data.cards, extra_limitations=extra_limitations)
     return {"final": str(final), "metrics": metrics}

@@ -17,10 +17,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from critics.models import ModelConfig, load_causal_lm, lora_config, precision_args
-from critics.recipes.common import (AtomicCheckpoints, DataSettings, EvalSettings, RunSettings,
-                                    TemplateSettings, load_data, resume_point, set_threads_for_cpu,
-                                    train_and_finish)
+from critics.judging.chat import LocalChatModel
+from critics.judging.generation import load_model
+from critics.judging.judge import prompt_dataset
+from critics.models import ModelConfig, lora_config, precision_args
+from critics.recipes.common import (AtomicCheckpoints, BudgetLog, DataSettings, EvalSettings, RunSettings,
+                                    TemplateSettings, critic_spec, load_data, record_tasks, resume_point,
+                                    set_threads_for_cpu, train_and_finish)
 from critics.rewards import REWARDS
 from critics.rewards.verdict import VerdictReward
 
@@ -94,8 +97,7 @@ def build(config: CriticRLConfig):
     """A ready ``trl.GRPOTrainer`` (with atomic checkpoints) plus the data it was built from."""
     from trl import GRPOTrainer
 
-    from critics.templates import add_prompts
-    from critics.vlm import has_images, is_vision_language, load_images, load_vlm, vision_tower, vlm_lora_config
+    from critics.vlm import has_images, load_images, vision_tower, vlm_lora_config
 
     class CriticGRPOTrainer(AtomicCheckpoints, GRPOTrainer):
         """GRPOTrainer whose checkpoints are written atomically, and which takes batches that mix records
@@ -111,20 +113,22 @@ def build(config: CriticRLConfig):
 
     set_threads_for_cpu(precision_args(config.model)["use_cpu"])
     data = load_data(config.data, config.run.seed)
-    vision = is_vision_language(config.model)
-    if not vision and (has_images(data.train) or config.model.freeze_vision):
-        raise ValueError(f"{config.model.name_or_path} is a text-only model, but the records carry images "
-                         "or model.freeze_vision is set: give a vision-language checkpoint")
-    train = add_prompts(data.train, style=config.template.style, think=config.template.think, images=vision)
-    if vision:  # the processor renders the images; TRL reads them from the ``images`` column
-        model, processing_class = load_vlm(config.model, freeze_vision=config.model.freeze_vision, apply_lora=False)
+    lm = load_model(config.model, freeze_vision=config.model.freeze_vision)
+    if not lm.vision and has_images(data.train):
+        raise ValueError(f"{config.model.name_or_path} is a text-only model, but the records carry images: "
+                         "give a vision-language checkpoint")
+    spec = critic_spec(config.template, record_tasks(data.train, config.data.task), config.grpo.max_completion_length,
+                       lm)
+    train, counts = prompt_dataset(data.train, LocalChatModel(lm), spec, images=lm.vision)
+    if lm.vision:  # the processor renders the images; TRL reads them from the ``images`` column
         train = load_images(train) if has_images(train) else train
-        peft_config = vlm_lora_config(config.model, vision_tower(model)[0])
+        peft_config = vlm_lora_config(config.model, vision_tower(lm.model)[0])
     else:
-        model, processing_class = load_causal_lm(config.model, apply_lora=False)
         peft_config = lora_config(config.model)
-    trainer = CriticGRPOTrainer(model=model, reward_funcs=reward_functions(config), args=grpo_args(config),
-                                train_dataset=train, processing_class=processing_class, peft_config=peft_config)
+    trainer = CriticGRPOTrainer(model=lm.model, reward_funcs=reward_functions(config), args=grpo_args(config),
+                                train_dataset=train, processing_class=lm.processing_class, peft_config=peft_config)
+    trainer.critic_spec, trainer.critic_loaded = spec, lm
+    trainer.add_callback(BudgetLog(counts))
     return trainer, data
 
 

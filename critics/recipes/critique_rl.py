@@ -126,7 +126,7 @@ def run(config: CritiqueRLConfig, resume: bool = False, progress: bool = True) -
         one = stage_config(config, "stage1", config.model.name_or_path, DiscriminationReward(s=config.stage_one.s))
         trainer, data = critic_rl.build(one)
         check_refine_columns(data.train, "data.train")
-        extra = _refine_eval(config, data.eval, progress)
+        extra = _refine_eval(config, data.eval)
         result = train_and_finish(one, trainer, data, one_checkpoint, recipe="critique_rl", stage="stage I",
                                   stages="Critique-RL stage I (discrimination)", rewards=["DiscriminationReward"],
                                   metrics=metrics, progress=progress, extra_eval=extra)
@@ -137,7 +137,7 @@ def run(config: CritiqueRLConfig, resume: bool = False, progress: bool = True) -
         metrics = stage_metrics(out / "stage1" / "final")
     stage_one_model = next_stage_model(out / "stage1", config.model.lora.r > 0)
     trainer, data = build_stage_two(config, stage_one_model)
-    extra = extra or _refine_eval(config, data.eval, progress)
+    extra = extra or _refine_eval(config, data.eval)
     result = train_and_finish(stage_config(config, "stage2", stage_one_model, trainer.reward_funcs[0]), trainer, data,
                               two_checkpoint, recipe="critique_rl", stage="stage II",
                               stages="Critique-RL stage I (discrimination), then stage II (refinement + 0.2 x "
@@ -148,8 +148,8 @@ def run(config: CritiqueRLConfig, resume: bool = False, progress: bool = True) -
     return result
 
 
-def _refine_eval(config: CritiqueRLConfig, held_out, progress: bool):
+def _refine_eval(config: CritiqueRLConfig, held_out):
     check_refine_columns(held_out, "data.eval")
-    return refine_evaluation(held_out, config.actor, config.template, config.eval, samples=config.stage_two.samples,
-                             verifier=config.stage_two.verifier, progress=progress)
+    return refine_evaluation(held_out, config.actor, config.eval, samples=config.stage_two.samples,
+                             verifier=config.stage_two.verifier)
 

@@ -1,7 +1,7 @@
 """Recipe ``polar``: pre-train a policy discriminator, then fine-tune it on preferences (POLAR, 2025).
 
 Both stages train a scalar reward model (a causal LM with a one-label sequence-classification
-head, reading ``critics.polar``'s layout) with the Bradley-Terry loss of TRL's ``RewardTrainer``
+head, reading ``critics.judging.polar``'s layout) with the Bradley-Terry loss of TRL's ``RewardTrainer``
 on pre-tokenized pairs:
 
 - ``pretrain``: -log sigmoid(r(x, ref_A, pos_A) - r(x, ref_A, neg_B)) on ``polar_triple`` records
@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from critics.models import ModelConfig, lora_config, precision_args
-from critics.polar import PolarBudgets, PolarEncoder, add_polar_tokens, polar_scores, save_polar_config
-from critics.recipes.common import (AtomicCheckpoints, RunSettings, config_hash, load_records, save_final,
-                                    set_threads_for_cpu, show_progress, write_run_files)
+from critics.judging.polar import PolarBudgets, PolarEncoder, add_polar_tokens, polar_scores
+from critics.judging.records import load_records
+from critics.judging.spec import SPEC_FILE, CriticSpec
+from critics.recipes.common import (AtomicCheckpoints, RunSettings, config_hash, save_final, set_threads_for_cpu,
+                                    show_progress, write_run_files)
 from critics.recipes.staged import next_stage_model, stage_metrics, stage_plan, stage_run, write_recipe_config
 
 PAIRS = {"pretrain": ("positive", "negative"), "finetune": ("chosen", "rejected")}
@@ -150,6 +152,8 @@ def build_stage(config: PolarConfig, stage: str, model_path: str, train_rows):
                         center_rewards_coefficient=None)
     trainer = PolarRewardTrainer(model=model, args=args, train_dataset=pairs, processing_class=tokenizer,
                                  peft_config=lora_config(config.model, "SEQ_CLS"))
+    trainer.critic_spec = CriticSpec(tasks=["reference"], layout="polar", max_new_tokens=0, budgets=config.budgets,
+                                     context_tokens=config.budgets.total)
     return trainer
 
 
@@ -173,7 +177,6 @@ def run_stage(config: PolarConfig, stage: str, model_path: str, checkpoint: str 
     trainer.train(resume_from_checkpoint=checkpoint)
     metrics[f"{label}: after {stage}"] = held_out()
     final = save_final(trainer, Path(config.run.output_dir) / stage)
-    save_polar_config(final, config.budgets)
     write_run_files(final, config, metrics, trainer.state.log_history)
     write_recipe_config(final, "polar", config)
     write_model_card(final, base_model=config.model.name_or_path, recipe="polar", task="policy discriminator",
@@ -181,7 +184,7 @@ def run_stage(config: PolarConfig, stage: str, model_path: str, checkpoint: str 
                      "POLAR fine-tuning (preferences with references)", config_hash=config_hash(config),
                      rewards=["Bradley-Terry"], steps=trainer.state.global_step,
                      template="prompt + reference + <|reward_sep|> + prompt + candidate + <|reward|>",
-                     verdict_format="a scalar score at <|reward|>",
+                     verdict_format="a scalar score at <|reward|>", spec=trainer.critic_spec,
                      metrics={k: v for k, v in metrics.items() if isinstance(v, dict)},
                      sources=[getattr(config.data, stage)], cards=cards)
     return final
@@ -193,7 +196,7 @@ def run(config: PolarConfig, resume: bool = False, progress: bool = True) -> dic
     start, metrics, final = config.model.name_or_path, {}, None
     stages = [s for s in ("pretrain", "finetune") if getattr(config, s).enabled]
     for i, stage in enumerate(stages):
-        earlier_done = i == 0 or (out / stages[i - 1] / "final" / "polar.json").is_file()
+        earlier_done = i == 0 or (out / stages[i - 1] / "final" / SPEC_FILE).is_file()
         done, checkpoint = stage_plan(out / stage, resume and earlier_done)
         if done:
             metrics = stage_metrics(out / stage / "final")

@@ -18,12 +18,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from critics.models import ModelConfig, load_causal_lm, lora_config, precision_args
+from critics.judging.generation import load_model
+from critics.judging.records import load_records
+from critics.models import ModelConfig, lora_config, precision_args
 from critics.recipes.common import (
     AtomicCheckpoints,
     RunSettings,
     config_hash,
-    load_records,
+    loaded,
     resume_point,
     save_final,
     set_threads_for_cpu,
@@ -38,16 +40,20 @@ from critics.rewards.base import POLICY_REWARDS
 class CriticRewardSettings:
     """The critic whose scores reward the policy (``critics.serving``); set ``url`` or ``checkpoint``.
 
-    ``response_format`` is what the critic sees as the response (``reward_function``'s option).
-    ``task: reference`` scores with a POLAR checkpoint against the dataset's ``reference_column``.
+    The critic's spec says how it judges; ``task``, ``style``, ``think``, ``max_new_tokens`` and
+    ``both_orders`` left empty keep the spec's, set they override it (a served critic's only
+    ``task`` and ``both_orders``: the rest is the server's). ``response_format`` is what the critic
+    sees as the response (``reward_function``'s option). A ``pairwise`` or ``reference`` critic
+    compares each completion with the dataset's ``reference_column``.
     """
 
     url: str = ""
     checkpoint: str = ""
-    task: Literal["pointwise", "pairwise", "step", "reference"] = "pointwise"
-    style: Literal["default", "compact"] = "default"
-    think: bool = False
-    max_new_tokens: int = 512
+    task: str | None = None
+    style: Literal["default", "compact", "long_cot"] | None = None
+    think: bool | None = None
+    max_new_tokens: int | None = None
+    both_orders: bool | None = None
     soft: bool = False
     timeout: float = 60.0
     api_key: str = ""
@@ -104,14 +110,18 @@ class PolicyGRPOConfig:
 
 def critic_reward(settings: CriticRewardSettings):
     """The TRL reward callable for the configured critic (async, so TRL overlaps it with others)."""
-    from critics.serving import Critic, reward_function
+    from critics.serving import open_critic, reward_function
 
-    options = dict(task=settings.task, timeout=settings.timeout, reference_column=settings.reference_column,
-                   response_format=settings.response_format)
+    options = dict(task=settings.task, both_orders=settings.both_orders, timeout=settings.timeout,
+                   reference_column=settings.reference_column, response_format=settings.response_format)
     if settings.url:
+        overrides = [k for k in ("style", "think", "max_new_tokens") if getattr(settings, k) is not None]
+        if overrides or settings.soft:
+            raise ValueError(f"critic.{', critic.'.join(overrides or ['soft'])}: a served critic judges by its own "
+                             "spec; set them where it is served")
         return reward_function(settings.url, asynchronous=True, api_key=settings.api_key or None, **options)
-    critic = Critic.from_pretrained(settings.checkpoint, task=settings.task, style=settings.style,
-                                    think=settings.think, max_new_tokens=settings.max_new_tokens, soft=settings.soft)
+    critic = open_critic(settings.checkpoint, soft=settings.soft, style=settings.style, think=settings.think,
+                         max_new_tokens=settings.max_new_tokens)
     return reward_function(critic, asynchronous=True, **options)
 
 
@@ -153,23 +163,22 @@ def build(config: PolicyGRPOConfig):
         weights.append(config.critic.weight)
     args = GRPOConfig(**config.run.trainer_args(), **precision_args(config.model),
                       **dataclasses.asdict(config.grpo), reward_weights=weights)
-    model, tokenizer = load_causal_lm(config.model, apply_lora=False)
-    trainer = PolicyGRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=train,
-                                processing_class=tokenizer, peft_config=lora_config(config.model))
+    lm = load_model(config.model, kind="causal")
+    trainer = PolicyGRPOTrainer(model=lm.model, reward_funcs=rewards, args=args, train_dataset=train,
+                                processing_class=lm.tokenizer, peft_config=lora_config(config.model))
+    trainer.critic_loaded = lm  # the policy, for its held-out answers
     return trainer, held_out, cards
 
 
-def task_accuracy(model, tokenizer, dataset, config: PolicyGRPOConfig, progress: bool = True) -> dict[str, float] | None:
+def task_accuracy(trainer, dataset, config: PolicyGRPOConfig, progress: bool = True) -> dict[str, float] | None:
     """Greedy answers to held-out prompts checked against the gold answers, with a standard error."""
     if not config.eval.enabled or dataset is None or len(dataset) == 0:
         return None
-    from critics.eval.heldout import generate
+    from critics.judging.generation import generate
     from critics.rewards.answer import AnswerReward
 
-    was_training = model.training
-    texts = generate(model, tokenizer, dataset["prompt"], max_new_tokens=config.eval.max_new_tokens,
+    texts = generate(loaded(trainer), dataset["prompt"], max_new_tokens=config.eval.max_new_tokens,
                      batch_size=config.eval.batch_size, progress=progress)
-    model.train(was_training)
     check = AnswerReward(verifier=config.eval.verifier, answer_column="answer", options=config.eval.verifier_options)
     scores = [s for s in check(None, texts, answer=dataset[config.data.answer_column]) if s is not None]
     if not scores:
@@ -186,13 +195,14 @@ def run(config: PolicyGRPOConfig, resume: bool = False, progress: bool = True) -
     trainer, held_out, cards = build(config)
     metrics: dict[str, Any] = {}
     if checkpoint is None:
-        metrics["before"] = task_accuracy(trainer.model, trainer.processing_class, held_out, config, progress)
+        metrics["before"] = task_accuracy(trainer, held_out, config, progress)
     show_progress(trainer, progress)
     trainer.train(resume_from_checkpoint=checkpoint)
-    metrics["after GRPO"] = task_accuracy(trainer.model, trainer.processing_class, held_out, config, progress)
+    metrics["after GRPO"] = task_accuracy(trainer, held_out, config, progress)
     critic = next((r for r in trainer.reward_funcs if hasattr(r, "failed")), None)
     if critic is not None:
-        metrics["critic"] = {"failed_items": critic.failed, "invalid_verdicts": critic.invalid}
+        metrics["critic"] = {"failed_items": critic.failed, "invalid_verdicts": critic.invalid,
+                             "too_long": critic.too_long}
     final = save_final(trainer, config.run.output_dir)
     write_run_files(final, config, metrics, trainer.state.log_history)
     names = [getattr(r, "__name__", type(r).__name__) for r in trainer.reward_funcs]

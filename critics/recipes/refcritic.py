@@ -9,7 +9,7 @@ Two stages, each resumable, into ``output_dir/cold_start/`` and ``output_dir/grp
    lambda x (share of K actor refinements, written given the critique, whose answer is correct)
    (``RefCriticReward``; ``reward.k`` and ``reward.lam``). The actor is frozen (or ``kind: self``).
 
-The critic's prompt is the ``long_cot`` template (``critics.templates``): step-by-step checking
+The critic's prompt is the ``long_cot`` template (``critics.judging.templates``): step-by-step checking
 inside ``<think>``, then a critique with suggestions the author can revise from, then the verdict.
 Held-out evaluation reports discrimination accuracy and critique-then-refine accuracy. GRPO
 defaults are ``critic_rl``'s (group 8, temperature 1.0, KL 0.01); set a paper's values in YAML.
@@ -111,10 +111,10 @@ def run(config: RefCriticConfig, resume: bool = False, progress: bool = True) ->
     start = next_stage_model(out / "cold_start", config.model.lora.r > 0)
     trainer, data = build_grpo(config, start)
     check_refine_columns(data.eval, "data.eval")
-    extra = refine_evaluation(data.eval, config.actor, config.template, config.eval, samples=config.reward.k,
-                              verifier=config.reward.verifier, progress=progress)
+    extra = refine_evaluation(data.eval, config.actor, config.eval, samples=config.reward.k,
+                              verifier=config.reward.verifier)
     if grpo_checkpoint is None and metrics.get("after SFT"):  # the cold-start critic's refinement: GRPO's baseline
-        metrics["after SFT"] = {**metrics["after SFT"], **extra(trainer.model, trainer.processing_class)}
+        metrics["after SFT"] = {**metrics["after SFT"], **extra(trainer)}
     result = train_and_finish(grpo_config(config, start, trainer.reward_funcs[0]), trainer, data, grpo_checkpoint,
                               recipe="refcritic", stage="GRPO",
                               stages="RefCritic: cold-start SFT on verdict-filtered long-CoT critiques, then GRPO "

@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from critics.models import ModelConfig, load_causal_lm, precision_args
+from critics.judging.generation import LoadedModel, load_model
+from critics.judging.spec import CriticSpec
+from critics.models import ModelConfig, precision_args
 from critics.recipes.common import set_threads_for_cpu
 from critics.recipes.critic_rl import GRPOSettings
 from critics.recipes.rlac_rewards import Checker, CriticReward, GeneratorReward, audit, critic_prompt, generate
@@ -132,7 +134,7 @@ def load_prompts(config: RLACConfig) -> list[dict[str, Any]]:
         if config.validator != "synthetic_sums":
             raise ValueError("data.train is empty: give prompts with validator specs (only synthetic_sums generates its own)")
         return synthetic_prompts(config.data.synthetic_size, config.data.synthetic_items, config.seed)
-    from critics.recipes.common import load_records
+    from critics.judging.records import load_records
 
     rows = []
     for i, row in enumerate(load_records(config.data.train, {})):
@@ -205,8 +207,10 @@ def latest_round(out: Path) -> int | None:
     return max(done) if done else None
 
 
-def save_round(out: Path, r: int, gen, crit, checker: Checker, log: list[dict[str, Any]]) -> Path:
-    """Both models, optimizers and schedules, the checker's counters and the log: staged, then renamed."""
+def save_round(out: Path, r: int, gen, crit, checker: Checker, log: list[dict[str, Any]],
+               spec: CriticSpec | None = None) -> Path:
+    """Both models, optimizers and schedules, the checker's counters and the log (and the critic's
+    spec beside its weights): staged, then renamed."""
     import shutil
 
     import torch
@@ -219,6 +223,8 @@ def save_round(out: Path, r: int, gen, crit, checker: Checker, log: list[dict[st
         trainer.processing_class.save_pretrained(str(staging / name))
         torch.save({"optimizer": trainer.optimizer.state_dict(), "scheduler": trainer.lr_scheduler.state_dict()},
                    staging / name / "optimizer.pt")
+    if spec is not None:
+        spec.save(staging / "critic")
     (staging / "state.json").write_text(json.dumps({"round": r, "counters": checker.counters(),
                                                     "rng": repr(checker.rng.getstate()), "log": log}, default=str))
     shutil.rmtree(final, ignore_errors=True)
@@ -257,10 +263,11 @@ def run(config: RLACConfig, resume: bool = False, progress: bool = True) -> dict
         raise FileNotFoundError(f"--resume: no complete round in {out}")
     saved = out / ROUND.format(last) if last is not None else None
     pool = load_prompts(config)
-    g_model, g_tok = load_causal_lm(dataclasses.replace(config.generator.model, name_or_path=str(saved / "generator"))
-                                    if saved else config.generator.model)
-    c_model, c_tok = load_causal_lm(dataclasses.replace(config.critic.model, name_or_path=str(saved / "critic"))
-                                    if saved else config.critic.model)
+    generator = _load(config.generator.model, saved / "generator" if saved else None)
+    critic = _load(config.critic.model, saved / "critic" if saved else None)
+    spec = CriticSpec(tasks=["adversarial"], max_new_tokens=config.critic.grpo.max_completion_length,
+                      temperature=config.critic_temperature, validator=config.validator,
+                      context_tokens=critic.context_tokens)
     checker = Checker(config.validator, config.fallback, config.seed)
     auditor = Checker(config.validator, config.fallback, config.seed + 1)  # audits are not part of the budget
     per_round = config.data.prompts_per_round or config.steps_per_round * max(
@@ -268,12 +275,13 @@ def run(config: RLACConfig, resume: bool = False, progress: bool = True) -> dict
     critic_rows = config.critic_steps * max(1, config.critic.per_device_train_batch_size //
                                             config.critic.grpo.num_generations)
     first = round_rows(pool, per_round, 0, config.seed)
-    generator_reward = GeneratorReward(checker, c_model, c_tok, config)
+    generator_reward = GeneratorReward(checker, critic, max_new_tokens=config.critic.grpo.max_completion_length,
+                                       temperature=config.critic_temperature, explore=config.explore, seed=config.seed)
     gen = _trainer(config.generator, config, "generator", generator_reward,
-                   generator_dataset(first), g_model, g_tok, config.steps_per_round)
-    crit = _trainer(config.critic, config, "critic", CriticReward(checker, config),
-                    critic_dataset(first, [r["prompt"] for r in first], config.validator), c_model, c_tok,
-                    config.critic_steps)
+                   generator_dataset(first), generator.model, generator.tokenizer, config.steps_per_round)
+    crit = _trainer(config.critic, config, "critic", CriticReward(checker, config.critic_invalid_reward),
+                    critic_dataset(first, [r["prompt"] for r in first], config.validator), critic.model,
+                    critic.tokenizer, config.critic_steps)
     log: list[dict[str, Any]] = []
     if saved:
         state = json.loads((saved / "state.json").read_text())
@@ -294,10 +302,10 @@ def run(config: RLACConfig, resume: bool = False, progress: bool = True) -> dict
         entry["generator_log"] = [e for e in gen.state.log_history if "reward" in e]
         entry["generator_lr"] = gen.lr_scheduler.get_last_lr()[0]
         sample = round_rows(pool, config.audit_size, 10_000 + r, config.seed)
-        outputs = generate(g_model, g_tok, [[{"role": "user", "content": s["prompt"]}] for s in sample],
+        outputs = generate(generator, [[{"role": "user", "content": s["prompt"]}] for s in sample],
                            config.generator.grpo.max_completion_length, 0.0)
-        critiques = generate(c_model, c_tok, [critic_prompt(s["prompt"], o, config.validator)
-                                              for s, o in zip(sample, outputs)],
+        critiques = generate(critic, [critic_prompt(s["prompt"], o, config.validator)
+                                      for s, o in zip(sample, outputs)],
                              config.critic.grpo.max_completion_length, 0.0)
         entry["audit"] = audit(auditor, sample, outputs, critiques)
         entry["audit"]["divergence"] = (entry["audit"]["validator_pass_rate"] - entry["audit"]["true_correctness"]
@@ -305,7 +313,7 @@ def run(config: RLACConfig, resume: bool = False, progress: bool = True) -> dict
         generator_calls = checker.calls
         if config.train_critic:
             seen = rows[:max(critic_rows, 1)]  # as many fresh outputs as the critic's steps use
-            fresh = generate(g_model, g_tok, [[{"role": "user", "content": row["prompt"]}] for row in seen],
+            fresh = generate(generator, [[{"role": "user", "content": row["prompt"]}] for row in seen],
                              config.generator.grpo.max_completion_length, config.generator.grpo.temperature)
             _unwrap(crit)
             crit.train_dataset = critic_dataset(seen, fresh, config.validator)
@@ -319,13 +327,18 @@ def run(config: RLACConfig, resume: bool = False, progress: bool = True) -> dict
         entry["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         log.append(entry)
         (out / "rounds.json").write_text(json.dumps(log, indent=2, default=str))
-        final = save_round(out, r, gen, crit, checker, log)
+        final = save_round(out, r, gen, crit, checker, log, spec)
         print(f"round {r}: generator reward {_mean(entry['generator_log'], 'reward'):.3f}, critic reward "
               f"{_mean(entry['critic_log'], 'reward'):.3f}, audit {entry['audit']}, validator calls "
               f"{entry['accounting']['validator_calls']} (exhaustive: {entry['accounting']['exhaustive_calls']})")
     final = out / ROUND.format(config.rounds - 1)
     return {"final": str(final), "rounds": log, "generator": gen, "critic": crit,
             "metrics": {f"round {e['round']}": {**e["audit"], **e["accounting"]} for e in log}}
+
+
+def _load(model: ModelConfig, saved: Path | None) -> LoadedModel:
+    """One side's model: as configured, or from the last complete round."""
+    return load_model(dataclasses.replace(model, name_or_path=str(saved)) if saved else model, kind="causal")
 
 
 def _mean(entries: list[dict[str, Any]], key: str) -> float:

@@ -5,22 +5,19 @@ from __future__ import annotations
 
 import json
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from critics.judging.checks import parse_check, resolve_check
+from critics.judging.generation import LoadedModel
+from critics.judging.generation import generate as engine_generate
+from critics.judging.tasks import render
 from critics.rewards.base import completion_text, reward_rows
-
-if TYPE_CHECKING:
-    from critics.recipes.rlac import RLACConfig
 
 
 def critic_prompt(prompt: str, output: str, validator: str) -> list[dict[str, str]]:
-    """The critic's chat prompt: the task, the output, and the request for one check in ``\\boxed{}``."""
-    if validator == "synthetic_sums":
-        return [{"role": "user", "content": f"{prompt}\n{output}\nWrong item?"}]
-    kind = {"code": "one test input (the call's arguments) on which the program most likely fails",
-            "factual": "the one claim of the answer most likely to be false"}.get(validator, "one check most likely to fail")
-    return [{"role": "user", "content": f"## Task\n{prompt}\n\n## Answer\n{output}\n\nPropose {kind}. Think first, "
-                                        "then put exactly one check in \\boxed{} at the end."}]
+    """The critic's chat prompt (the ``adversarial`` task's template): the task, the output, and the
+    request for one check in ``\\boxed{}``."""
+    return render({"task": "adversarial", "question": prompt, "output": output, "validator": validator})
 
 
 class Checker:
@@ -36,8 +33,6 @@ class Checker:
 
     def check(self, critique: str, output: str, spec: dict[str, Any]) -> tuple[str | None, str]:
         """The check to run for one critique (None: none, with fallback ``none``) and how it was chosen."""
-        from critics.rlac_checks import parse_check, resolve_check
-
         parsed = parse_check(critique, self.name, quoted=[output])
         check, extra, how = resolve_check(parsed, output, spec, self.validator, self.rng, self.fallback)
         self.calls += extra
@@ -67,16 +62,9 @@ class Checker:
                 "fallback_checks": self.fallbacks}
 
 
-def generate(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int, temperature: float) -> list[str]:
+def generate(lm: LoadedModel, conversations: list[list[dict]], max_new_tokens: int, temperature: float) -> list[str]:
     """Completions of chat prompts with no gradients (the frozen side of a round)."""
-    from critics.eval.heldout import generate as batched
-
-    was_training = model.training
-    try:
-        return batched(model, tokenizer, conversations, max_new_tokens=max_new_tokens, batch_size=128,
-                       temperature=temperature, progress=False)
-    finally:
-        model.train(was_training)
+    return engine_generate(lm, conversations, max_new_tokens=max_new_tokens, temperature=temperature, batch_size=128)
 
 
 class GeneratorReward:
@@ -89,9 +77,11 @@ class GeneratorReward:
 
     __name__ = "rlac_generator_reward"
 
-    def __init__(self, checker: Checker, critic_model, critic_tokenizer, config: RLACConfig):
-        self.checker, self.model, self.tokenizer, self.config = checker, critic_model, critic_tokenizer, config
-        self.rng = random.Random(config.seed + 7)
+    def __init__(self, checker: Checker, critic: LoadedModel, *, max_new_tokens: int, temperature: float = 0.0,
+                 explore: float = 0.0, seed: int = 0):
+        self.checker, self.critic, self.explore = checker, critic, explore
+        self.max_new_tokens, self.temperature = max_new_tokens, temperature
+        self.rng = random.Random(seed + 7)
         self.explored = 0
 
     def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
@@ -101,9 +91,8 @@ class GeneratorReward:
         explored = [self._random_check(output, spec) for output, spec in zip(outputs, specs)]
         asked = [i for i, check in enumerate(explored) if check is None]  # the critic writes only these checks
         critiques = dict(zip(asked, generate(
-            self.model, self.tokenizer,
-            [critic_prompt(rows[i]["prompt_text"], outputs[i], self.config.validator) for i in asked],
-            self.config.critic.grpo.max_completion_length, self.config.critic_temperature)))
+            self.critic, [critic_prompt(rows[i]["prompt_text"], outputs[i], self.checker.name) for i in asked],
+            self.max_new_tokens, self.temperature)))
         out: list[float | None] = []
         for i, (output, spec) in enumerate(zip(outputs, specs)):
             check = explored[i] if i not in critiques else self.checker.check(critiques[i], output, spec)[0]
@@ -114,9 +103,9 @@ class GeneratorReward:
         return out
 
     def _random_check(self, output: str, spec: dict[str, Any]) -> str | None:
-        """With probability ``config.explore``, one uniformly random check for ``output``; else None."""
-        checks = self.checker.validator.all_checks(output, spec) if self.config.explore else []
-        if not checks or self.rng.random() >= self.config.explore:
+        """With probability ``explore``, one uniformly random check for ``output``; else None."""
+        checks = self.checker.validator.all_checks(output, spec) if self.explore else []
+        if not checks or self.rng.random() >= self.explore:
             return None
         self.explored += 1
         return self.rng.choice(checks)
@@ -124,27 +113,25 @@ class GeneratorReward:
 
 class CriticReward:
     """1.0 when the critic's check fails the output (an error found), 0.0 when it passes;
-    ``critic_invalid_reward`` for a missing, malformed or invalid check (never a pass, never a find)."""
+    ``invalid_reward`` for a missing, malformed or invalid check (never a pass, never a find)."""
 
     __name__ = "rlac_critic_reward"
 
-    def __init__(self, checker: Checker, config: RLACConfig):
-        self.checker, self.config = checker, config
+    def __init__(self, checker: Checker, invalid_reward: float = 0.0):
+        self.checker, self.invalid_reward = checker, invalid_reward
 
     def __call__(self, prompts, completions, **kwargs) -> list[float]:
-        from critics.rlac_checks import parse_check
-
         rows = reward_rows(len(completions), kwargs)
         out = []
         for row, completion in zip(rows, completions):
             spec, output = json.loads(row["spec"]), row["output"]
-            parsed = parse_check(completion_text(completion), self.config.validator, quoted=[output])
+            parsed = parse_check(completion_text(completion), self.checker.name, quoted=[output])
             if parsed.check is None:
                 self.checker.invalid += 1
-                out.append(self.config.critic_invalid_reward)
+                out.append(self.invalid_reward)
                 continue
             outcome = self.checker.validate(output, parsed.check, spec)
-            out.append({"fail": 1.0, "pass": 0.0}.get(outcome, self.config.critic_invalid_reward))
+            out.append({"fail": 1.0, "pass": 0.0}.get(outcome, self.invalid_reward))
         return out
 
 

@@ -2,7 +2,7 @@
 
 The critiques come from any model: a column of the training records (written by whatever model
 you like, offline) or samples drawn here from a ``teacher`` checkpoint. Either way they pass one
-rejection-sampling filter: a critique is kept only if ``critics.verdicts`` parses a valid verdict
+rejection-sampling filter: a critique is kept only if ``critics.judging`` parses a valid verdict
 from it and that verdict equals the record's label. SFT then trains on the kept (prompt,
 critique) pairs, the loss on the critique only.
 
@@ -17,10 +17,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from critics.models import ModelConfig, load_causal_lm, lora_config, precision_args
-from critics.recipes.common import (AtomicCheckpoints, DataSettings, EvalSettings, RunSettings,
-                                    TemplateSettings, load_data, resume_point, set_threads_for_cpu,
-                                    train_and_finish)
+from critics.judging.chat import LocalChatModel, make_chat_model
+from critics.judging.generation import load_model
+from critics.judging.judge import conversation, fitted_prompt
+from critics.judging.spec import CriticSpec
+from critics.judging.tasks import expected_verdict, read_verdict, render
+from critics.models import ModelConfig, lora_config, precision_args
+from critics.recipes.common import (AtomicCheckpoints, BudgetLog, DataSettings, EvalSettings, RunSettings,
+                                    TemplateSettings, critic_spec, load_data, record_tasks, resume_point,
+                                    set_threads_for_cpu, train_and_finish)
 
 
 @dataclass
@@ -57,7 +62,11 @@ class CritiqueSettings:
 
 @dataclass
 class SFTRecipeConfig:
-    """The ``sft`` recipe (``configs/recipes/sft.yaml``)."""
+    """The ``sft`` recipe (``configs/recipes/sft.yaml``).
+
+    ``max_new_tokens`` is the judgment length written into the critic's spec (what serving and
+    evaluation give it); None: the longest kept critique's tokens plus a quarter, to a multiple of 16.
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataSettings = field(default_factory=DataSettings)
@@ -68,14 +77,22 @@ class SFTRecipeConfig:
     template: TemplateSettings = field(default_factory=TemplateSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
     max_length: int = 2048
+    max_new_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be a positive int or null, got {self.max_new_tokens}")
 
 
 def filter_critiques(rows: list[dict[str, Any]], critiques: list[list[str]], template: TemplateSettings,
-                     keep_per_row: int = 1, images: bool = False) -> tuple[list[dict[str, Any]], dict[str, int]]:
+                     keep_per_row: int = 1, images: bool = False,
+                     prompt: Any = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Keep critiques whose verdict matches the label; return SFT rows and what happened to the rest.
 
     With ``images`` the prompts are vision-language prompts and each kept row carries its
-    record's ``images`` (paths; an empty list for a text-only record).
+    record's ``images`` (paths; an empty list for a text-only record). ``prompt(row) -> (messages
+    or None, status)`` renders a row within the critic's token budget (``fitted_prompt``); a row
+    refused as too long keeps no critique (``too long`` in the stats), one cut counts ``prompt cut``.
 
     >>> row = {"task": "pointwise", "question": "1+1", "response": "1+1=3", "label": "incorrect"}
     >>> kept, stats = filter_critiques([row], [["1+1=2, not 3. \\\\boxed{Incorrect}", "\\\\boxed{Correct}"]],
@@ -83,28 +100,31 @@ def filter_critiques(rows: list[dict[str, Any]], critiques: list[list[str]], tem
     >>> len(kept), stats["kept"], stats["wrong verdict"]
     (1, 1, 1)
     """
-    from critics.eval.heldout import expected_verdict
-    from critics.templates import quoted_texts, render
-    from critics.verdicts import parse_verdict
-
     kept, stats = [], Counter()
     for row, texts in zip(rows, critiques):
         taken = 0
+        paths = list(row.get("images") or []) if images else []
+        if prompt is None:
+            messages, status = render(row, style=template.style, think=template.think,
+                                      images=len(paths) if images else None), "ok"
+        else:
+            messages, status = prompt(row)
+        if messages is None:
+            stats["too long"] += len(texts)
+            continue
+        stats["prompt cut"] += status == "truncated"
         for text in texts:
-            verdict = parse_verdict(text, row["task"], quoted=quoted_texts(row))
+            verdict = read_verdict(text, row)
             reason = ("wrong verdict" if verdict.ok and verdict.value != expected_verdict(row)
                       else verdict.reason)
             if reason == "ok" and taken < keep_per_row:
-                paths = list(row.get("images") or []) if images else []
-                prompt = render(row, style=template.style, think=template.think,
-                                images=len(paths) if images else None)
-                kept.append({"prompt": prompt, "completion": [{"role": "assistant", "content": text}],
+                kept.append({"prompt": messages, "completion": [{"role": "assistant", "content": text}],
                              **({"images": paths} if images else {})})
                 taken += 1
                 stats["kept"] += 1
             else:
                 stats["extra match" if reason == "ok" else reason] += 1
-    return kept, dict(stats)
+    return kept, {k: v for k, v in stats.items() if v}
 
 
 def collect_critiques(config: SFTRecipeConfig, dataset) -> list[list[str]]:
@@ -112,14 +132,7 @@ def collect_critiques(config: SFTRecipeConfig, dataset) -> list[list[str]]:
     vision-language teacher in process sees the records' images)."""
     settings = config.critiques
     if settings.teacher:
-        from critics.eval.heldout import prompt
-
-        processor = _teacher_processor(config, dataset)
-        conversations = [prompt(r, processor, config.template.style, config.template.think)
-                         for r in dataset for _ in range(settings.samples_per_row)]
-        texts = _teacher_generate(config, conversations)
-        k = settings.samples_per_row
-        return [texts[i:i + k] for i in range(0, len(texts), k)]
+        return _teacher_critiques(config, dataset)
     column = config.critiques.column
     if column not in dataset.column_names:
         raise ValueError(f"critiques.column '{column}' is not a column of the training records "
@@ -127,46 +140,37 @@ def collect_critiques(config: SFTRecipeConfig, dataset) -> list[list[str]]:
     return [[c] if isinstance(c, str) else list(c or []) for c in dataset[column]]
 
 
-def _teacher_config(config: SFTRecipeConfig) -> ModelConfig:
-    return ModelConfig(name_or_path=config.critiques.teacher, device=config.model.device)
+def _teacher_critiques(config: SFTRecipeConfig, dataset) -> list[list[str]]:
+    """``samples_per_row`` critiques per record from the configured teacher. Records with images and a
+    teacher that cannot see them are an error, not critiques of the text alone."""
+    from critics.vlm import has_images
 
-
-def _teacher_processor(config: SFTRecipeConfig, dataset):
-    """The teacher's processor when it must see images (a vision-language teacher in process), else None.
-    Records with images and a teacher that cannot see them are an error, not critiques of the text alone."""
-    from critics.vlm import has_images, is_vision_language, load_processor
-
-    if not has_images(dataset):
-        return None
-    if config.critiques.backend != "transformers" or not is_vision_language(_teacher_config(config)):
-        raise ValueError(f"the records carry images, but critiques.teacher {config.critiques.teacher!r} "
-                         f"({config.critiques.backend}) cannot see them: use a vision-language teacher with "
-                         "backend 'transformers', or give the critiques in a column (critiques.column)")
-    return load_processor(_teacher_config(config))
-
-
-def _teacher_generate(config: SFTRecipeConfig, conversations: list[list[dict]]) -> list[str]:
-    """One sampled critique per conversation from the configured teacher backend."""
     settings = config.critiques
-    if settings.backend == "transformers":  # batched with a progress bar, on the recipe's device
-        from critics.eval.heldout import generate
-        from critics.vlm import is_vision_language, load_vlm
-
-        teacher_config = _teacher_config(config)
-        if is_vision_language(teacher_config):
-            teacher, tokenizer = load_vlm(teacher_config, apply_lora=False)
-        else:
-            teacher, tokenizer = load_causal_lm(teacher_config, apply_lora=False)
-        return generate(teacher, tokenizer, conversations, max_new_tokens=settings.max_new_tokens,
-                        temperature=settings.temperature)
-    from critics.serving.backends import make_backend
-
-    options = {"base_url": settings.base_url, "api_key": settings.api_key or None} if settings.backend == "openai" else {}
-    backend = make_backend(settings.backend, settings.teacher, **options)
+    options: dict[str, Any] = {"device": config.model.device}
+    if settings.backend == "openai":
+        options = {"base_url": settings.base_url, "api_key": settings.api_key or None}
+    elif settings.backend == "vllm":
+        options = {}
+    teacher = make_chat_model(settings.backend, settings.teacher, **options)
     try:
-        return backend.generate(conversations, max_new_tokens=settings.max_new_tokens, temperature=settings.temperature)
+        if has_images(dataset) and not teacher.supports_images:
+            raise ValueError(f"the records carry images, but critiques.teacher {settings.teacher!r} "
+                             f"({settings.backend}) cannot see them: use a vision-language teacher with "
+                             "backend 'transformers', or give the critiques in a column (critiques.column)")
+        spec = CriticSpec(tasks=record_tasks(dataset), style=config.template.style, think=config.template.think)
+        conversations = [conversation(r, spec, teacher.supports_images) for r in dataset]
+        texts = teacher.generate(conversations, max_new_tokens=settings.max_new_tokens,
+                                 temperature=settings.temperature, n=settings.samples_per_row)
     finally:
-        backend.close()
+        teacher.close()
+    k = settings.samples_per_row
+    return [texts[i:i + k] for i in range(0, len(texts), k)]
+
+
+def judgment_length(tokenizer, rows: list[dict[str, Any]]) -> int:
+    """The longest kept critique's tokens plus a quarter, to a multiple of 16 (the spec's ``max_new_tokens``)."""
+    longest = max(len(tokenizer(r["completion"][0]["content"], add_special_tokens=False)["input_ids"]) for r in rows)
+    return -(-(longest * 5 // 4 + 1) // 16) * 16
 
 
 def build(config: SFTRecipeConfig):
@@ -174,33 +178,39 @@ def build(config: SFTRecipeConfig):
     import datasets
     from trl import SFTConfig, SFTTrainer
 
+    from critics.vlm import has_images, load_images, vision_tower, vlm_lora_config
+
     class CriticSFTTrainer(AtomicCheckpoints, SFTTrainer):
         """SFTTrainer whose checkpoints are written atomically."""
 
-    from critics.vlm import has_images, is_vision_language, load_images, load_vlm, vision_tower, vlm_lora_config
-
     set_threads_for_cpu(precision_args(config.model)["use_cpu"])
     data = load_data(config.data, config.run.seed)
-    vision = is_vision_language(config.model)
-    if not vision and (has_images(data.train) or config.model.freeze_vision):
-        raise ValueError(f"{config.model.name_or_path} is a text-only model, but the records carry images "
-                         "or model.freeze_vision is set: give a vision-language checkpoint")
+    lm = load_model(config.model, freeze_vision=config.model.freeze_vision)
+    if not lm.vision and has_images(data.train):
+        raise ValueError(f"{config.model.name_or_path} is a text-only model, but the records carry images: "
+                         "give a vision-language checkpoint")
+    tasks = record_tasks(data.train, config.data.task)
+    spec = critic_spec(config.template, tasks, config.max_new_tokens or 512, lm)
+    chat = LocalChatModel(lm)
     rows, stats = filter_critiques(list(data.train), collect_critiques(config, data.train), config.template,
-                                   config.critiques.keep_per_row, images=vision)
+                                   config.critiques.keep_per_row, images=lm.vision,
+                                   prompt=lambda row: fitted_prompt(chat, row, spec, lm.vision))
     if not rows:
         raise ValueError(f"no critique matched its label ({stats}): nothing to train on")
+    if config.max_new_tokens is None:
+        spec = critic_spec(config.template, tasks, judgment_length(lm.tokenizer, rows), lm)
     train = datasets.Dataset.from_list(rows)
-    if vision:
-        model, processing_class = load_vlm(config.model, freeze_vision=config.model.freeze_vision, apply_lora=False)
+    if lm.vision:
         train = load_images(train) if has_images(train) else train.remove_columns("images")
-        peft_config = vlm_lora_config(config.model, vision_tower(model)[0])
+        peft_config = vlm_lora_config(config.model, vision_tower(lm.model)[0])
     else:
-        model, processing_class = load_causal_lm(config.model, apply_lora=False)
         peft_config = lora_config(config.model)
     args = SFTConfig(**config.run.trainer_args(), **precision_args(config.model), max_length=config.max_length,
                      completion_only_loss=True)
-    trainer = CriticSFTTrainer(model=model, args=args, train_dataset=train, processing_class=processing_class,
+    trainer = CriticSFTTrainer(model=lm.model, args=args, train_dataset=train, processing_class=lm.processing_class,
                                peft_config=peft_config)
+    trainer.critic_spec, trainer.critic_loaded = spec, lm
+    trainer.add_callback(BudgetLog({"cut": stats.get("prompt cut", 0), "too long": stats.get("too long", 0)}))
     return trainer, data, stats
 
 

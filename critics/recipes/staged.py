@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from critics.actors import ActorSettings, make_actor
-from critics.recipes.common import RunSettings, latest_checkpoint, resume_point
+from critics.judging.spec import SPEC_FILE
+from critics.recipes.common import RunSettings, latest_checkpoint, loaded, resume_point
 
 REFINE_COLUMNS = ("question", "response", "label", "gold_answer")
 
@@ -44,7 +45,7 @@ def stage_run(run: RunSettings, output_dir: Path, max_steps: int) -> RunSettings
 def next_stage_model(stage_dir: Path, lora: bool, task_type: str = "CAUSAL_LM") -> str:
     """The checkpoint the next stage starts from: the stage's ``final/``, merged (into
     ``merged/``, beside it) if it is a LoRA adapter; ``task_type`` is ``CAUSAL_LM`` or ``SEQ_CLS``.
-    Files the stage wrote beside the weights (``polar.json``) travel with the merged model."""
+    The critic spec the stage wrote beside the weights travels with the merged model."""
     final = stage_dir / "final"
     if not lora:
         return str(final)
@@ -58,7 +59,7 @@ def next_stage_model(stage_dir: Path, lora: bool, task_type: str = "CAUSAL_LM") 
         shutil.rmtree(staging, ignore_errors=True)
         auto[task_type].from_pretrained(str(final)).merge_and_unload().save_pretrained(str(staging))
         AutoTokenizer.from_pretrained(str(final)).save_pretrained(str(staging))
-        for extra in ("polar.json",):
+        for extra in (SPEC_FILE,):
             if (final / extra).is_file():
                 shutil.copy(final / extra, staging / extra)
         staging.rename(merged)
@@ -80,13 +81,13 @@ def check_refine_columns(dataset: Any, where: str) -> None:
 
 def attach_actor(reward: Any, settings: ActorSettings, trainer: Any) -> Any:
     """Give a refinement reward its actor (the critic under training for ``kind: self``); return the actor."""
-    actor = make_actor(settings, trainer.model, trainer.processing_class)
+    actor = make_actor(settings, loaded(trainer), trainer.critic_spec)
     reward.actor = actor
     return actor
 
 
-def refine_evaluation(rows: Any, actor_settings: ActorSettings, template: Any, eval_settings: Any, *,
-                      samples: int, verifier: str, progress: bool):
+def refine_evaluation(rows: Any, actor_settings: ActorSettings, eval_settings: Any, *,
+                      samples: int, verifier: str):
     """``extra_eval`` for ``train_and_finish``: critique-then-refine accuracy on the held-out rows.
 
     The held-out critiques are greedy; the actor refines every one. A frozen actor is loaded once
@@ -96,19 +97,18 @@ def refine_evaluation(rows: Any, actor_settings: ActorSettings, template: Any, e
 
     frozen = {}
 
-    def evaluate(model, tokenizer) -> dict[str, float]:
+    def evaluate(trainer) -> dict[str, float]:
         if rows is None or len(rows) == 0 or not eval_settings.enabled:
             return {}
+        critic = loaded(trainer)
         if actor_settings.kind == "self":
-            actor = make_actor(actor_settings, model, tokenizer)
+            actor = make_actor(actor_settings, critic, trainer.critic_spec)
         else:
             actor = frozen.setdefault("actor", make_actor(actor_settings))
-        was_training = model.training
-        texts = critic_critiques(model, tokenizer, list(rows), style=template.style, think=template.think,
-                                 max_new_tokens=eval_settings.max_new_tokens, batch_size=eval_settings.batch_size,
-                                 progress=progress)
+        spec = dataclasses.replace(trainer.critic_spec,
+                                   max_new_tokens=eval_settings.max_new_tokens or trainer.critic_spec.max_new_tokens)
+        texts = critic_critiques(critic, list(rows), spec, batch_size=eval_settings.batch_size)
         result = critique_then_refine(list(rows), texts, actor, samples=samples, verifier=verifier)
-        model.train(was_training)
         return {"refine_accuracy": result["refine_accuracy"], "refine_stderr": result["stderr"],
                 "accuracy_before": result["accuracy_before"], "change_rate": result["change_rate"],
                 **{t: result[t] for t in ("c->c", "c->i", "i->c", "i->i")}}

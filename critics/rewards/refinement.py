@@ -18,9 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from critics.judging.tasks import read_verdict
 from critics.rewards.base import completion_text, reward_rows
-from critics.templates import quoted_texts
-from critics.verdicts import parse_verdict
 from data_pipelines.verifiers.math import extract_final_answer
 
 RefineMode = Literal["refine", "delta", "correct"]
@@ -100,7 +99,7 @@ class DiscriminationReward:
 
     def __call__(self, prompts, completions, **kwargs) -> list[float]:
         rows = reward_rows(len(completions), kwargs)
-        verdicts = [parse_verdict(completion_text(c), "pointwise", quoted=quoted_texts({**r, "task": "pointwise"}))
+        verdicts = [read_verdict(completion_text(c), {**r, "task": "pointwise"})
                     for c, r in zip(completions, rows)]
         right = [v.ok and v.value == r["label"] for v, r in zip(verdicts, rows)]
         _log(kwargs.get("log_metric"), "discrimination", {"accuracy": sum(right) / max(len(right), 1),
@@ -127,7 +126,7 @@ class _RefinementReward:
         if self.actor is None:
             raise ValueError(f"{type(self).__name__} needs an actor (critics.actors) to refine with")
         texts = [completion_text(c) for c in completions]
-        verdicts = [parse_verdict(t, "pointwise", quoted=quoted_texts({**r, "task": "pointwise"}))
+        verdicts = [read_verdict(t, {**r, "task": "pointwise"})
                     for t, r in zip(texts, rows)]
         judged = [Judged(v.value == r["label"] if v.ok else None, r["label"] == "correct") for v, r in zip(verdicts, rows)]
         asked = [i for i, j in enumerate(judged) if j.verdict_right is not None]

@@ -1,7 +1,7 @@
 r"""Verdict rewards: did the critic's verdict match the label? TRL's reward signature throughout.
 
-Every reward here parses completions with :func:`critics.verdicts.parse_verdict` (so the anti-hacking
-rules hold for all of them), passes the row's judged texts and question as ``quoted``, and takes:
+Every reward here reads completions with :func:`critics.judging.tasks.read_verdict` (so the
+anti-hacking rules hold for all of them, with the row's judged texts and question as ``quoted``), and takes:
 
 - ``max_completion_tokens``: a completion whose ``completion_ids`` are at least this long was cut
   off by the generation limit and gets 0.0 (``None``: no check).
@@ -27,9 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from critics.judging.tasks import VERDICT_TASKS, read_verdict, task
+from critics.judging.verdicts import Verdict
 from critics.rewards.base import REWARDS, completion_text, reward_rows
-from critics.templates import quoted_texts
-from critics.verdicts import VERDICT_TASKS, Verdict, parse_verdict
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,28 +62,25 @@ class _VerdictReward:
 
     def score(self, text: str, row: dict[str, Any], ids: list[int] | None = None) -> tuple[float | None, bool | None]:
         """``(reward, verdict is valid)`` for one completion; ``(None, None)`` if not applicable."""
-        task = self.row_task(row)
-        if task is None or (self.NEEDS_LABEL and row.get("label") is None):
+        name = self.row_task(row)
+        if name is None or (self.NEEDS_LABEL and row.get("label") is None):
             return None, None
         if self.max_completion_tokens is not None and ids is not None and len(ids) >= self.max_completion_tokens:
             return 0.0, False
-        verdict = parse_verdict(text, task, quoted=quoted_texts({**row, "task": task}), max_chars=self.max_chars,
-                                require_critique=self.require_critique, require_think=self.require_think)
-        steps = row.get("steps")
-        if task == "step" and verdict.ok and isinstance(steps, list) and verdict.value >= len(steps):
-            verdict = Verdict(None, False, "step index out of range")
-        return self.reward(verdict, row, task), verdict.ok
+        verdict = read_verdict(text, {**row, "task": name}, max_chars=self.max_chars,
+                               require_critique=self.require_critique, require_think=self.require_think)
+        return self.reward(verdict, row, name), verdict.ok
 
     def row_task(self, row: dict[str, Any]) -> str | None:
         """The row's task if this reward judges it, else None."""
-        task = row.get("task", self.TASK)
-        if task is None:
+        name = row.get("task", self.TASK)
+        if name is None:
             raise ValueError(f"{self.__name__} needs a 'task' column to know how to read verdicts")
-        if task not in VERDICT_TASKS or (self.TASK is not None and task != self.TASK):
+        if name not in VERDICT_TASKS or (self.TASK is not None and name != self.TASK):
             return None
-        return task
+        return name
 
-    def reward(self, verdict: Verdict, row: dict[str, Any], task: str) -> float:
+    def reward(self, verdict: Verdict, row: dict[str, Any], task_name: str) -> float:
         """The reward for one parsed verdict of a row this reward judges."""
         raise NotImplementedError
 
@@ -112,12 +109,12 @@ class FormatReward(_VerdictReward):
     __name__: ClassVar[str] = "format_reward"
 
     def row_task(self, row: dict[str, Any]) -> str | None:
-        task = row.get("task", self.task)
-        if task is None:
+        name = row.get("task", self.task)
+        if name is None:
             raise ValueError("format_reward needs a 'task' column or FormatReward(task=...)")
-        return task if task in VERDICT_TASKS else None
+        return name if name in VERDICT_TASKS else None
 
-    def reward(self, verdict: Verdict, row: dict[str, Any], task: str) -> float:
+    def reward(self, verdict: Verdict, row: dict[str, Any], task_name: str) -> float:
         return float(verdict.ok)
 
 
@@ -134,11 +131,8 @@ class PointwiseVerdictReward(_VerdictReward):
     TASK: ClassVar[str | None] = "pointwise"
     __name__: ClassVar[str] = "pointwise_verdict_reward"
 
-    def reward(self, verdict: Verdict, row: dict[str, Any], task: str) -> float:
-        label = row["label"]
-        if label not in ("correct", "incorrect"):
-            raise ValueError(f"pointwise label must be 'correct' or 'incorrect', got {label!r}")
-        return float(verdict.ok and verdict.value == label)
+    def reward(self, verdict: Verdict, row: dict[str, Any], task_name: str) -> float:
+        return float(verdict.ok and verdict.value == task(task_name).label(row["label"]))
 
 
 @REWARDS.register("pairwise")
@@ -156,11 +150,8 @@ class PairwiseReward(_VerdictReward):
     TASK: ClassVar[str | None] = "pairwise"
     __name__: ClassVar[str] = "pairwise_reward"
 
-    def reward(self, verdict: Verdict, row: dict[str, Any], task: str) -> float:
-        label = row["label"]
-        if label not in ("A", "B"):
-            raise ValueError(f"pairwise label must be 'A' or 'B', got {label!r}")
-        accuracy = verdict.ok and verdict.value == label
+    def reward(self, verdict: Verdict, row: dict[str, Any], task_name: str) -> float:
+        accuracy = verdict.ok and verdict.value == task(task_name).label(row["label"])
         return self.accuracy_weight * accuracy + self.format_weight * verdict.ok
 
 
@@ -186,8 +177,8 @@ class StepIndexReward(_VerdictReward):
         if not 0.0 <= self.distance_shaping < 1.0:
             raise ValueError(f"distance_shaping must be in [0, 1), got {self.distance_shaping!r}")
 
-    def reward(self, verdict: Verdict, row: dict[str, Any], task: str) -> float:
-        label = _step_label(row["label"])
+    def reward(self, verdict: Verdict, row: dict[str, Any], task_name: str) -> float:
+        label = task(task_name).label(row["label"])
         if not verdict.ok:
             return 0.0
         if verdict.value == label:
@@ -195,15 +186,6 @@ class StepIndexReward(_VerdictReward):
         if verdict.value == -1 or label == -1:
             return 0.0
         return self.distance_shaping ** abs(verdict.value - label)
-
-
-def _step_label(label: Any) -> int:
-    """Step labels are ints; a mixed-task dataset stores them as strings (one Arrow type per column)."""
-    if isinstance(label, str) and label.strip().lstrip("-").isdigit():
-        label = int(label)
-    if not isinstance(label, int) or isinstance(label, bool) or label < -1:
-        raise ValueError(f"step label must be an int >= -1, got {label!r}")
-    return label
 
 
 @REWARDS.register("verdict")
@@ -234,8 +216,8 @@ class VerdictReward(_VerdictReward):
                                        **common),
             "step": StepIndexReward(distance_shaping=self.distance_shaping, **common)})
 
-    def reward(self, verdict: Verdict, row: dict[str, Any], task: str) -> float:
-        return self._by_task[task].reward(verdict, row, task)
+    def reward(self, verdict: Verdict, row: dict[str, Any], task_name: str) -> float:
+        return self._by_task[task_name].reward(verdict, row, task_name)
 
 
 format_reward = FormatReward()

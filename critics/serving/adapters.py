@@ -1,10 +1,14 @@
 r"""Critics as rewards for policy trainers: TRL reward callables and verl ``compute_score`` functions.
 
-A critic is either a ``Critic`` in this process or the URL of ``critics serve``. Items the critic
-could not score — no valid verdict, a server that is down, a timeout — come back as ``None``,
-never as 0: TRL then leaves them out of the reward sum (it reads ``None`` as NaN), and the
-adapter counts them (``failed`` for transport failures, ``invalid`` for missing verdicts) and
-logs both through TRL's ``log_metric`` each step, with the critiques in ``log_extra``.
+A critic is a ``Critic`` or ``RemoteCritic``, or a checkpoint path or URL that opens one
+(``open_critic``); its spec says how it judges (the task, the template, the length), so the
+reward needs no such arguments. A pairwise critic compares each completion with the dataset's
+``reference_column`` in both orders and averages (``spec.both_orders``; ``both_orders=False`` for
+one order). Items the critic could not score (no valid verdict, a server that is down, a timeout,
+a prompt refused as too long) come back as ``None``, never as 0: TRL then leaves them out of the
+reward sum (it reads ``None`` as NaN), and the reward counts them (``failed`` for transport
+failures, ``invalid`` for missing verdicts, ``too_long`` for prompts over the critic's budget) and
+logs them through TRL's ``log_metric`` each step, with the critiques in ``log_extra``.
 
 >>> reward = reward_function("http://127.0.0.1:9", timeout=0.5)
 >>> reward(prompts=["Is 2+2=4?"], completions=["yes"])
@@ -16,59 +20,17 @@ logs both through TRL's ``log_metric`` each step, with the critiques in ``log_ex
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
 
-from critics.verdicts import parse_verdict
+from critics.judging.judge import Critique, in_both_orders, mean_of_orders
+from critics.judging.tasks import reward_item, task
+from critics.serving.remote import UNREACHABLE, RemoteCritic, is_url, open_critic
 
+logger = logging.getLogger("critics.rewards")
 Item = dict[str, Any]
-
-
-class RemoteCritic:
-    """A client of ``critics serve``'s ``POST /score`` (sync and async), chunked by ``max_items``."""
-
-    def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 60.0, max_items: int = 64):
-        self.url = url if "://" in url else f"http://{url}"
-        self.url = self.url.rstrip("/")
-        self.api_key, self.timeout, self.max_items = api_key or os.environ.get("CRITICS_API_KEY"), timeout, max_items
-
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-
-    def _chunks(self, items: Sequence[Item]) -> list[list[Item]]:
-        return [list(items[i:i + self.max_items]) for i in range(0, len(items), self.max_items)]
-
-    def score(self, items: Sequence[Item]) -> list[dict | None]:
-        """``/score`` results per item; ``None`` for every item of a chunk whose request failed."""
-        import httpx
-
-        out: list[dict | None] = []
-        with httpx.Client(timeout=self.timeout, headers=self._headers()) as client:
-            for chunk in self._chunks(items):
-                try:
-                    response = client.post(f"{self.url}/score", json={"items": chunk})
-                    response.raise_for_status()
-                    out += response.json()["results"]
-                except (httpx.HTTPError, KeyError, ValueError):
-                    out += [None] * len(chunk)
-        return out
-
-    async def ascore(self, items: Sequence[Item]) -> list[dict | None]:
-        """``score`` for asyncio callers; chunks go out concurrently."""
-        import httpx
-
-        async with httpx.AsyncClient(timeout=self.timeout, headers=self._headers()) as client:
-            async def one(chunk):
-                try:
-                    response = await client.post(f"{self.url}/score", json={"items": chunk})
-                    response.raise_for_status()
-                    return response.json()["results"]
-                except (httpx.HTTPError, KeyError, ValueError):
-                    return [None] * len(chunk)
-
-            results = await asyncio.gather(*(one(c) for c in self._chunks(items)))
-        return [r for chunk in results for r in chunk]
 
 
 class CriticReward:
@@ -76,24 +38,33 @@ class CriticReward:
 
     __name__ = "critic_reward"
 
-    def __init__(self, critic_or_url: Any, *, task: str = "pointwise", reference_column: str = "reference",
-                 response_format: str = "{completion}", api_key: str | None = None, timeout: float = 60.0,
-                 max_items_per_request: int = 64):
-        if task not in ("pointwise", "pairwise", "step", "reference"):
-            raise ValueError(f"task must be pointwise, pairwise, step or reference, got {task!r}")
-        self.task, self.reference_column, self.timeout = task, reference_column, timeout
-        self.response_format = response_format
-        if isinstance(critic_or_url, str):
-            self.critic, self.remote = None, RemoteCritic(critic_or_url, api_key=api_key, timeout=timeout,
-                                                          max_items=max_items_per_request)
-        else:
-            self.critic, self.remote = critic_or_url, None
+    def __init__(self, critic_or_url: Any, *, task: str | None = None, both_orders: bool | None = None,
+                 reference_column: str = "reference", response_format: str = "{completion}",
+                 api_key: str | None = None, timeout: float = 60.0, max_items_per_request: int = 64):
+        self.critic = open_critic(critic_or_url, api_key=api_key, timeout=timeout, max_items=max_items_per_request) \
+            if is_url(critic_or_url) else open_critic(critic_or_url)
+        self._task, self._both_orders = task, both_orders
+        self.reference_column, self.timeout, self.response_format = reference_column, timeout, response_format
         self.failed = 0  # items lost to transport failures (server down, timeout, 5xx)
         self.invalid = 0  # items the critic judged without a valid verdict
+        self.too_long = 0  # items whose prompt was over the critic's budget (cut, or refused)
+
+    @property
+    def task(self) -> str:
+        """The task the critic judges a completion as: the one given, else the spec's first."""
+        return self._task or self.critic.task
+
+    @property
+    def both_orders(self) -> bool:
+        return (self._both_orders if self._both_orders is not None else self.critic.spec.both_orders) and \
+            task(self.task).both_orders
 
     def items(self, prompts: Sequence[Any], completions: Sequence[Any], kwargs: dict[str, Any]) -> list[Item]:
         """The critic's items for a batch: the prompt's last user message judged with the completion."""
         references = kwargs.get(self.reference_column)
+        if len(task(self.task).judged) > 1 and references is None:
+            raise ValueError(f"a {self.task} critic reward compares each completion with the "
+                             f"'{self.reference_column}' column, which the dataset lacks")
         columns = {k: v for k, v in kwargs.items() if isinstance(v, list) and len(v) == len(completions)}
         items = []
         for i, (prompt, completion) in enumerate(zip(prompts, completions)):
@@ -101,47 +72,46 @@ class CriticReward:
             response = self.response_format.format_map({**{k: v[i] for k, v in columns.items()},
                                                         "question": question,
                                                         "completion": message_text(completion, "assistant")})
-            if self.task == "pointwise":
-                items.append({"task": "pointwise", "question": question, "response": response})
-            elif self.task in ("pairwise", "reference"):
-                if references is None:
-                    raise ValueError(f"a {self.task} critic reward compares each completion with the "
-                                     f"'{self.reference_column}' column, which the dataset lacks")
-                reference = message_text(references[i], "assistant")
-                items.append({"task": "pairwise", "question": question, "response_a": response, "response_b": reference}
-                             if self.task == "pairwise" else
-                             {"task": "reference", "question": question, "reference": reference, "response": response})
-            else:
-                items.append({"task": "step", "question": question, "steps": split_steps(response)})
+            reference = message_text(references[i], "assistant") if references is not None else None
+            items.append(reward_item(self.task, question, response, reference))
         return items
 
     def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
-        items = self.items(prompts, completions, kwargs)
-        return self._finish(self._judge(items), kwargs)
-
-    def _judge(self, items: list[Item]) -> list[dict | None]:
-        if self.remote is not None:
-            return self.remote.score(items)
         try:
-            critiques = self.critic.critique(items, timeout=self.timeout)
-        except Exception:  # noqa: BLE001 - a full queue or a timeout loses this batch, not the run
-            return [None] * len(items)
-        return [_as_result(c) for c in critiques]
+            items = self.items(prompts, completions, kwargs)
+        except ConnectionError:  # the server cannot say what it judges: this batch is lost, not the run
+            return self._finish([], [_lost()] * len(completions), kwargs)
+        return self._finish(items, self._judge(self._expand(items)), kwargs)
 
-    def _finish(self, results: list[dict | None], kwargs: dict[str, Any]) -> list[float | None]:
-        failed = sum(r is None for r in results)
-        invalid = sum(r is not None and r.get("score") is None for r in results)
-        self.failed += failed
-        self.invalid += invalid
+    def _expand(self, items: list[Item]) -> list[Item]:
+        return in_both_orders(items) if self.both_orders else items
+
+    def _judge(self, items: list[Item]) -> list[Critique]:
+        try:
+            return self.critic.critique(items, timeout=self.timeout)
+        except Exception:  # noqa: BLE001 - a full queue or a timeout loses this batch, not the run
+            logger.exception("the critic failed on a batch of %d items", len(items))
+            return [_lost() for _ in items]
+
+    def _finish(self, items: list[Item], critiques: list[Critique], kwargs: dict[str, Any]) -> list[float | None]:
+        failed = sum(c.verdict.reason == UNREACHABLE for c in critiques)
+        invalid = sum(c.score is None and c.verdict.reason != UNREACHABLE for c in critiques)
+        too_long = sum(c.prompt != "ok" for c in critiques)
+        self.failed, self.invalid, self.too_long = self.failed + failed, self.invalid + invalid, self.too_long + too_long
         if log_metric := kwargs.get("log_metric"):
             log_metric("critic/failed_items", float(failed))
             log_metric("critic/invalid_verdicts", float(invalid))
+            log_metric("critic/too_long", float(too_long))
         if log_extra := kwargs.get("log_extra"):
-            log_extra("critique", [r.get("critique", "") if r else "<critic unreachable>" for r in results])
-        return [r.get("score") if r else None for r in results]
+            first = critiques[:len(items)] if items else critiques  # one per completion: the first order's
+            log_extra("critique", [c.text if c.verdict.reason != UNREACHABLE else "<critic unreachable>" for c in first])
+        scores = [c.score for c in critiques]
+        if not items:
+            return scores
+        return mean_of_orders(items, scores) if self.both_orders else scores
 
     def __getstate__(self) -> dict[str, Any]:
-        if self.critic is not None:
+        if not isinstance(self.critic, RemoteCritic):
             raise TypeError("a reward over an in-process Critic cannot be pickled; serve the critic and pass its URL")
         return self.__dict__
 
@@ -150,28 +120,33 @@ class AsyncCriticReward(CriticReward):
     """The same reward as a coroutine: TRL runs async reward functions concurrently with the others."""
 
     async def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
-        items = self.items(prompts, completions, kwargs)
-        if self.remote is not None:
-            results = await self.remote.ascore(items)
+        try:
+            items = await asyncio.to_thread(self.items, prompts, completions, kwargs)
+        except ConnectionError:
+            return self._finish([], [_lost()] * len(completions), kwargs)
+        expanded = self._expand(items)
+        if isinstance(self.critic, RemoteCritic):
+            critiques = await self.critic.acritique(expanded)
         else:
-            results = await asyncio.to_thread(self._judge, items)
-        return self._finish(results, kwargs)
+            critiques = await asyncio.to_thread(self._judge, expanded)
+        return self._finish(items, critiques, kwargs)
 
 
-def reward_function(critic_or_url: Any, *, task: str = "pointwise", asynchronous: bool = False,
+def reward_function(critic_or_url: Any, *, task: str | None = None, asynchronous: bool = False,
                     **options) -> CriticReward:
     """A TRL reward callable that scores completions with a critic.
 
     Args:
-        critic_or_url: a ``Critic``, or the URL of ``critics serve`` (``http://host:port``).
-        task: how the critic judges a completion: ``pointwise`` (correct?), ``pairwise``
-            (better than the dataset's ``reference_column``?), ``step`` (lines as steps) or
-            ``reference`` (a POLAR model's score of the completion against ``reference_column``).
+        critic_or_url: a ``Critic`` or ``RemoteCritic``, a checkpoint path, or the URL of
+            ``critics serve`` (``http://host:port``).
+        task: how the critic judges a completion (default: its spec's first task): ``pointwise``
+            (correct?), ``pairwise`` (better than the dataset's ``reference_column``?), ``step``
+            (lines as steps) or ``reference`` (a POLAR model's score against ``reference_column``).
         asynchronous: return a coroutine function (TRL awaits it alongside other rewards).
-        options: ``reference_column``; ``response_format``, what the critic is shown as the
-            response: a format string over ``completion``, ``question`` and the dataset's columns
-            (default ``"{completion}"``; e.g. ``"{question}\n{completion}"`` for a critic that must
-            see what was asked); ``api_key`` (or env ``CRITICS_API_KEY``); ``timeout`` in seconds;
+        options: ``both_orders`` (pairwise: judge both orders and average; default the spec's),
+            ``reference_column``; ``response_format``, what the critic is shown as the response: a
+            format string over ``completion``, ``question`` and the dataset's columns (default
+            ``"{completion}"``); ``api_key`` (or env ``CRITICS_API_KEY``); ``timeout`` in seconds;
             ``max_items_per_request``.
     """
     return (AsyncCriticReward if asynchronous else CriticReward)(critic_or_url, task=task, **options)
@@ -194,79 +169,126 @@ def message_text(value: Any, role: str) -> str:
     return str(picked[-1].get("content", "")) if picked else ""
 
 
-def split_steps(text: str) -> list[str]:
-    """A response's non-empty lines as the steps a step critic judges (the whole text if none).
+def _lost() -> Critique:
+    from critics.serving.remote import unreachable
 
-    >>> split_steps("2+2=4\\n\\nso 4")
-    ['2+2=4', 'so 4']
-    """
-    return [line for line in text.splitlines() if line.strip()] or [text]
-
-
-def _as_result(critique) -> dict[str, Any]:
-    return {"score": critique.score, "critique": critique.text, "valid": critique.verdict.ok}
+    return unreachable()
 
 
 # -- verl ----------------------------------------------------------------------------------------
 
+_REMOTES: dict[str, RemoteCritic] = {}  # one client (and one spec fetch) per server, across verl's calls
+
+
 def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None, *,
-                  critic_url: str | None = None, task: str = "pointwise", timeout: float = 60.0,
+                  critic_url: str | None = None, task: str | None = None, timeout: float = 60.0,
                   invalid_score: float = 0.0, **kwargs) -> dict[str, float]:
     """verl's ``custom_reward_function``: score one response with ``critics serve``.
 
     Point verl at it with ``custom_reward_function.path=<critics>/serving/adapters.py``,
     ``custom_reward_function.name=compute_score`` and ``reward_kwargs.critic_url=http://host:port``
-    (or env ``CRITICS_URL``). The question comes from ``extra_info["question"]`` (verl's GSM8K
+    (or env ``CRITICS_URL``). The critic's spec (read from the server) says how it judges; ``task``
+    overrides its default task. The question comes from ``extra_info["question"]`` (verl's GSM8K
     preprocessing writes it), else ``extra_info["prompt"]``. verl needs a number: an item the
     critic could not score gets ``invalid_score`` and ``critic_valid`` 0, which verl logs.
     """
     url = critic_url or os.environ.get("CRITICS_URL")
     if not url:
         raise ValueError("compute_score needs critic_url (reward_kwargs) or the CRITICS_URL environment variable")
-    result = RemoteCritic(url, timeout=timeout).score([_verl_item(task, solution_str, ground_truth, extra_info)])[0]
-    return _verl_result(result and result.get("score"), invalid_score)
+    remote = _REMOTES.setdefault(url, RemoteCritic(url, timeout=timeout))
+    try:
+        item = _verl_item(task or remote.task, solution_str, ground_truth, extra_info)
+    except ConnectionError:
+        return _verl_result(None, invalid_score)
+    return _verl_result(remote.critique([item])[0].score, invalid_score)
 
 
 async def compute_score_async(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None,
                               reward_router_address: str | None = None, reward_model_tokenizer: Any = None, *,
-                              task: str = "pointwise", style: str = "default", think: bool = False,
-                              max_tokens: int = 1024, timeout: float = 120.0, invalid_score: float = 0.0,
-                              **kwargs) -> dict[str, float]:
+                              task: str | None = None, spec: Any = None, timeout: float = 120.0,
+                              invalid_score: float = 0.0, **kwargs) -> dict[str, float]:
     """verl's async reward-loop function for a generative critic behind ``reward_router_address``.
 
-    verl's reward loop serves the critic itself (``reward_model.enable``) and passes the router's
-    address; this renders our critic prompt, calls ``/v1/chat/completions`` there, and parses the
-    verdict with ``critics.verdicts``, so a critic trained here is read exactly as in training.
+    verl's reward loop serves the critic (``reward_model.enable``) and passes the router's address;
+    this renders the critic's prompt, fitted to its budget, calls ``/v1/chat/completions`` there, and
+    reads the verdict with ``critics.judging``, so a critic trained here is read as in training. The
+    spec is ``spec`` (a file or a built-in name) if given, else the server's own (``GET /spec``: a
+    ``critics serve``), else the documented defaults, with a warning. Token counts use
+    ``reward_model_tokenizer`` when verl passes it.
     """
     import httpx
 
-    from critics.serving.critic import hard_score
-    from critics.templates import quoted_texts, render
-
-    row = _verl_item(task, solution_str, ground_truth, extra_info)
     address = reward_router_address or kwargs.get("critic_url") or os.environ.get("CRITICS_URL", "")
-    url = (address if "://" in address else f"http://{address}").rstrip("/") + "/v1/chat/completions"
-    request = {"messages": render(row, style=style, think=think), "max_tokens": max_tokens, "temperature": 0.0}
+    base = (address if "://" in address else f"http://{address}").rstrip("/")
+    try:
+        critic_spec = await _async_spec(base, spec, timeout)
+        row = _verl_item(task or critic_spec.task, solution_str, ground_truth, extra_info)
+        messages = _fitted_prompt(row, critic_spec, reward_model_tokenizer)
+    except (httpx.HTTPError, ValueError) as error:
+        logger.warning("compute_score_async: %s", error)
+        return _verl_result(None, invalid_score)
+    if messages is None:
+        return _verl_result(None, invalid_score)
+    request = {"messages": messages, "max_tokens": critic_spec.max_new_tokens, "temperature": critic_spec.temperature}
     try:
         async with httpx.AsyncClient(timeout=timeout) as client:
-            response = await client.post(url, json=request)
+            response = await client.post(base + "/v1/chat/completions", json=request)
             response.raise_for_status()
             text = response.json()["choices"][0]["message"]["content"] or ""
     except (httpx.HTTPError, KeyError, ValueError, IndexError):
         return _verl_result(None, invalid_score)
-    return _verl_result(hard_score(parse_verdict(text, task, quoted=quoted_texts(row)), row), invalid_score)
+    from critics.judging.tasks import read_verdict
+
+    return _verl_result(task(row["task"]).score(read_verdict(text, row), row), invalid_score)
 
 
-def _verl_item(task: str, solution: str, ground_truth: Any, extra_info: dict | None) -> Item:
+_SPECS: dict[str, Any] = {}
+
+
+async def _async_spec(base: str, given: Any, timeout: float):
+    """The spec ``compute_score_async`` judges by (its docstring's order), cached per address."""
+    from critics.judging.spec import find_spec, load_spec, spec_from_dict
+
+    if given is not None:
+        return find_spec(given)
+    if base not in _SPECS:
+        import httpx
+
+        try:
+            async with httpx.AsyncClient(timeout=timeout) as client:
+                response = await client.get(base + "/spec")
+            _SPECS[base] = spec_from_dict(response.json()) if response.status_code == 200 else load_spec(None, base)
+        except httpx.HTTPError:
+            return load_spec(None, base)  # not cached: the server may come up
+    return _SPECS[base]
+
+
+def _fitted_prompt(row: Item, spec: Any, tokenizer: Any) -> list[dict] | None:
+    """The critic's prompt for ``row`` within the spec's budget (None: refused as too long)."""
+    from critics.judging.budget import CharCounter, TokenizerCounter, fit_row
+    from critics.judging.judge import conversation
+
+    budget = spec.prompt_budget
+    if budget is None:
+        return conversation(row, spec, images=False)
+    counter = TokenizerCounter(tokenizer) if tokenizer is not None else CharCounter()
+
+    def measure(messages: list[dict]) -> int:
+        if tokenizer is not None:
+            return counter.count(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+        return CharCounter().count("\n".join(m["content"] for m in messages)) + 4 * len(messages)
+
+    fitted = fit_row(row, lambda r: conversation(r, spec, images=False), measure, budget, counter, spec.truncate)
+    return None if fitted.row is None else conversation(fitted.row, spec, images=False)
+
+
+def _verl_item(task_name: str, solution: str, ground_truth: Any, extra_info: dict | None) -> Item:
     info = extra_info or {}
     question = str(info.get("question") or info.get("prompt") or "")
-    item = {"task": task, "question": question, "gold_answer": None if ground_truth is None else str(ground_truth)}
-    if task == "pointwise":
-        item["response"] = solution
-    elif task == "step":
-        item["steps"] = split_steps(solution)
-    else:
-        raise ValueError("verl's compute_score judges one response: use task 'pointwise' or 'step'")
+    if len(task(task_name).judged) > 1 or task(task_name).check:
+        raise ValueError(f"verl's compute_score judges one response; a {task_name} critic needs more")
+    item = reward_item(task_name, question, solution)
+    item["gold_answer"] = None if ground_truth is None else str(ground_truth)
     return item
 
 

@@ -1,140 +1,150 @@
-r"""``Critic``: a critic checkpoint behind one interface, whatever runs it.
+r"""``Critic``: a critic checkpoint and its spec behind one interface, whatever runs it.
 
-Backends: ``transformers`` (in process, with dynamic batching), ``vllm`` (where installed) and
-``openai`` (any OpenAI-compatible endpoint: ``vllm serve``, ``critics serve``, a hosted judge).
-A checkpoint whose architecture is a sequence classifier (a scalar reward model) is served
-through the same interface by the ``transformers`` backend: its score is the model's logit.
+A ``Critic`` holds a chat model (``critics.judging.chat``: ``transformers`` in process, ``vllm``
+where installed, ``openai`` for any OpenAI-compatible endpoint) and the critic's spec
+(``critics.judging.spec``): how it must be prompted and read, as it was trained.
+``Critic.from_pretrained(path)`` reads the spec from the checkpoint; keyword arguments override
+single fields of it (``style``, ``max_new_tokens``, ...), each override logged once.
+``RemoteCritic`` (``critics.serving.remote``) is the same interface for a ``critics serve`` URL.
 
-``critique(items)`` returns, per item, the critic's text, its parsed verdict and a score;
-``score(items)`` returns the scores alone. Items are record-like dicts with the fields of their
-task (DESIGN.md, "Records"): ``question`` and ``response`` (pointwise); ``question``,
-``response_a`` and ``response_b`` (pairwise); ``question`` and ``steps`` (step). Scores:
+``critique(items)`` returns, per item, a ``Critique``: the critic's text, its parsed verdict, a
+score and what the prompt budget did (``ok``, ``truncated``, ``too_long``); ``score(items)`` the
+scores alone. Items are record-like dicts with the fields of their task
+(``critics.judging.tasks``); an item without ``task`` has the spec's first task. Scores, by task:
+pointwise 1.0 for ``\boxed{Correct}``, 0.0 for ``\boxed{Incorrect}``; pairwise the preference
+for A; step the share of steps before the first wrong one; a scalar model its output. With
+``soft`` the pointwise and pairwise scores are the verdict's probability (the two candidate
+verdicts scored after the critic's own ``\boxed{``), which needs the weights: the
+``transformers`` backend has it. An output without a valid verdict scores ``None``: callers
+decide what that means, it never silently becomes a zero.
 
-| task | score |
-|---|---|
-| pointwise | 1.0 for ``\boxed{Correct}``, 0.0 for ``\boxed{Incorrect}``; with ``soft``, P(Correct) |
-| pairwise | preference for A: 1.0 for ``\boxed{A}``, 0.0 for ``\boxed{B}``; with ``soft``, P(A) |
-| step | share of steps before the first wrong one: 1.0 for ``\boxed{-1}``, k / len(steps) for ``\boxed{k}`` |
-| scalar checkpoint | the model's logit |
-| reference (a POLAR checkpoint) | the logit at the reward token: the candidate ``response`` against ``reference`` |
-
-An output without a valid verdict scores ``None``: callers decide what that means, it never
-silently becomes a zero. ``soft`` reads the verdict's probability from the model (the two
-candidate verdicts scored after the critic's own ``\boxed{``), so it needs the weights: the
-``transformers`` backend has it, the ``openai`` and ``vllm`` backends refuse it.
+Requests from many callers are coalesced by a dynamic batcher; the model runs in its one worker
+thread (tokenizers included: a fast tokenizer used from two threads at once fails).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from critics.serving.backends import BACKENDS, Backend, make_backend
+from critics.judging.budget import fit_messages
+from critics.judging.chat import ChatModel, make_chat_model
+from critics.judging.judge import Critique, judge
+from critics.judging.spec import CriticSpec, find_spec, load_spec
+from critics.judging.tasks import check_row
 from critics.serving.batcher import DynamicBatcher
-from critics.templates import quoted_texts, render
-from critics.verdicts import VERDICT_TASKS, Verdict, parse_verdict
 
-Task = Literal["pointwise", "pairwise", "step", "reference"]
-REFERENCE_FIELDS = ("question", "reference", "response")
-CHOICES = {"pointwise": ("Correct", "Incorrect"), "pairwise": ("A", "B")}
-SCALAR = Verdict(value=None, ok=True, reason="scalar score")
+SPEC_FIELDS = {f.name for f in dataclasses.fields(CriticSpec)}
 
 
 @dataclass(frozen=True)
-class Critique:
-    """One judgment: the critic's ``text``, its parsed ``verdict`` and the ``score`` (or None)."""
+class ChatResult:
+    """A chat request's completions (None when the prompt was refused), and its token counts."""
 
-    text: str
-    verdict: Verdict
-    score: float | None
+    texts: list[str] | None
+    prompt: str
+    prompt_tokens: int
+    completion_tokens: list[int]
 
 
 class Critic:
-    """A critic model and the settings it judges with.
+    """A critic model and the spec it judges by.
 
     Args:
-        backend: a ``Backend`` (see ``Critic.from_pretrained`` to build one by name).
-        task: the default task of items that carry no ``task`` field.
-        style, think: the prompt template (``critics.templates.render``), as the critic was trained.
-        max_new_tokens, temperature: generation settings of a critique (greedy at 0).
+        chat_model: what runs the model (``Critic.from_pretrained`` builds one by name).
+        spec: how the critic is prompted and read; its context is filled from the model's.
         soft: score pointwise and pairwise items by the verdict's probability instead of 1/0.
         max_batch_size, max_wait_ms, max_queue: the dynamic batcher's limits.
+        fields: spec fields (``task`` for the default task): the spec's own when ``spec`` is None,
+            else overrides of it (each logged once).
     """
 
-    def __init__(self, backend: Backend, *, task: Task | None = None, style: str = "default", think: bool = False,
-                 max_new_tokens: int = 512, temperature: float = 0.0, soft: bool = False,
-                 max_batch_size: int = 32, max_wait_ms: float = 5.0, max_queue: int = 4096):
-        task = task or ("reference" if backend.polar is not None else "pointwise")
-        if task not in self.tasks_of(backend):
-            raise ValueError(f"task must be one of {', '.join(self.tasks_of(backend))}, got {task!r}")
-        if soft and not backend.supports_soft:
-            raise ValueError(f"soft scores need the verdict's probability, which the {backend.name} backend "
+    def __init__(self, chat_model: ChatModel, spec: CriticSpec | None = None, *, soft: bool = False,
+                 max_batch_size: int = 64, max_wait_ms: float = 5.0, max_queue: int = 4096, **fields: Any):
+        if spec is None:
+            base = CriticSpec(layout="reward") if chat_model.kind == "scalar" else CriticSpec()
+            spec = apply_overrides(base, fields, quiet=True)
+        elif fields:
+            spec = apply_overrides(spec, fields)
+        if spec.context_tokens is None and chat_model.context_tokens is not None:
+            spec = dataclasses.replace(spec, context_tokens=chat_model.context_tokens)
+        if (chat_model.kind == "scalar") != spec.scalar:
+            raise ValueError(f"the spec's layout {spec.layout!r} does not fit a {chat_model.kind} model: a scalar "
+                             "model needs a scalar layout (reward, polar, internlm_polar), a generative one 'chat'")
+        if soft and not chat_model.supports_soft:
+            raise ValueError(f"soft scores need the verdict's probability, which the {chat_model.name} backend "
                              "does not expose: use the transformers backend or soft=False")
-        self.backend, self.task, self.style, self.think = backend, task, style, think
-        self.max_new_tokens, self.temperature, self.soft = max_new_tokens, temperature, soft
+        self.backend, self.spec, self.soft = chat_model, spec, soft
         self.batcher = DynamicBatcher(self._run_batch, max_batch_size=max_batch_size,
                                       max_wait_s=max_wait_ms / 1000, max_queue=max_queue, name="critic-batcher")
 
     @classmethod
-    def from_pretrained(cls, path_or_name: str, backend: str = "transformers", *, backend_options: dict | None = None,
-                        **settings) -> Critic:
+    def from_pretrained(cls, path_or_name: str, backend: str = "transformers", *, spec: Any = None,
+                        backend_options: dict | None = None, soft: bool = False, max_batch_size: int = 64,
+                        max_wait_ms: float = 5.0, max_queue: int = 4096, **overrides) -> Critic:
         """Load a critic: a local checkpoint folder, a hub name, or (``openai``) the endpoint's model name.
 
-        ``backend_options`` go to the backend (``device``, ``dtype`` for transformers;
-        ``base_url``, ``api_key``, ``timeout`` for openai; ``LLM`` arguments for vllm); the other
-        keyword arguments are ``Critic``'s settings.
+        Args:
+            path_or_name: the checkpoint.
+            backend: ``transformers``, ``vllm`` or ``openai``.
+            spec: a ``CriticSpec``, a spec file or a built-in name (default: the checkpoint's own).
+            backend_options: ``device``, ``dtype``, ``batch_size`` for transformers; ``base_url``,
+                ``api_key``, ``timeout`` for openai; ``LLM`` arguments for vllm.
+            soft, max_batch_size, max_wait_ms, max_queue: ``Critic``'s own settings.
+            overrides: spec fields to change (``task`` sets the default task), each logged once.
 
         >>> Critic.from_pretrained("x", backend="transformer")
         Traceback (most recent call last):
         ...
         KeyError: "unknown backend 'transformer' (did you mean 'transformers'?)"
         """
-        return cls(make_backend(backend, path_or_name, **(backend_options or {})), **settings)
-
-    @staticmethod
-    def tasks_of(backend: Backend) -> tuple[str, ...]:
-        """The tasks a backend's model judges: ``reference`` alone for POLAR, the verdict tasks otherwise."""
-        return ("reference",) if backend.polar is not None else VERDICT_TASKS
+        options = dict(backend_options or {})
+        found = find_spec(spec, path_or_name if backend == "transformers" else None)
+        if backend == "transformers" and found is not None and found.trust_remote_code:
+            options.setdefault("trust_remote_code", True)
+        chat_model = make_chat_model(backend, path_or_name, **options)
+        resolved = found or load_spec(None, path_or_name, kind=chat_model.kind)
+        return cls(chat_model, apply_overrides(resolved, overrides, where=str(path_or_name)), soft=soft,
+                   max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue)
 
     @property
     def tasks(self) -> tuple[str, ...]:
-        return self.tasks_of(self.backend)
+        return tuple(self.spec.tasks)
+
+    @property
+    def task(self) -> str:
+        """The default task of items that name none."""
+        return self.spec.task
 
     @property
     def is_scalar(self) -> bool:
-        """True for a sequence-classification checkpoint (scores, no critiques)."""
-        return self.backend.is_scalar
+        """True for a scalar model (scores, no critiques)."""
+        return self.spec.scalar
 
     # -- judging -----------------------------------------------------------------------------
 
     def critique(self, items: Sequence[dict[str, Any]], timeout: float | None = None) -> list[Critique]:
         """Judge ``items`` (blocking); raises ``QueueFull`` when the batcher is saturated."""
-        futures = self.batcher.submit_many([self._row(i) for i in items], key=("critique",))
+        futures = self.batcher.submit_many([self.row(i) for i in items], key=("critique",))
         return [f.result(timeout) for f in futures]
 
     async def acritique(self, items: Sequence[dict[str, Any]]) -> list[Critique]:
         """``critique`` for asyncio callers: awaits the batcher without blocking the event loop."""
-        futures = self.batcher.submit_many([self._row(i) for i in items], key=("critique",))
+        futures = self.batcher.submit_many([self.row(i) for i in items], key=("critique",))
         return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
 
     def score(self, items: Sequence[dict[str, Any]], timeout: float | None = None) -> list[float | None]:
         """The score of each item (``None`` where the critic gave no valid verdict)."""
         return [c.score for c in self.critique(items, timeout)]
 
-    def chat(self, conversations: Sequence[list[dict]], *, max_new_tokens: int, temperature: float = 0.0,
-             timeout: float | None = None) -> list[str]:
-        """Plain generation for chat messages (the OpenAI endpoint), through the same batcher."""
-        futures = self.batcher.submit_many(list(conversations), key=("chat", max_new_tokens, temperature))
-        return [f.result(timeout) for f in futures]
-
-    async def achat(self, conversations: Sequence[list[dict]], *, max_new_tokens: int,
-                    temperature: float = 0.0) -> list[str]:
-        """``chat`` for asyncio callers."""
-        futures = self.batcher.submit_many(list(conversations), key=("chat", max_new_tokens, temperature))
-        return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
+    async def achat(self, messages: list[dict], *, max_new_tokens: int, temperature: float, n: int = 1) -> ChatResult:
+        """Plain generation for one chat conversation (the OpenAI endpoint), through the same batcher;
+        the prompt is fitted to the spec's budget in the worker (cut, or refused: ``texts`` None)."""
+        future = self.batcher.submit(messages, key=("chat", max_new_tokens, temperature, n))
+        return await asyncio.wrap_future(future)
 
     def close(self) -> None:
         """Finish queued work and stop the batcher."""
@@ -149,87 +159,48 @@ class Critic:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _row(self, item: dict[str, Any]) -> dict[str, Any]:
-        """The item as a record row with its task; a missing field fails here, in the caller."""
+    def row(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The item as a record row with its task; a missing or mistyped field fails here, in the caller."""
         if not isinstance(item, dict):
             raise TypeError(f"an item is a dict of record fields, got {type(item).__name__}")
         row = {"task": self.task, **item}
         if row["task"] not in self.tasks:
             raise ValueError(f"task must be one of {', '.join(self.tasks)}, got {row['task']!r}")
-        self.check_row(row)
-        return row
-
-    def check_row(self, row: dict[str, Any]) -> None:
-        """Raise ``KeyError`` naming a field the row's task needs and lacks."""
         if row.get("images") and not self.backend.supports_images:
             raise KeyError("this critic reads text only: the item has images, which it would ignore")
-        if row["task"] == "reference":
-            missing = [f for f in REFERENCE_FIELDS if not isinstance(row.get(f), str)]
-            if missing:
-                raise KeyError(f"a reference item needs the text field(s) {', '.join(missing)}")
-        else:
-            render(row, style=self.style, think=self.think)
+        check_row(row, "default" if self.spec.layout == "reward" else self.spec.style)
+        return row
 
     def _run_batch(self, key: tuple, items: list[Any]) -> list[Any]:
         if key[0] == "chat":
-            return self.backend.generate(items, max_new_tokens=key[1], temperature=key[2])
-        if self.backend.polar is not None:
-            return [Critique("", SCALAR, s) for s in self.backend.polar_scores(items)]
-        conversations = [self._conversation(row) for row in items]
-        if self.is_scalar:
-            return [Critique("", SCALAR, s) for s in self.backend.scalar_scores(conversations)]
-        texts = self.backend.generate(conversations, max_new_tokens=self.max_new_tokens, temperature=self.temperature)
-        verdicts = [parse_verdict(t, row["task"], quoted=quoted_texts(row)) for t, row in zip(texts, items)]
-        scores = [hard_score(v, row) for v, row in zip(verdicts, items)]
-        if self.soft:
-            scores = self._soft_scores(conversations, texts, verdicts, items, scores)
-        return [Critique(t, v, s) for t, v, s in zip(texts, verdicts, scores)]
+            return [self._chat(messages, *key[1:]) for messages in items]
+        return judge(self.backend, items, self.spec, soft=self.soft)
 
-    def _conversation(self, row: dict[str, Any]) -> list[dict]:
-        """The critic's prompt for a row; a vision-language critic gets the row's images in it."""
-        if not self.backend.supports_images:
-            return render(row, style=self.style, think=self.think)
-        from critics.vlm import attach_images
-
-        images = list(row.get("images") or [])
-        return attach_images(render(row, style=self.style, think=self.think, images=len(images)), images)
-
-    def _soft_scores(self, conversations, texts, verdicts, items, scores) -> list[float | None]:
-        """P(first choice) at the critic's own last ``\\boxed{``, for valid pointwise/pairwise verdicts."""
-        picked = [i for i, (v, row) in enumerate(zip(verdicts, items)) if v.ok and row["task"] in CHOICES]
-        if not picked:
-            return scores
-        prefixes = [texts[i][:texts[i].rindex("\\boxed") + len("\\boxed")] for i in picked]
-        prefixes = [p + texts[i][len(p):].split("{", 1)[0] + "{" for p, i in zip(prefixes, picked)]
-        choices = [CHOICES[items[i]["task"]] for i in picked]
-        logprobs = self.backend.choice_logprobs([conversations[i] for i in picked], prefixes, choices)
-        out = list(scores)
-        for i, (first, second) in zip(picked, logprobs):
-            out[i] = 1.0 / (1.0 + math.exp(second - first))
-        return out
+    def _chat(self, messages: list[dict], max_new_tokens: int, temperature: float, n: int) -> ChatResult:
+        spec = dataclasses.replace(self.spec, max_new_tokens=max_new_tokens)
+        budget = spec.prompt_budget
+        fitted = fit_messages(messages, self.backend.measure, budget, self.backend.counter(), spec.truncate) \
+            if budget is not None else None
+        if fitted is not None and fitted.row is None:
+            return ChatResult(None, "too_long", fitted.prompt_tokens, [])
+        shown = fitted.row if fitted is not None else messages
+        texts = self.backend.generate([shown], max_new_tokens=max_new_tokens, temperature=temperature, n=n)
+        counter = self.backend.counter()
+        return ChatResult(texts, fitted.status if fitted else "ok", self.backend.measure(shown),
+                          [counter.count(t) for t in texts])
 
 
-def hard_score(verdict: Verdict, row: dict[str, Any]) -> float | None:
-    """The score of a parsed verdict for its row (table in the module docstring).
-
-    >>> hard_score(Verdict("correct", True, "ok"), {"task": "pointwise"})
-    1.0
-    >>> hard_score(Verdict(2, True, "ok"), {"task": "step", "steps": ["a", "b", "c", "d"]})
-    0.5
-    >>> hard_score(Verdict(None, False, "no verdict"), {"task": "pairwise"}) is None
-    True
-    """
-    if not verdict.ok:
-        return None
-    task = row["task"]
-    if task == "pointwise":
-        return 1.0 if verdict.value == "correct" else 0.0
-    if task == "pairwise":
-        return 1.0 if verdict.value == "A" else 0.0
-    n = len(row.get("steps") or [])
-    if verdict.value == -1:
-        return 1.0
-    return verdict.value / n if n and 0 <= verdict.value < n else None
+def apply_overrides(spec: CriticSpec, overrides: dict[str, Any], where: str = "", quiet: bool = False) -> CriticSpec:
+    """``spec`` with the given fields changed (``task``: the default task, moved to the front); each
+    change is logged unless ``quiet`` (the caller is building a spec, not overriding one)."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(overrides) - SPEC_FIELDS - {"task"})
+    if unknown:
+        raise TypeError(f"unknown critic setting(s) {', '.join(unknown)} (spec fields: {', '.join(sorted(SPEC_FIELDS))})")
+    if "task" in overrides:
+        first = overrides.pop("task")
+        overrides["tasks"] = [first, *[t for t in spec.tasks if t != first]]
+    return dataclasses.replace(spec, **overrides) if quiet else spec.overridden(where, **overrides)
 
 
-__all__ = ["BACKENDS", "Critic", "Critique", "hard_score"]
+__all__ = ["ChatResult", "Critic", "Critique", "apply_overrides"]

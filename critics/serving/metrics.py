@@ -61,6 +61,7 @@ class ServerMetrics:
         self.server_errors: Counter = Counter()  # endpoint -> 5xx responses and unhandled exceptions
         self.invalid_verdicts: Counter = Counter()  # endpoint -> items without a valid verdict
         self.items: Counter = Counter()  # endpoint -> items judged or generated
+        self.prompts_cut: Counter = Counter()  # (endpoint, "truncated" | "too_long") -> prompts over the budget
         self.latency: dict[str, Histogram] = {}
 
     def label(self, path: str) -> str:
@@ -80,6 +81,11 @@ class ServerMetrics:
         self.items[path] += n
         self.invalid_verdicts[path] += invalid
 
+    def count_prompt(self, path: str, status: str) -> None:
+        """Count a prompt the token budget cut (``truncated``) or refused (``too_long``); ``ok`` is not counted."""
+        if status != "ok":
+            self.prompts_cut[self.label(path), status] += 1
+
     def request_lines(self) -> list[str]:
         """The request-side metrics."""
         lines = _family("critics_requests_total", "counter", "HTTP requests by endpoint and status code",
@@ -91,6 +97,9 @@ class ServerMetrics:
                          _by_endpoint(self.invalid_verdicts))
         lines += _family("critics_items_total", "counter", "items judged or generated, by endpoint",
                          _by_endpoint(self.items))
+        lines += _family("critics_prompts_cut_total", "counter",
+                         "prompts over the critic's token budget: cut in the middle (truncated) or refused (too_long)",
+                         {f'endpoint="{e}",action="{a}"': n for (e, a), n in sorted(self.prompts_cut.items())})
         lines += ["# HELP critics_request_duration_seconds request latency, by endpoint",
                   "# TYPE critics_request_duration_seconds histogram"]
         for endpoint, histogram in sorted(self.latency.items()):

@@ -4,7 +4,7 @@ the ``chat.completion`` object it answers with (as the ``openai`` client and ver
 >>> request = ChatRequest.model_validate({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]})
 >>> conversation(request)
 [{'role': 'user', 'content': 'hi'}]
->>> completion_body(None, conversation(request), ["hello"], 16, "critic")["choices"]
+>>> completion_body(["hello"], 3, [1], 16, "critic")["choices"]
 [{'index': 0, 'message': {'role': 'assistant', 'content': 'hello'}, 'logprobs': None, 'finish_reason': 'stop'}]
 """
 
@@ -47,32 +47,16 @@ def has_images(messages: list[dict[str, Any]]) -> bool:
                for m in messages)
 
 
-def text_only(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The messages with their text parts joined (for counting prompt tokens)."""
-    return [{"role": m["role"], "content": m["content"] if isinstance(m["content"], str) else
-             "".join(p.get("text", "") for p in m["content"] if p.get("type") == "text")} for m in messages]
-
-
-def completion_body(tokenizer, messages: list[dict], texts: list[str], max_tokens: int, model: str) -> dict:
-    """A ``chat.completion`` object; token counts need the backend's tokenizer (else 0), and with it a
-    choice that used all ``max_tokens`` ends with ``finish_reason`` ``"length"``."""
-    counts = [count_tokens(tokenizer, t) for t in texts]
-    prompt_tokens = 0
-    if tokenizer is not None:
-        prompt_tokens = count_tokens(tokenizer, tokenizer.apply_chat_template(
-            text_only(messages), add_generation_prompt=True, tokenize=False))
+def completion_body(texts: list[str], prompt_tokens: int, completion_tokens: list[int], max_tokens: int,
+                    model: str) -> dict:
+    """A ``chat.completion`` object; a choice that used all ``max_tokens`` ends with ``finish_reason`` ``"length"``."""
     choices = [{"index": i, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                "finish_reason": "length" if tokenizer is not None and n >= max_tokens else "stop"}
-               for i, (text, n) in enumerate(zip(texts, counts))]
+                "finish_reason": "length" if n >= max_tokens else "stop"}
+               for i, (text, n) in enumerate(zip(texts, completion_tokens))]
     return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
             "model": model, "choices": choices,
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": sum(counts),
-                      "total_tokens": prompt_tokens + sum(counts)}}
-
-
-def count_tokens(tokenizer, text: str) -> int:
-    """Tokens of ``text`` (no special tokens added); 0 without a tokenizer."""
-    return 0 if tokenizer is None else len(tokenizer(text, add_special_tokens=False)["input_ids"])
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": sum(completion_tokens),
+                      "total_tokens": prompt_tokens + sum(completion_tokens)}}
 
 
 def _content(index: int, message: ChatMessage) -> str | list[dict[str, Any]]:

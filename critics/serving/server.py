@@ -5,11 +5,19 @@
 - ``POST /v1/chat/completions``, ``GET /v1/models``: OpenAI chat (the ``openai`` client, verl's
   generative reward loop), ``n`` samples per request, no streaming (``critics.serving.openai_chat``).
 - ``POST /score``: native, ``{"task": ..., "items": [...]}`` -> a score, verdict, reason and critique per item.
+- ``GET /spec``: the critic's spec (``critics.judging.spec``): how it is prompted and read; the
+  ``/v1/models`` entry carries it too, so clients (``RemoteCritic``, verl's adapters) need no flags.
 - ``GET /health``: ``{"status": "ok"}``, or 503 ``"draining"`` once shutdown began (needs no API key).
 - ``GET /metrics``: Prometheus text (``critics.serving.metrics``).
 
 Handlers are ``async`` and await the critic's dynamic batcher, so many concurrent one-sample
 requests (how OpenRLHF calls a remote reward) are judged together in batches.
+
+Every request is bounded in tokens as well as bytes: a prompt over the critic's budget has its
+judged text cut in the middle (or, with the spec's ``truncate: false``, the item gets no score and
+reason ``too_long``; a chat request a 400), counted in ``critics_prompts_cut_total``; a chat
+request's ``max_tokens`` is capped at ``max_new_tokens_limit`` (default: the spec's
+``max_new_tokens``).
 
 Every error is a JSON body ``{"error": {"message", "type"}}`` (the OpenAI shape) with a status
 saying whose fault it is: 400 malformed JSON, 401 missing or wrong API key, 404 unknown model, 413
@@ -25,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import math
 import secrets
@@ -43,17 +50,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
 
 from critics.config import ConfigError
+from critics.judging.judge import Critique, in_both_orders, mean_of_orders
+from critics.judging.tasks import reward_item, task
 from critics.serving.batcher import BatcherClosed, QueueFull
-from critics.serving.critic import Critic, Critique
+from critics.serving.critic import Critic
 from critics.serving.metrics import ServerMetrics
 from critics.serving.openai_chat import ChatRequest, completion_body, conversation, has_images
 from critics.serving.queries import split_query
 
 logger = logging.getLogger(__name__)
-ENDPOINTS = ("/get_reward", "/score", "/v1/chat/completions", "/v1/models", "/health", "/metrics")
-TEXT_FIELDS = {"pointwise": ("question", "response"), "pairwise": ("question", "response_a", "response_b"),
-               "reference": ("question", "reference", "response"),
-               "step": ("question",)}
+ENDPOINTS = ("/get_reward", "/score", "/v1/chat/completions", "/v1/models", "/spec", "/health", "/metrics")
 
 
 @dataclass
@@ -66,6 +72,8 @@ class ServerSettings:
         served_model_name: the model name ``/v1/models`` lists; a chat request naming another gets 404.
         max_body_bytes: larger request bodies get 413.
         max_items_per_request: more queries, items or ``n`` in one request get 413.
+        max_new_tokens_limit: a chat request's ``max_tokens`` is capped here (None: the spec's
+            ``max_new_tokens``).
         invalid_reward: the ``/get_reward`` reward of an item without a valid verdict.
         retry_after_s: the ``Retry-After`` of a 503 (full queue, shutting down).
         graceful_timeout_s: how long a shutdown waits for requests in flight.
@@ -78,6 +86,7 @@ class ServerSettings:
     served_model_name: str = "critic"
     max_body_bytes: int = 8 * 1024 * 1024
     max_items_per_request: int = 1024
+    max_new_tokens_limit: int | None = None
     invalid_reward: float = 0.0
     retry_after_s: int = 1
     graceful_timeout_s: float = 30.0
@@ -93,6 +102,9 @@ class ServerSettings:
             raise ConfigError(f"'port' must be an integer from 0 (any free port) to 65535, got {self.port!r}")
         if not isinstance(self.invalid_reward, (int, float)) or not math.isfinite(self.invalid_reward):
             raise ConfigError(f"'invalid_reward' must be a finite number, got {self.invalid_reward!r}")
+        limit = self.max_new_tokens_limit
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise ConfigError(f"'max_new_tokens_limit' must be a positive integer or None, got {limit!r}")
         if self.api_key is not None and not self.api_key:
             raise ConfigError("'api_key' is empty: pass a key, or None for an open server")
 
@@ -134,14 +146,12 @@ def create_app(critic: Critic, settings: ServerSettings) -> FastAPI:
     app = FastAPI(title="critics", lifespan=_lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.critic, app.state.settings, app.state.draining = critic, settings, False
     app.state.metrics = ServerMetrics(ENDPOINTS)
-    tokenizer = getattr(critic.backend, "tokenizer", None)
-    # a private copy: a fast tokenizer used from two threads at once fails ("Already borrowed")
-    app.state.tokenizer = copy.deepcopy(tokenizer) if tokenizer is not None else None
     guarded = [Depends(require_api_key)]
     app.add_api_route("/get_reward", get_reward, methods=["POST"], dependencies=guarded)
     app.add_api_route("/score", score, methods=["POST"], dependencies=guarded)
     app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"], dependencies=guarded)
     app.add_api_route("/v1/models", list_models, methods=["GET"], dependencies=guarded)
+    app.add_api_route("/spec", spec, methods=["GET"], dependencies=guarded)
     app.add_api_route("/metrics", metrics, methods=["GET"], dependencies=guarded)
     app.add_api_route("/health", health, methods=["GET"])
     app.add_exception_handler(ApiError, _api_error)
@@ -207,31 +217,35 @@ async def _lifespan(app: FastAPI):
 # -- endpoints -------------------------------------------------------------------------------
 
 async def get_reward(request: Request) -> JSONResponse:
-    """OpenRLHF's remote reward: one pointwise judgment per query (a POLAR critic: the query's
-    response scored against the reference sent as its label, OpenRLHF's ``--label_key``)."""
+    """OpenRLHF's remote reward: each query's response judged as the critic's default task says
+    (pointwise: the label, if any, as the gold answer; a critic that compares, pairwise in both
+    orders as its spec says, or a POLAR model: against the label as the reference, OpenRLHF's
+    ``--label_key``)."""
     body = await read_body(request, RewardRequest)
     settings: ServerSettings = request.app.state.settings
+    critic: Critic = request.app.state.critic
     n = len(body.query)
     _check_count(n, settings, "queries")
     for name in ("prompts", "labels"):
         given = getattr(body, name)
         if given is not None and len(given) != n:
             raise ApiError(422, f"'{name}' has {len(given)} entries but 'query' has {n}: send one per query")
+    compares = len(task(critic.task).judged) > 1
+    if compares and not (body.labels and all(body.labels)):
+        raise ApiError(422, f"this server judges {critic.task} items against references: send each query's "
+                            "reference in 'labels' (OpenRLHF's --label_key)")
     items = []
-    polar = "reference" in request.app.state.critic.tasks
-    if polar and not (body.labels and all(body.labels)):
-        raise ApiError(422, "this server scores against references (a POLAR model): send each query's reference "
-                            "in 'labels' (OpenRLHF's --label_key)")
     for i, query in enumerate(body.query):
         question, response = split_query(query, body.prompts[i] if body.prompts else None)
-        if polar:
-            items.append({"task": "reference", "question": question, "reference": body.labels[i], "response": response})
-            continue
-        item = {"task": "pointwise", "question": question, "response": response}
-        if body.labels and body.labels[i]:  # OpenRLHF sends "" for rows without a label
-            item["gold_answer"] = body.labels[i]
+        label = body.labels[i] if body.labels else None
+        item = reward_item(critic.task, question, response, label if compares else None)
+        if label and not compares:  # OpenRLHF sends "" for rows without a label
+            item["gold_answer"] = label
         items.append(item)
-    scores = [_finite(c.score) for c in await judge(request, items)]
+    both = compares and critic.spec.both_orders and task(critic.task).both_orders
+    critiques = await judge(request, in_both_orders(items) if both else items)
+    scores = [_finite(c.score) for c in critiques]
+    scores = mean_of_orders(items, scores) if both else scores
     rewards = [float(settings.invalid_reward) if s is None else s for s in scores]
     return JSONResponse({"rewards": rewards, "scores": rewards,
                          "extra_logs": {"critic_valid": [0.0 if s is None else 1.0 for s in scores]}})
@@ -250,7 +264,7 @@ async def score(request: Request) -> JSONResponse:
 
 
 async def chat_completions(request: Request) -> JSONResponse:
-    """OpenAI chat completions (``n`` samples per request; no streaming)."""
+    """OpenAI chat completions (``n`` samples per request; no streaming); ``max_tokens`` capped."""
     body = await read_body(request, ChatRequest)
     critic: Critic = request.app.state.critic
     settings: ServerSettings = request.app.state.settings
@@ -259,6 +273,8 @@ async def chat_completions(request: Request) -> JSONResponse:
     if body.model and body.model != settings.served_model_name:
         raise ApiError(404, f"model '{body.model}' is not served here; this server serves "
                             f"'{settings.served_model_name}'", "model_not_found")
+    if critic.is_scalar:
+        raise ApiError(422, "this server serves a scalar model, which writes nothing: use /score or /get_reward")
     _check_count(body.n, settings, "choices (n)")
     try:
         messages = conversation(body)
@@ -266,22 +282,35 @@ async def chat_completions(request: Request) -> JSONResponse:
         raise ApiError(422, str(error)) from None
     if has_images(messages) and not critic.backend.supports_images:
         raise ApiError(422, "this critic reads text only: send no image_url parts (or serve a vision-language critic)")
-    max_tokens = body.max_completion_tokens or body.max_tokens or critic.max_new_tokens
-    temperature = critic.temperature if body.temperature is None else body.temperature
+    limit = settings.max_new_tokens_limit or critic.spec.max_new_tokens
+    max_tokens = min(body.max_completion_tokens or body.max_tokens or critic.spec.max_new_tokens, limit)
+    temperature = critic.spec.temperature if body.temperature is None else body.temperature
     try:
-        texts = await critic.achat([messages] * body.n, max_new_tokens=max_tokens, temperature=temperature)
+        result = await critic.achat(messages, max_new_tokens=max_tokens, temperature=temperature, n=body.n)
     except (QueueFull, BatcherClosed) as error:
         raise _unavailable(error, settings) from None
-    request.app.state.metrics.count_items(request.url.path, len(texts))
-    return JSONResponse(completion_body(request.app.state.tokenizer, messages, texts, max_tokens,
+    metrics: ServerMetrics = request.app.state.metrics
+    metrics.count_prompt(request.url.path, result.prompt)
+    if result.texts is None:
+        raise ApiError(400, f"the prompt has {result.prompt_tokens} tokens; this critic's budget is "
+                            f"{critic.spec.prompt_budget} (its spec refuses over-long prompts)",
+                       "context_length_exceeded")
+    metrics.count_items(request.url.path, len(result.texts))
+    return JSONResponse(completion_body(result.texts, result.prompt_tokens, result.completion_tokens, max_tokens,
                                         settings.served_model_name))
 
 
 async def list_models(request: Request) -> JSONResponse:
-    """The one model this server serves."""
+    """The one model this server serves, with its critic spec."""
     name = request.app.state.settings.served_model_name
     return JSONResponse({"object": "list", "data": [{"id": name, "object": "model", "created": 0,
-                                                     "owned_by": "critics"}]})
+                                                     "owned_by": "critics",
+                                                     "critic_spec": request.app.state.critic.spec.to_dict()}]})
+
+
+async def spec(request: Request) -> JSONResponse:
+    """The served critic's spec: how it is prompted and read (``critics.judging.spec``)."""
+    return JSONResponse(request.app.state.critic.spec.to_dict())
 
 
 async def health(request: Request) -> JSONResponse:
@@ -289,7 +318,8 @@ async def health(request: Request) -> JSONResponse:
     state = request.app.state
     batcher = state.critic.batcher
     body = {"status": "draining" if state.draining else "ok", "model": state.settings.served_model_name,
-            "task": state.critic.task, "backend": state.critic.backend.name, "queue_depth": batcher.queue_depth,
+            "task": state.critic.task, "backend": state.critic.backend.name,
+            "prompt_budget": state.critic.spec.prompt_budget, "queue_depth": batcher.queue_depth,
             "in_flight": batcher.in_flight, "max_queue": batcher.max_queue}
     return JSONResponse(body, status_code=503 if state.draining else 200)
 
@@ -342,31 +372,29 @@ async def judge(request: Request, items: list[dict[str, Any]]) -> list[Critique]
     except (QueueFull, BatcherClosed) as error:
         raise _unavailable(error, request.app.state.settings) from None
     invalid = sum(_finite(c.score) is None for c in critiques)
-    request.app.state.metrics.count_items(request.url.path, len(critiques), invalid)
+    metrics: ServerMetrics = request.app.state.metrics
+    metrics.count_items(request.url.path, len(critiques), invalid)
+    for c in critiques:
+        metrics.count_prompt(request.url.path, c.prompt)
     return critiques
 
 
-def check_item(index: int, item: Any, task: str, critic: Critic) -> dict[str, Any]:
+def check_item(index: int, item: Any, task_name: str, critic: Critic) -> dict[str, Any]:
     """One ``/score`` item as a record row, or a 422 naming ``items[index]`` and what is wrong."""
     where = f"items[{index}]"
     if not isinstance(item, dict):
         raise ApiError(422, f"{where} must be an object of record fields, got {type(item).__name__}")
-    row = {"task": task, **item}
+    row = {"task": task_name, **item}
     if row["task"] not in critic.tasks:
         raise ApiError(422, f"{where}.task must be one of {', '.join(critic.tasks)}, got {row['task']!r}")
-    for name in TEXT_FIELDS[row["task"]]:
-        if name in row and not isinstance(row[name], str):
-            raise ApiError(422, f"{where}.{name} must be a string, got {type(row[name]).__name__}")
     if row.get("images") is not None:
         row["images"] = _decode_images(row["images"], where)
-    steps = row.get("steps")
-    if row["task"] == "step" and not (isinstance(steps, list) and all(isinstance(s, str) for s in steps)):
-        raise ApiError(422, f"{where}.steps must be a list of strings")
     try:
-        critic.check_row(row)
-    except KeyError as error:
-        raise ApiError(422, f"{where}: {error.args[0]}") from None
-    return row
+        return critic.row(row)
+    except TypeError as error:  # names the field: "response must be a string"
+        raise ApiError(422, f"{where}.{error.args[0]}") from None
+    except (KeyError, ValueError) as error:
+        raise ApiError(422, f"{where}: {error.args[0] if error.args else error}") from None
 
 
 def _decode_images(images: Any, where: str) -> list:
@@ -399,8 +427,8 @@ def _finite(value: float | None) -> float | None:
 def _result(critique: Critique) -> dict[str, Any]:
     value = _finite(critique.score)
     reason = critique.verdict.reason if critique.score is None or value is not None else "non-finite score"
-    return {"score": value, "verdict": critique.verdict.value, "valid": value is not None, "reason": reason,
-            "critique": critique.text}
+    return {"score": value, "verdict": critique.verdict.value, "valid": value is not None, "ok": critique.verdict.ok,
+            "reason": reason, "prompt": critique.prompt, "critique": critique.text}
 
 
 async def _api_error(request: Request, error: ApiError) -> JSONResponse:

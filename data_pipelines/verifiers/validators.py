@@ -3,7 +3,7 @@ r"""RLAC validators: verify the ONE check a critic proposes about a generator's 
 A validator answers ``validate(output, check, spec) -> Validation`` with an ``Outcome``: "pass"
 (the output survives the check: the generator wins), "fail" (the critic found a real flaw), or
 "invalid" (the check cannot be decided: it is malformed, not about this output, or outside what
-the spec covers). Invalid never counts as a pass; ``critics.rlac_checks.resolve_check`` decides
+the spec covers). Invalid never counts as a pass; ``critics.judging.checks.resolve_check`` decides
 what replaces it. ``all_checks(output, spec)`` lists every check exhaustive checking would run:
 it is the cost baseline and the pool the random-check fallback draws from.
 

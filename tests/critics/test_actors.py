@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from critics import cli, onpolicy
-from critics.actors import ActorSettings, OpenAIActor, TransformersActor, make_actor, refine_messages
+from critics.actors import ActorSettings, ChatActor, make_actor, refine_messages
+from critics.judging.chat import OpenAIChatModel
 from critics.eval.refine import critique_then_refine, filtered_majority_vote
 from critics.tiny import save_tiny_checkpoint
 from tests.critics.serving.helpers import free_port, start_server
@@ -32,7 +33,7 @@ def served(tiny):
 
 
 def test_transformers_actor_batches_n_samples_per_item_and_accepts_one_string(tiny):
-    actor = TransformersActor(str(tiny), device="cpu", style="compact", max_new_tokens=6, batch_size=4)
+    actor = make_actor(ActorSettings(model=str(tiny), device="cpu", style="compact", max_new_tokens=6, batch_size=4))
     solutions = actor.solve(["1+1", "2+2", "3+3"], n=3, temperature=1.0)
     assert [len(s) for s in solutions] == [3, 3, 3] and all(isinstance(t, str) for s in solutions for t in s)
     one = actor.refine("1+1", "1+1=3", "wrong, fix:2", n=2)
@@ -43,29 +44,33 @@ def test_transformers_actor_batches_n_samples_per_item_and_accepts_one_string(ti
         actor.refine(["q1", "q2"], ["s1"], ["c1", "c2"])
 
 
-def test_the_critic_as_its_own_actor_keeps_its_training_mode(tiny):
+def test_the_critic_as_its_own_actor_keeps_its_training_mode_and_follows_its_spec(tiny):
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from critics.judging.generation import LoadedModel
+    from critics.judging.spec import CriticSpec
 
     model, tokenizer = AutoModelForCausalLM.from_pretrained(str(tiny)), AutoTokenizer.from_pretrained(str(tiny))
     model.train()
-    actor = make_actor(ActorSettings(kind="self", style="compact", max_new_tokens=4), model, tokenizer)
-    assert actor.model is model
+    actor = make_actor(ActorSettings(kind="self", max_new_tokens=4), LoadedModel(model, tokenizer),
+                       CriticSpec(style="compact"))
+    assert actor.chat_model.lm.model is model and actor.style == "compact"  # a compact critic refines compactly
     assert len(actor.refine(["q"], ["s"], ["c"], n=2)[0]) == 2
     assert model.training  # generation switched to eval mode and back
-    with pytest.raises(ValueError, match="pass its model and tokenizer"):
+    with pytest.raises(ValueError, match="pass its loaded model"):
         make_actor(ActorSettings(kind="self"))
 
 
 def test_openai_actor_solves_and_refines_through_critics_serve(served, tiny):
     actor = make_actor(ActorSettings(kind="openai", model="actor", base_url=served, api_key="secret",
                                      style="compact", max_new_tokens=8))
-    assert isinstance(actor, OpenAIActor)
+    assert isinstance(actor.chat_model, OpenAIChatModel)
     solutions = actor.solve(["1+1", "2+2"], n=3, temperature=1.0)
     assert [len(s) for s in solutions] == [3, 3]
     revisions = actor.refine(["1+1"], ["1+1=3"], ["fix:2"], n=2)
     assert len(revisions) == 1 and len(revisions[0]) == 2
     # greedy over HTTP equals greedy in process: the server runs the same model on the same prompt
-    local = TransformersActor(str(tiny), device="cpu", style="compact", max_new_tokens=8)
+    local = make_actor(ActorSettings(model=str(tiny), device="cpu", style="compact", max_new_tokens=8))
     assert actor.refine("1+1", "1+1=3", "fix:2") == local.refine("1+1", "1+1=3", "fix:2")
     actor.close()
 
@@ -73,7 +78,8 @@ def test_openai_actor_solves_and_refines_through_critics_serve(served, tiny):
 def test_openai_actor_with_a_wrong_key_fails_with_the_servers_message(served):
     import openai
 
-    actor = OpenAIActor("actor", base_url=served, api_key="wrong", max_retries=0, style="compact", max_new_tokens=4)
+    actor = ChatActor(OpenAIChatModel("actor", base_url=served, api_key="wrong", max_retries=0), style="compact",
+                      max_new_tokens=4)
     with pytest.raises(openai.AuthenticationError):
         actor.solve(["1+1"])
 
@@ -121,7 +127,7 @@ def test_critics_data_sample_writes_a_dataset_that_recipes_read(tmp_path, tiny, 
     assert "records to" in capsys.readouterr().out
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["questions"] == 6 and sum(report["labels"].values()) == 12 - report["quarantined"]
-    from critics.recipes.common import load_records
+    from critics.judging.records import load_records
 
     rows = load_records(str(tmp_path / "out"), {})
     assert len(rows) == sum(report["labels"].values()) and set(rows["task"]) <= {"pointwise"}

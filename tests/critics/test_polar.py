@@ -13,7 +13,8 @@ import pytest
 
 from critics.cli import load_recipe_config
 from critics.config import ConfigError
-from critics.polar import PolarBudgets, PolarEncoder, add_polar_tokens, load_polar_config, polar_scores
+from critics.judging.polar import PolarBudgets, PolarEncoder, add_polar_tokens, polar_scores
+from critics.judging.spec import load_spec
 from critics.recipes import polar
 from critics.tiny import build_tokenizer, save_tiny_checkpoint
 
@@ -103,8 +104,9 @@ def test_pretrain_then_finetune_write_polar_checkpoints_and_resume(tmp_path, bas
     assert module is polar and config.run.lr_scheduler_type == "cosine" and config.run.learning_rate == 1e-3
     result = polar.run(config, progress=False)
     final = Path(result["final"])
-    assert final == out / "finetune" / "final" and load_polar_config(final) == PolarBudgets(32, 48, 48)
-    assert load_polar_config(out / "pretrain" / "final") is not None
+    spec = load_spec(None, final)  # the checkpoint carries its layout and budgets
+    assert final == out / "finetune" / "final" and spec.layout == "polar" and spec.budgets == PolarBudgets(32, 48, 48)
+    assert load_spec(None, out / "pretrain" / "final").tasks == ["reference"]
     assert set(result["metrics"]) == {f"{label}: {when} {stage}" for label, stage in
                                       (("policy discrimination", "pretrain"), ("preference with references", "finetune"))
                                       for when in ("before", "after")}
@@ -148,17 +150,18 @@ def test_a_served_polar_model_gives_the_same_scores_as_in_process(trained):
     rows = [{"question": "q1", "reference": "SUM 5!", "response": "SUM 5!"},
             {"question": "q2", "reference": "...a b...", "response": "b-a?"}]
     model = AutoModelForSequenceClassification.from_pretrained(str(trained))
-    local = polar_scores(model, AutoTokenizer.from_pretrained(str(trained)), rows, load_polar_config(trained))
+    local = polar_scores(model, AutoTokenizer.from_pretrained(str(trained)), rows, load_spec(None, trained).budgets)
     critic = Critic.from_pretrained(str(trained), backend_options={"device": "cpu"})
     assert critic.task == "reference" and critic.tasks == ("reference",)
     with serve_in_background(critic) as (url, _):
         remote = RemoteCritic(url).score(rows)
+        assert RemoteCritic(url).spec.layout == "polar"  # published by the server
         import httpx
 
         refused = httpx.post(f"{url}/score", json={"task": "pointwise", "items": [{"question": "q", "response": "r"}]})
         missing = httpx.post(f"{url}/score", json={"items": [{"question": "q", "response": "r"}]})
         openrlhf = httpx.post(f"{url}/get_reward", json={"query": ["q r"]})
-    assert [r["score"] for r in remote] == pytest.approx(local, abs=1e-5)
+    assert remote == pytest.approx(local, abs=1e-5)
     assert refused.status_code == 422 and "reference" in refused.json()["error"]["message"]
     assert missing.status_code == 422 and "reference" in missing.json()["error"]["message"]
     assert openrlhf.status_code == 422 and "labels" in openrlhf.json()["error"]["message"]

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from critics.rewards import REWARDS, PairwiseReward, StepIndexReward, VerdictReward, completion_text
-from critics.verdicts import parse_verdict
-from critics.templates import quoted_texts
+from critics.judging.tasks import parse_verdict, quoted_texts
 
 ROWS = {
     "pointwise": {"task": "pointwise", "question": "Is 3 + 4 = 7 true?", "label": "correct",
@@ -249,7 +248,7 @@ def primed_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from critics.templates import render
+    from critics.judging.tasks import render
     from critics.tiny import save_tiny_checkpoint
 
     torch.set_num_threads(1)
@@ -304,7 +303,7 @@ class _Spy:
 def _dataset(task: str | None):
     from datasets import Dataset
 
-    from critics.templates import add_prompts
+    from critics.judging.tasks import add_prompts
 
     rows = [row for row in TRAIN_ROWS if task in (None, row["task"])]
     columns = sorted({name for row in TRAIN_ROWS for name in row})

@@ -64,10 +64,10 @@ def test_rlac_rounds_on_mbpp_run_the_critics_inputs_in_the_sandbox(tmp_path, sha
     config.critic = rlac.RLACSide(model=ModelConfig(name_or_path=str(critic), device="cpu"), learning_rate=1e-5,
                                   per_device_train_batch_size=4, grpo=grpo)
 
-    import critics.rlac_checks
+    import critics.recipes.rlac_rewards
 
     chosen, sandboxed = [], []
-    resolve = critics.rlac_checks.resolve_check
+    resolve = critics.recipes.rlac_rewards.resolve_check
     run_many = Sandbox.run_many
 
     def spy_resolve(parsed, *args, **kwargs):
@@ -79,7 +79,7 @@ def test_rlac_rounds_on_mbpp_run_the_critics_inputs_in_the_sandbox(tmp_path, sha
         sandboxed.append(repr(args))
         return run_many(self, *args, **kwargs)
 
-    monkeypatch.setattr(critics.rlac_checks, "resolve_check", spy_resolve)
+    monkeypatch.setattr(critics.recipes.rlac_rewards, "resolve_check", spy_resolve)
     monkeypatch.setattr(Sandbox, "run_many", spy_run_many)
     out = rlac.run(config, progress=False)
 

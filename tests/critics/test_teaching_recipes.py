@@ -143,7 +143,7 @@ def test_stage_two_kl_reference_is_the_stage_one_checkpoint(tmp_path, tiny, reco
     assert set(reference) == set(expected)
     assert all(torch.equal(reference[k], expected[k]) for k in expected)
     assert not any(torch.equal(expected[k], base[k]) for k in expected)  # not the base model's weights
-    assert trainer.reward_funcs[0].actor.model is trainer.model  # kind: self refines with the critic itself
+    assert trainer.reward_funcs[0].actor.chat_model.lm.model is trainer.model  # kind: self refines with the critic itself
 
 
 def test_refcritic_cold_start_then_grpo_with_the_dual_reward(tmp_path, tiny, records, monkeypatch):

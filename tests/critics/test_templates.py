@@ -5,16 +5,8 @@ from __future__ import annotations
 import pytest
 from datasets import Dataset
 
-from critics.templates import (
-    COMPACT_THINK_SUFFIX,
-    SYSTEM_PROMPT,
-    TEMPLATES,
-    THINK_SUFFIX,
-    add_prompts,
-    quoted_texts,
-    render,
-)
-from critics.verdicts import parse_verdict
+from critics.judging.tasks import GENERATIVE_TASKS, TASKS, VERDICT_TASKS, add_prompts, parse_verdict, quoted_texts, render
+from critics.judging.templates import COMPACT_THINK_SUFFIX, SYSTEM_PROMPT, THINK_SUFFIX
 from data_pipelines.schema import PairwiseRecord, PointwiseRecord, StepRecord
 
 RECORDS = [
@@ -37,7 +29,8 @@ def _mixed_dataset() -> Dataset:
 
 
 def test_every_verdict_task_has_a_template() -> None:
-    assert TEMPLATES.names() == ["pairwise", "pointwise", "step"]
+    assert set(VERDICT_TASKS) == {"pairwise", "pointwise", "step"} and set(VERDICT_TASKS) <= set(GENERATIVE_TASKS)
+    assert [t for t in TASKS if TASKS[t].template is None] == ["reference"]  # scored by a scalar layout
 
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda row: row["task"])

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from critics.verdicts import QUOTE_CONTEXT_CHARS, Verdict, normalize_verdict, parse_verdict, split_think
+from critics.judging.tasks import normalize_verdict, parse_verdict
+from critics.judging.verdicts import QUOTE_CONTEXT_CHARS, Verdict, split_think
 
 
 @pytest.mark.parametrize("text, task, value", [

@@ -9,11 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
+from critics.judging.generation import LoadedModel
+from critics.judging.tasks import add_prompts
 from critics.models import ModelConfig
 from critics.recipes import critic_rl
 from critics.recipes.common import DataSettings, RunSettings
 from critics.rewards.verdict import PairwiseReward
-from critics.templates import add_prompts
 from critics.tiny import save_tiny_checkpoint
 from critics.vlm import vision_tower
 
@@ -111,28 +112,29 @@ def test_the_critic_is_evaluated_as_a_policy_before_and_after_critic_training(ti
     questions = [{"question": "What colour is the square?", "answer": name, "images": [str(folder / f"{name}.png")]}
                  for name in COLOURS]
     trainer, _ = critic_rl.build(rl_config(tiny_vlm, records, tmp_path / "rl"))
-    before = policy_accuracy(trainer.model, trainer.processing_class, questions, max_new_tokens=4,
-                             instruction=" One word.")
+    before = policy_accuracy(trainer.critic_loaded, questions, max_new_tokens=4, instruction=" One word.")
     seen = []
     _, tower = vision_tower(trainer.model)
     tower.register_forward_hook(lambda module, args, out: seen.append(1))
     trainer.train()
-    after = policy_accuracy(trainer.model, trainer.processing_class, questions, max_new_tokens=4)
+    after = policy_accuracy(trainer.critic_loaded.with_model(trainer.model), questions, max_new_tokens=4)
     assert before["n"] == after["n"] == len(COLOURS) and 0.0 <= after["accuracy"] <= 1.0
     assert seen  # the policy evaluation and training both looked at the images
     with pytest.raises(ValueError, match="text-only model cannot answer questions with images"):
-        policy_accuracy(trainer.model, trainer.processing_class.tokenizer, questions)
+        policy_accuracy(LoadedModel(trainer.model, trainer.processing_class.tokenizer), questions)
 
 
 def test_a_llava_checkpoint_loads_with_its_stock_processor_and_trains_on_the_images(tiny_llava, records, tmp_path):
-    from critics.vlm import load_vlm, vlm_generate
+    from critics.judging.generation import generate, load_model
 
-    model, processor = load_vlm(ModelConfig(name_or_path=str(tiny_llava), device="cpu"), freeze_vision=True)
+    lm = load_model(ModelConfig(name_or_path=str(tiny_llava), device="cpu", freeze_vision=True))
+    model, processor = lm.model, lm.processor
+    assert lm.kind == "vision"  # decided once, from the checkpoint's config
     assert type(processor).__name__ == "LlavaProcessor" and vision_tower(model)[0] == "model.vision_tower"
     assert not any(p.requires_grad for p in vision_tower(model)[1].parameters())
     image = Image.new("RGB", (30, 30), COLOURS["red"])
     conversation = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "?"}]}]
-    assert len(vlm_generate(model, processor, [conversation], max_new_tokens=3, temperature=0.0)) == 1
+    assert len(generate(lm, [conversation], max_new_tokens=3)) == 1
 
     trainer, pixels, changed = train_and_watch_the_tower(rl_config(tiny_llava, records, tmp_path / "rl"))
     assert trainer.state.global_step == 2 and type(trainer.processing_class).__name__ == "LlavaProcessor"

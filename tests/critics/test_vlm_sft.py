@@ -9,7 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from critics.eval.heldout import critique_accuracy, prompt
+from critics.eval.heldout import critique_accuracy
+from critics.judging.generation import LoadedModel
+from critics.judging.judge import conversation
+from critics.judging.spec import CriticSpec
 from critics.models import ModelConfig
 from critics.recipes import critic_rl, sft
 from critics.recipes.common import DataSettings, EvalSettings, RunSettings, TemplateSettings
@@ -105,14 +108,15 @@ def test_held_out_accuracy_judges_each_record_with_its_images(tiny_vlm, records)
     model, processor = load_vlm(ModelConfig(name_or_path=str(tiny_vlm), device="cpu"), apply_lora=False)
     seen = watch_the_tower(model)
     rows = datasets.Dataset.from_json(str(records))
-    result = critique_accuracy(model, processor, rows, style="compact", max_new_tokens=4, batch_size=5,
-                               progress=False)
+    spec = CriticSpec(tasks=["pairwise"], style="compact", max_new_tokens=4, context_tokens=1024)
+    result = critique_accuracy(LoadedModel(model, processor.tokenizer, "vision", processor), rows, spec,
+                               batch_size=5, progress=False)
     assert result["n"] == 12 and 0.0 <= result["accuracy"] <= 1.0
     # each image is resized to the processor's 56x56 minimum: 16 patches of 14x14 for every record with an
     # image (11 of 12), once per generation (the prefill), with autograd off
     assert sum(x.shape[0] for x, _ in seen) == 11 * 16 and not any(grad for _, grad in seen)
-    with pytest.raises(ValueError, match="text-only tokenizer"):
-        prompt(rows[0], processor.tokenizer, "compact", False)
+    with pytest.raises(ValueError, match="reads text only"):
+        conversation(rows[0], spec, images=False)
 
 
 def test_critic_rl_reports_held_out_accuracy_with_images(tiny_vlm, records, tmp_path):

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from critics.rlac_checks import ParsedCheck, parse_check, resolve_check
+from critics.judging.checks import ParsedCheck, parse_check, resolve_check
 from data_pipelines import sandbox as sandbox_module
 from data_pipelines.builders.adversarial import AdversarialBuilder
 from data_pipelines.sandbox import SandboxLimits

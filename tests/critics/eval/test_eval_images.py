@@ -11,6 +11,7 @@ from PIL import Image
 
 from critics.eval.benchmarks import BENCHMARKS
 from critics.eval.run import EvalConfig, run
+from critics.judging.spec import CriticSpec
 from critics.tiny import save_tiny_vlm
 
 
@@ -35,10 +36,10 @@ def test_vl_rewardbench_in_process_and_over_http_agree(tmp_path, bench):
 
     model = save_tiny_vlm(tmp_path / "vlm")
     spec = f"vl_rewardbench:{bench}"
-    common = dict(benches=[spec], style="compact", max_new_tokens=6, progress=False)
+    CriticSpec(tasks=["pairwise"], style="compact", max_new_tokens=6).save(model)  # read by both sides
+    common = dict(benches=[spec], progress=False)
     local = run(EvalConfig(target=str(model), output_dir=str(tmp_path / "local"), device="cpu", **common))[spec]
-    critic = Critic.from_pretrained(str(model), backend_options={"device": "cpu"}, task="pairwise", style="compact",
-                                    max_new_tokens=6)
+    critic = Critic.from_pretrained(str(model), backend_options={"device": "cpu"})
     with serve_in_background(critic) as (url, _):
         remote = run(EvalConfig(target=url, output_dir=str(tmp_path / "remote"), **common))[spec]
     assert local["items"] == 7 and local["quarantined"] == 1 and remote["failed_requests"] == 0
@@ -56,7 +57,7 @@ class Oracle:
         self.answers = {json.dumps(r.payload, sort_keys=True): r.expected for i in items for r in i.requests}
 
     def __call__(self, payloads):
-        return [(self.answers[json.dumps(p, sort_keys=True)], None, "") for p in payloads]
+        return [(self.answers[json.dumps(p, sort_keys=True)], None, "", "ok") for p in payloads]
 
     def close(self):
         pass

@@ -11,6 +11,7 @@ import pytest
 from critics import cli
 from critics.eval.benchmarks import BENCHMARKS
 from critics.eval.run import EvalConfig, run
+from critics.judging.spec import CriticSpec
 from critics.tiny import save_tiny_checkpoint
 
 
@@ -77,7 +78,7 @@ class Oracle:
 
     def __call__(self, payloads):
         self.calls += len(payloads)
-        return [(self.answers[json.dumps(p, sort_keys=True)], None, "oracle") for p in payloads]
+        return [(self.answers[json.dumps(p, sort_keys=True)], None, "oracle", "ok") for p in payloads]
 
     def close(self):
         pass
@@ -96,7 +97,7 @@ class Constant:
         for p in payloads:
             self.calls += 1
             failed = self.fail_after is not None and self.calls > self.fail_after
-            out.append(None if failed else ({"pairwise": "A", "step": -1, "pointwise": "correct"}[p["task"]], None, ""))
+            out.append(None if failed else ({"pairwise": "A", "step": -1, "pointwise": "correct"}[p["task"]], None, "", "ok"))
         return out
 
     def close(self):
@@ -162,9 +163,9 @@ class Noisy:
 
     def __call__(self, payloads):
         out = []
-        for (truth, _, _), p in zip(self.oracle(payloads), payloads):
+        for (truth, *_), p in zip(self.oracle(payloads), payloads):
             wrong = {"A": "B", "B": "A"}.get(truth, truth)
-            out.append((truth if self.rng.random() < 0.7 else wrong, None, ""))
+            out.append((truth if self.rng.random() < 0.7 else wrong, None, "", "ok"))
         return out
 
     def close(self):
@@ -187,7 +188,7 @@ class Scalar:
     scalar = True
 
     def __call__(self, payloads):
-        return [(None, 1.0 if "good" in p["response"] else 0.0, "") for p in payloads]
+        return [(None, 1.0 if "good" in p["response"] else 0.0, "", "ok") for p in payloads]
 
     def close(self):
         pass
@@ -216,12 +217,14 @@ def test_critics_eval_in_process_and_over_http_give_the_same_numbers(tmp_path, f
     from critics.serving import Critic
     from critics.serving.server import serve_in_background
 
+    # the checkpoint carries its spec: neither run passes a style or a length
+    CriticSpec(style="compact", max_new_tokens=12).save(tiny)
     specs = [f"pairwise:{files['pairwise']}", f"processbench:{files['processbench']}"]
-    common = ["--style", "compact", "--max-new-tokens", "12", "--no-progress"]
+    common = ["--no-progress"]
     local_args = ["eval", str(tiny), "--output-dir", str(tmp_path / "local"), "--device", "cpu", "--card", *common]
     assert cli.main(local_args + [a for s in specs for a in ("--bench", s)]) == 0
     assert "report:" in capsys.readouterr().out
-    critic = Critic.from_pretrained(str(tiny), backend_options={"device": "cpu"}, style="compact", max_new_tokens=12)
+    critic = Critic.from_pretrained(str(tiny), backend_options={"device": "cpu"})
     with serve_in_background(critic) as (url, _):
         assert cli.main(["eval", url, "--output-dir", str(tmp_path / "remote"), *common]
                         + [a for s in specs for a in ("--bench", s)]) == 0
@@ -252,7 +255,7 @@ class Fixer:
             gold = p["question"].split("=")[1]
             right = p["response"].endswith(f"{{{gold}}}")
             out.append(("correct" if right else "incorrect", None,
-                        "\\boxed{Correct}" if right else f"\\boxed{{Incorrect}} fix:{gold}"))
+                        "\\boxed{Correct}" if right else f"\\boxed{{Incorrect}} fix:{gold}", "ok"))
         return out
 
     def close(self):

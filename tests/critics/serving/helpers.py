@@ -17,14 +17,14 @@ import time
 import httpx
 import pytest
 
-from critics.serving.backends import Backend
+from critics.judging.chat import ChatModel
 from critics.serving.critic import Critic
 from critics.serving.server import ServerSettings, serve_in_background
 
 VERDICT_MARK = re.compile(r"verdict=(\S+)")
 
 
-class ScriptedBackend(Backend):
+class ScriptedBackend(ChatModel):
     """A backend whose replies follow the judged text (module docstring); optional delay or gate."""
 
     name = "scripted"
@@ -34,14 +34,14 @@ class ScriptedBackend(Backend):
         self.calls: list[tuple[int, int, float]] = []  # (batch size, max_new_tokens, temperature)
         self.seen: list[str] = []  # the last message of every conversation generated for
 
-    def generate(self, conversations, *, max_new_tokens, temperature):
+    def generate(self, conversations, *, max_new_tokens, temperature, n=1):
         self.calls.append((len(conversations), max_new_tokens, temperature))
         self.seen += [c[-1]["content"] for c in conversations]
         if self.gate is not None:
             self.gate.wait(30)
         if self.delay_s:
             time.sleep(self.delay_s)
-        return [self.reply(c[-1]["content"]) for c in conversations]
+        return [self.reply(c[-1]["content"]) for c in conversations for _ in range(n)]
 
     @staticmethod
     def reply(text: str) -> str:

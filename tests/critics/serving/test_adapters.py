@@ -30,7 +30,7 @@ def test_reward_function_scores_completions_and_logs_critiques():
                         log_metric=lambda k, v: metrics.setdefault(k, v))
     assert scores == [1.0, 0.0, None]
     assert reward.invalid == 1 and reward.failed == 0
-    assert metrics == {"critic/failed_items": 0.0, "critic/invalid_verdicts": 1.0}
+    assert metrics == {"critic/failed_items": 0.0, "critic/invalid_verdicts": 1.0, "critic/too_long": 0.0}
     assert "2+2 is 4" in logged["critique"][0]
 
 
@@ -48,13 +48,15 @@ def test_an_unreachable_server_gives_none_within_the_timeout_and_is_counted():
     assert reward.failed == 4
     assert asyncio.run(reward_function("127.0.0.1:9", asynchronous=True, timeout=1.0)(
         prompts=["q"], completions=["x"])) == [None]
-    assert pickle.loads(pickle.dumps(reward)).remote.url == "http://127.0.0.1:9"  # URL rewards pickle
+    assert pickle.loads(pickle.dumps(reward)).critic.url == "http://127.0.0.1:9"  # URL rewards pickle
 
 
-def test_pairwise_rewards_compare_with_the_reference_column():
-    with rule_critic() as critic:
+def test_pairwise_rewards_compare_with_the_reference_column_in_both_orders():
+    with rule_critic() as critic:  # the rule critic always answers A: pure position bias
         reward = reward_function(critic, task="pairwise")
-        assert reward(prompts=["q"], completions=["mine"], reference=["theirs"]) == [1.0]
+        assert reward(prompts=["q"], completions=["mine"], reference=["theirs"]) == [0.5]  # the bias cancels
+        one_order = reward_function(critic, task="pairwise", both_orders=False)
+        assert one_order(prompts=["q"], completions=["mine"], reference=["theirs"]) == [1.0]
         with pytest.raises(ValueError, match="reference"):
             reward(prompts=["q"], completions=["mine"])
 

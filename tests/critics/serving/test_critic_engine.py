@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from critics.serving import Critic, DynamicBatcher, QueueFull
-from critics.serving.backends import Backend, TransformersBackend
+from critics.judging.chat import ChatModel, LocalChatModel
 from critics.tiny import save_tiny_checkpoint
 
 
-class RuleBackend(Backend):
+class RuleBackend(ChatModel):
     """Judges like a perfect critic of "a+b=c" claims, and records the batch sizes it was given."""
 
     name = "rule"
@@ -22,10 +22,10 @@ class RuleBackend(Backend):
     def __init__(self, delay: float = 0.0):
         self.delay, self.batches = delay, []
 
-    def generate(self, conversations, *, max_new_tokens, temperature):
+    def generate(self, conversations, *, max_new_tokens, temperature, n=1):
         self.batches.append(len(conversations))
         time.sleep(self.delay)
-        return [self.judge(c[-1]["content"]) for c in conversations]
+        return [self.judge(c[-1]["content"]) for c in conversations for _ in range(n)]
 
     @staticmethod
     def judge(text: str) -> str:
@@ -112,21 +112,18 @@ def tiny(tmp_path_factory):
 
 
 def test_soft_scores_are_probabilities_of_the_verdict(tiny):
-    backend = TransformersBackend(str(tiny), device="cpu")
+    from critics.judging.judge import Critique, _soft
+    from critics.judging.verdicts import Verdict
+
+    backend = LocalChatModel(str(tiny), device="cpu")
     prompts = [[{"role": "user", "content": "2+2=4\nCorrect or Incorrect?"}]] * 2
     first, second = backend.choice_logprobs(prompts, ["ok \\boxed{", "ok \\boxed{"], [("Correct", "Incorrect")] * 2)[0]
     assert first < 0 and second < 0  # log-probabilities of real continuations
     # the soft score replaces 1/0 with P(first choice) for outputs that have a verdict
-    c = Critic(backend, style="compact", soft=True, max_new_tokens=4)
-    probability = c._soft_scores(prompts[:1], ["fine \\boxed{Correct}"], [c_ok()], [{"task": "pointwise"}], [1.0])[0]
+    hard = Critique("fine \\boxed{Correct}", Verdict("correct", True, "ok"), 1.0)
+    probability = _soft(backend, prompts[:1], [0], [hard], [{"task": "pointwise"}])[0].score
     assert 0.0 < probability < 1.0 and abs(probability - 1 / (1 + pow(2.718281828, second - first))) < 1e-3
-    c.close()
-
-
-def c_ok():
-    from critics.verdicts import Verdict
-
-    return Verdict("correct", True, "ok")
+    Critic(backend, style="compact", soft=True).close()  # a backend with probabilities takes soft=True
 
 
 def test_soft_needs_a_backend_that_exposes_probabilities():
@@ -136,8 +133,8 @@ def test_soft_needs_a_backend_that_exposes_probabilities():
 
 def test_a_sequence_classifier_checkpoint_serves_scalar_scores(tmp_path):
     path = save_tiny_checkpoint(tmp_path / "rm", classifier=True)
-    with Critic.from_pretrained(str(path), backend_options={"device": "cpu"}, style="compact") as c:
-        assert c.is_scalar
+    with Critic.from_pretrained(str(path), backend_options={"device": "cpu"}) as c:
+        assert c.is_scalar and c.spec.layout == "reward"
         out = c.critique([{"question": "q", "response": "2+2=4"}, {"question": "q", "response": "2+2=5"}])
     assert all(isinstance(x.score, float) for x in out) and out[0].score != out[1].score
     assert out[0].verdict.ok and out[0].text == ""

@@ -57,8 +57,8 @@ def test_a_killed_server_costs_its_items_only_and_restarting_restores_scoring(tm
     seen = []  # (failed, invalid) after each step
     original = reward._finish
 
-    def finish(results, kwargs):
-        out = original(results, kwargs)
+    def finish(items, critiques, kwargs):
+        out = original(items, critiques, kwargs)
         seen.append((reward.failed, reward.invalid))
         return out
 

@@ -29,7 +29,7 @@ def vlm_critic(tmp_path_factory):
                                     backend_options={"device": "cpu"}, task="pairwise", style="compact",
                                     max_new_tokens=6)
     seen = []
-    _, tower = vision_tower(critic.backend.model)
+    _, tower = vision_tower(critic.backend.lm.model)
     handle = tower.register_forward_hook(lambda module, args, output: seen.append(args[0].shape))
     with serve_in_background(critic) as (url, _):
         yield url, seen

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from critics import cli
+from critics.judging.spec import CriticSpec
 from critics.serving import server
 from critics.serving.critic import Critic
 
@@ -14,9 +17,9 @@ def captured(monkeypatch):
     """Run ``critics serve`` without loading a model or listening: record what it would serve."""
     seen = {}
 
-    def fake_from_pretrained(path, backend="transformers", *, backend_options=None, **settings):
-        seen.update(path=path, backend=backend, options=backend_options, critic=settings)
-        return "critic"
+    def fake_from_pretrained(path, backend="transformers", *, backend_options=None, spec=None, **settings):
+        seen.update(path=path, backend=backend, options=backend_options, critic=settings, spec=spec)
+        return SimpleNamespace(spec=CriticSpec())
 
     monkeypatch.setattr(Critic, "from_pretrained", staticmethod(fake_from_pretrained))
     monkeypatch.setattr(server, "serve", lambda critic, settings: seen.update(settings=settings))

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from critics.config import ConfigError
-from critics.serving.backends import Backend
+from critics.judging.chat import ChatModel
 from critics.serving.critic import Critic
 from critics.serving.server import ServerSettings, create_app
 
@@ -86,16 +86,16 @@ def test_get_reward_rejects_malformed_bodies_with_a_message_naming_the_problem(c
 
 
 def test_a_non_finite_scalar_score_counts_as_invalid_not_as_a_crash():
-    class NaNScorer(Backend):
-        name, is_scalar = "nan-scorer", True
+    class NaNScorer(ChatModel):
+        name, kind = "nan-scorer", "scalar"
 
         def scalar_scores(self, conversations):
             return [math.nan, 0.5][: len(conversations)]
 
-    critic = Critic(NaNScorer(), style="compact", max_wait_ms=50)
+    critic = Critic(NaNScorer(), max_wait_ms=50)
     with client_for(critic, invalid_reward=-2) as client:
         reward = client.post("/get_reward", json={"query": ["x", "y"]}).json()
-        result = client.post("/score", json={"items": [{"response": "x"}]}).json()["results"][0]
+        result = client.post("/score", json={"items": [{"question": "q", "response": "x"}]}).json()["results"][0]
     assert reward["rewards"] == [-2.0, 0.5] and isinstance(reward["rewards"][0], float)
     assert reward["extra_logs"]["critic_valid"] == [0.0, 1.0]
     assert result["score"] is None and not result["valid"] and result["reason"] == "non-finite score"
@@ -156,8 +156,9 @@ def test_chat_completions_answers_in_the_openai_shape_with_n_choices_in_one_batc
     assert [c["index"] for c in out["choices"]] == [0, 1, 2]
     assert all(c["message"] == {"role": "assistant", "content": "echo: hello"} for c in out["choices"])
     assert all(c["finish_reason"] == "stop" for c in out["choices"])
-    assert out["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}  # no tokenizer
-    assert critic.backend.calls == [(3, 7, 0.5)]
+    usage = out["usage"]  # estimated: the scripted backend has no tokenizer
+    assert usage["prompt_tokens"] > 0 and usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert critic.backend.calls == [(1, 7, 0.5)]  # one conversation, its n samples in one call
 
 
 def test_chat_completions_defaults_and_text_parts(make_critic):

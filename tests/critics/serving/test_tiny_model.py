@@ -50,7 +50,7 @@ def test_a_tiny_model_serves_score_get_reward_and_chat(tiny_checkpoint, one_thre
         page = client.get("/metrics").text
     assert [r.status_code for r in (scored, rewarded, chat)] == [200, 200, 200]
     results = scored.json()["results"]
-    assert len(results) == 2 and all(set(r) == {"score", "verdict", "valid", "reason", "critique"} for r in results)
+    assert len(results) == 2 and all(set(r) == {"score", "verdict", "valid", "ok", "reason", "prompt", "critique"} for r in results)
     assert all(r["score"] is None or 0.0 <= r["score"] <= 1.0 for r in results)
     reward = rewarded.json()
     assert len(reward["rewards"]) == 2 and all(isinstance(x, float) for x in reward["rewards"])
@@ -105,7 +105,7 @@ def test_critics_serve_finishes_requests_in_flight_on_sigterm(tiny_checkpoint):
         for caller in callers:
             caller.start()
         deadline = time.monotonic() + 60
-        while metric(httpx.get(url + "/metrics", headers={"X-API-Key": "k"}).text, "critics_in_flight") < 3:
+        while metric(httpx.get(url + "/metrics", headers={"X-API-Key": "k"}).text, "critics_in_flight") < 6:  # all six queued: none races the shutdown
             assert time.monotonic() < deadline, "the requests never reached the batcher"
             time.sleep(0.01)
         process.send_signal(signal.SIGTERM)

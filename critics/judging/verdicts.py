@@ -1,13 +1,10 @@
-r"""Parse a critic's output into a verdict: the only parser of critic output (DESIGN.md, "Verdicts").
+r"""Boxes and verdicts: the one parser of critic output (DESIGN.md, "Verdicts").
 
 A critic writes free text that ends in one canonical verdict, the last ``\boxed{...}``, after an
-optional leading ``<think>...</think>`` block:
-
-| task | verdict | ``Verdict.value`` |
-|---|---|---|
-| pointwise | ``\boxed{Correct}`` / ``\boxed{Incorrect}`` | ``"correct"`` / ``"incorrect"`` (the schema's labels) |
-| pairwise | ``\boxed{A}`` / ``\boxed{B}`` | ``"A"`` / ``"B"`` |
-| step | ``\boxed{k}``, the first wrong step (0-based), ``\boxed{-1}`` if none | ``k`` (an int) |
+optional leading ``<think>...</think>`` block. What a box may hold is the task's business (its row
+in ``critics.judging.tasks`` names a normaliser: ``Choices`` or ``Index``); the rules below are
+the same for every task, and ``critics.judging.checks`` (RLAC's checks) reads boxes with the same
+public pieces (``split_think``, ``find_boxes``, ``own_boxes``, ``unwrap``).
 
 Rules that close the obvious reward hacks (each failure has its ``reason``):
 
@@ -37,36 +34,34 @@ Lenient where a human reader would be: whitespace inside the box, any letter cas
 Strict where a hacker would probe: only ASCII spellings count (no look-alike or fullwidth letters,
 no zero-width characters, no Unicode digits: ``int("３")`` would accept what this parser refuses).
 
->>> parse_verdict(r"The arithmetic in step 2 is wrong. \boxed{Incorrect}", "pointwise")
-Verdict(value='incorrect', ok=True, reason='ok')
->>> parse_verdict(r"<think>\boxed{A}? No.</think> B explains it better. \boxed{\textbf{B}}.", "pairwise")
+>>> AB = Choices({"a": "A", "b": "B"})
+>>> parse_boxed(r"<think>\boxed{A}? No.</think> B explains it better. \boxed{\textbf{B}}.", AB)
 Verdict(value='B', ok=True, reason='ok')
->>> parse_verdict(r"\boxed{Correct} ... \boxed{Incorrect}", "pointwise").reason
+>>> parse_boxed(r"\boxed{A} ... \boxed{B}", AB).reason
 'conflicting verdicts'
->>> parse_verdict(r"It says 'so the answer is \boxed{B}'.", "pairwise", quoted=["... so the answer is \\boxed{B}"]).reason
+>>> parse_boxed(r"It says 'so the answer is \boxed{B}'.", AB, quoted=["... so the answer is \\boxed{B}"]).reason
 'verdict inside the quoted solution'
->>> parse_verdict(r"Step 1 divides by zero. \boxed{1}", "step")
+>>> parse_boxed(r"Step 1 divides by zero. \boxed{1}", Index())
 Verdict(value=1, ok=True, reason='ok')
->>> parse_verdict("\\boxed{\u0421orrect}", "pointwise").reason
-'invalid verdict'
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-VERDICT_TASKS = ("pointwise", "pairwise", "step")
 QUOTE_CONTEXT_CHARS = 10  # matching context around a box that marks it as copied from a quoted text
 MIN_CRITIQUE_CHARS = 10  # letters or digits outside the boxes for ``require_critique``
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 _BOX_START = re.compile(r"\\boxed\s*\{")
 _WRAPPER = re.compile(r"\\(?:text|textbf|textrm|texttt|mathrm|mathbf|mathtt)\s*\{(.*)\}", re.DOTALL)
-_POINTWISE = {"correct": "correct", "incorrect": "incorrect"}
-_PAIRWISE = {"a": "A", "b": "B"}
-_STEP = re.compile(r"-1|0|[1-9][0-9]*")  # ASCII digits only, no sign but -1, no leading zeros
+_INDEX = re.compile(r"-1|0|[1-9][0-9]*")  # ASCII digits only, no sign but -1, no leading zeros
+_NATURAL = re.compile(r"0|[1-9][0-9]*")
+
+Normalizer = Callable[[str], Any]  # a box's content -> the canonical value, or None
 
 
 @dataclass(frozen=True)
@@ -78,62 +73,93 @@ class Verdict:
     reason: str
 
 
+def fail(reason: str) -> Verdict:
+    """A verdict that is not one, with its reason."""
+    return Verdict(None, False, reason)
+
+
 @dataclass(frozen=True)
-class _Box:
-    start: int  # index of the backslash
-    end: int  # index after the closing brace
+class Box:
+    """One ``\\boxed{...}``: where it starts (the backslash), where it ends (after ``}``), its content."""
+
+    start: int
+    end: int
     content: str
 
 
-def parse_verdict(text: str, task: str, *, quoted: Iterable[str] = (), max_chars: int | None = None,
-                  require_critique: bool = False, require_think: bool = False) -> Verdict:
-    """Parse a critic's output into its verdict for ``task`` (never raises on the text).
+@dataclass(frozen=True)
+class Choices:
+    """A verdict that is one of a few words: ``mapping`` from the lower-cased spelling to the value.
+
+    >>> Choices({"correct": "correct", "incorrect": "incorrect"})(r" \\text{Correct} ")
+    'correct'
+    """
+
+    mapping: dict[str, str]
+
+    def __call__(self, content: str) -> str | None:
+        content = unwrap(content)
+        return self.mapping.get(content.lower()) if content.isascii() else None
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.mapping.items())))
+
+
+@dataclass(frozen=True)
+class Index:
+    """A verdict that is an index: ASCII digits, no leading zeros, and ``-1`` when ``allow_none``.
+
+    >>> [Index()(c) for c in ["-1", "3", "03", "-2", "\u0663", "1_0"]]
+    [-1, 3, None, None, None, None]
+    """
+
+    allow_none: bool = True
+
+    def __call__(self, content: str) -> int | None:
+        content = unwrap(content)
+        pattern = _INDEX if self.allow_none else _NATURAL
+        return int(content) if content.isascii() and pattern.fullmatch(content) else None
+
+
+def parse_boxed(text: str, normalize: Normalizer, *, quoted: Iterable[str] = (), max_chars: int | None = None,
+                require_critique: bool = False, require_think: bool = False) -> Verdict:
+    """Parse a critic's output into the verdict its last own box holds (never raises on the text).
 
     Args:
         text: the critic's output.
-        task: ``pointwise``, ``pairwise`` or ``step``.
+        normalize: a box's content -> its value or None (``Choices``, ``Index``).
         quoted: the texts the critic was shown and judges; boxes copied from them do not count.
         max_chars: longer outputs get no verdict (``None``: no limit).
         require_critique: a bare box without critique text gets no verdict.
         require_think: an output without a think block gets no verdict.
 
-    >>> parse_verdict(r"\\boxed{ correct }", "pointwise").value
-    'correct'
-    >>> parse_verdict(r"\\boxed{Correct}", "pointwise", require_critique=True).reason
+    >>> parse_boxed(r"\\boxed{Correct}", Choices({"correct": "correct"}), require_critique=True).reason
     'no critique'
     """
-    if task not in VERDICT_TASKS:
-        raise ValueError(f"no verdicts for task {task!r} (valid: {', '.join(VERDICT_TASKS)})")
     if not isinstance(text, str):
-        return _fail("no verdict")
+        return fail("no verdict")
     if max_chars is not None and len(text) > max_chars:
-        return _fail("too long")
+        return fail("too long")
     split = split_think(text)
     if split is None:
-        return _fail("malformed think block")
+        return fail("malformed think block")
     think, visible = split
     if require_think and think is None:
-        return _fail("no think block")
-    boxes = _find_boxes(visible)
+        return fail("no think block")
+    boxes = find_boxes(visible)
     if boxes is None:
-        return _fail("malformed box")
-    quoted = [q for q in quoted if isinstance(q, str) and q]
-    seen: dict[str, bool] = {}
-    own = [box for box in boxes if not _is_copied(visible, box, quoted, seen)]
+        return fail("malformed box")
+    own = own_boxes(visible, boxes, quoted)
     if not own:
-        return _fail("verdict inside the quoted solution" if boxes else "no verdict")
-    values = [normalize_verdict(box.content, task) for box in own]
+        return fail("verdict inside the quoted solution" if boxes else "no verdict")
+    values = [normalize(box.content) for box in own]
     if values[-1] is None:
-        return _fail("invalid verdict")
+        return fail("invalid verdict")
     if any(value is not None and value != values[-1] for value in values):
-        return _fail("conflicting verdicts")
-    if require_critique and _critique_chars(think, visible, boxes) < MIN_CRITIQUE_CHARS:
-        return _fail("no critique")
+        return fail("conflicting verdicts")
+    if require_critique and critique_chars(think, visible, boxes) < MIN_CRITIQUE_CHARS:
+        return fail("no critique")
     return Verdict(values[-1], True, "ok")
-
-
-def _fail(reason: str) -> Verdict:
-    return Verdict(None, False, reason)
 
 
 def split_think(text: str) -> tuple[str | None, str] | None:
@@ -156,9 +182,15 @@ def split_think(text: str) -> tuple[str | None, str] | None:
     return think, visible
 
 
-def _find_boxes(text: str) -> list[_Box] | None:
-    """Every ``\\boxed{...}`` in order; None if one is unclosed or nested in another."""
-    boxes: list[_Box] = []
+def find_boxes(text: str) -> list[Box] | None:
+    """Every ``\\boxed{...}`` in order; None if one is unclosed or nested in another.
+
+    >>> find_boxes(r"a \\boxed{1} b \\boxed{x}")
+    [Box(start=2, end=11, content='1'), Box(start=14, end=23, content='x')]
+    >>> find_boxes(r"\\boxed{\\boxed{1}}") is None
+    True
+    """
+    boxes: list[Box] = []
     for match in _BOX_START.finditer(text):
         if boxes and match.start() < boxes[-1].end:
             return None  # a box inside a box
@@ -168,30 +200,23 @@ def _find_boxes(text: str) -> list[_Box] | None:
             i += 1
         if depth:
             return None
-        boxes.append(_Box(match.start(), i, text[match.end():i - 1]))
+        boxes.append(Box(match.start(), i, text[match.end():i - 1]))
     return boxes
 
 
-def normalize_verdict(content: str, task: str) -> str | int | None:
-    r"""The canonical verdict for a box's content, or None if it is not one.
+def own_boxes(text: str, boxes: list[Box], quoted: Iterable[str]) -> list[Box]:
+    """The boxes of ``text`` that are not copies of a quoted text (the rule in the module docstring)."""
+    sources = [q for q in quoted if isinstance(q, str) and q]
+    seen: dict[str, bool] = {}  # windows already looked up: a hostile output repeats boxes
+    return [box for box in boxes if not _is_copied(text, box, sources, seen)]
 
-    >>> [normalize_verdict(c, "pairwise") for c in [" B ", r"\text{(b)}", "B.", "A/B", "Ｂ", ""]]
-    ['B', 'B', 'B', None, None, None]
-    >>> [normalize_verdict(c, "step") for c in ["-1", "3", "03", "-2", "\u0663", "1_0"]]
-    [-1, 3, None, None, None, None]
+
+def unwrap(content: str) -> str:
+    r"""Strip whitespace, one trailing period, and wrappers a human would read through.
+
+    >>> unwrap(r" \text{(B)} ")
+    'B'
     """
-    content = _unwrap(content)
-    if not content.isascii():  # look-alikes, fullwidth letters, zero-width characters
-        return None
-    if task == "pointwise":
-        return _POINTWISE.get(content.lower())
-    if task == "pairwise":
-        return _PAIRWISE.get(content.lower())
-    return int(content) if _STEP.fullmatch(content) else None
-
-
-def _unwrap(content: str) -> str:
-    """Strip whitespace, one trailing period, and wrappers a human would read through."""
     for _ in range(4):  # \text{(B)} needs two rounds; a bound keeps hostile input cheap
         content = content.strip()
         inner = None
@@ -207,6 +232,16 @@ def _unwrap(content: str) -> str:
     return content[:-1].rstrip() if content.endswith(".") else content
 
 
+def critique_chars(think: str | None, visible: str, boxes: list[Box]) -> int:
+    """Letters and digits outside the boxes (the think block included)."""
+    outside, last = [think or ""], 0
+    for box in boxes:
+        outside.append(visible[last:box.start])
+        last = box.end
+    outside.append(visible[last:])
+    return sum(ch.isalnum() for part in outside for ch in part)
+
+
 def _balanced(text: str) -> bool:
     depth = 0
     for ch in text:
@@ -216,9 +251,9 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
-def _is_copied(text: str, box: _Box, quoted: list[str], seen: dict[str, bool]) -> bool:
+def _is_copied(text: str, box: Box, quoted: list[str], seen: dict[str, bool]) -> bool:
     """Whether the box with ``QUOTE_CONTEXT_CHARS`` characters around it (split any way between its
-    two sides) appears in a quoted text. ``seen`` caches windows: a hostile output repeats boxes."""
+    two sides) appears in a quoted text."""
     for left in range(QUOTE_CONTEXT_CHARS + 1):
         start, end = box.start - left, box.end + QUOTE_CONTEXT_CHARS - left
         if start < 0 or end > len(text):
@@ -229,12 +264,3 @@ def _is_copied(text: str, box: _Box, quoted: list[str], seen: dict[str, bool]) -
         if seen[window]:
             return True
     return False
-
-
-def _critique_chars(think: str | None, visible: str, boxes: list[_Box]) -> int:
-    outside, last = [think or ""], 0
-    for box in boxes:
-        outside.append(visible[last:box.start])
-        last = box.end
-    outside.append(visible[last:])
-    return sum(ch.isalnum() for part in outside for ch in part)

@@ -1,9 +1,10 @@
-r"""Critic prompt templates, one per task: a record row -> chat messages for TRL's ``prompt`` column.
+r"""Critic prompt templates, one per task: a record row -> the text of the critic's user message.
 
-Records are template-free (DESIGN.md, "Records"); a recipe renders prompts when it trains:
+Records are template-free (DESIGN.md, "Records"); each task's row in ``critics.judging.tasks`` names
+its template here, and ``tasks.render`` wraps the text into chat messages (``compose``):
 
 >>> row = {"task": "step", "question": "2*3+1?", "steps": ["2*3 = 5", "5+1 = 6"], "label": 0}
->>> print(render(row, style="compact")[-1]["content"])
+>>> print(step_template(row, "compact"))
 Step 0: 2*3 = 5
 Step 1: 5+1 = 6
 First wrong step, or -1?
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from data_pipelines.registry import Registry, did_you_mean
+from data_pipelines.registry import did_you_mean
 
 STYLES = ("default", "compact", "long_cot")
 SYSTEM_PROMPT = ("You are a meticulous critic. You check solutions and responses carefully, explain "
@@ -42,7 +43,6 @@ LONG_COT_INSTRUCTIONS = (
     "your critique alone. Then give the verdict in \\boxed{} as asked above.")
 
 Template = Callable[[dict[str, Any], str], str]  # (row, style) -> user message text
-TEMPLATES: Registry[Template] = Registry("template")
 
 
 def _field(row: dict[str, Any], name: str) -> Any:
@@ -53,7 +53,6 @@ def _field(row: dict[str, Any], name: str) -> Any:
     return value
 
 
-@TEMPLATES.register("pointwise")
 def pointwise_template(row: dict[str, Any], style: str = "default") -> str:
     """Question + one solution -> a critique ending in ``\\boxed{Correct}`` or ``\\boxed{Incorrect}``.
 
@@ -69,7 +68,6 @@ def pointwise_template(row: dict[str, Any], style: str = "default") -> str:
             "correct, or \\boxed{Incorrect} if it is not.")
 
 
-@TEMPLATES.register("pairwise")
 def pairwise_template(row: dict[str, Any], style: str = "default") -> str:
     """Question + responses A and B -> a comparison ending in ``\\boxed{A}`` or ``\\boxed{B}``.
 
@@ -87,7 +85,6 @@ def pairwise_template(row: dict[str, Any], style: str = "default") -> str:
             "is better, or \\boxed{B} if Response B is better.")
 
 
-@TEMPLATES.register("step")
 def step_template(row: dict[str, Any], style: str = "default") -> str:
     """Question + steps numbered from 0 -> the first wrong step in ``\\boxed{k}``, ``-1`` if none."""
     steps = "\n".join(f"Step {i}: {step}" for i, step in enumerate(_field(row, "steps")))
@@ -101,71 +98,53 @@ def step_template(row: dict[str, Any], style: str = "default") -> str:
             "own line, or -1 in \\boxed{} if every step is correct.")
 
 
-def render(row: dict[str, Any], *, style: str = "default", think: bool = False,
-           images: int | None = None) -> list[dict[str, Any]]:
-    """Chat messages for one record row, chosen by its ``task`` column.
+CHECK_KINDS = {"code": "one test input (the call's arguments) on which the program most likely fails",
+               "factual": "the one claim of the answer most likely to be false"}
 
-    ``images`` (a count, 0 included) asks for a vision-language prompt: every content is a list of
-    parts, the user's opening with one ``{"type": "image"}`` placeholder per image, which TRL fills
-    from the row's ``images`` column. Every row of a dataset then has the same shape, so Arrow can
-    store rows with and without images side by side.
 
-    >>> [m["role"] for m in render({"task": "pointwise", "question": "q", "response": "r"})]
-    ['system', 'user']
-    >>> render({"task": "pointwise", "question": "q", "response": "r"}, style="compact", think=True)
-    [{'role': 'user', 'content': 'r\\nCorrect or Incorrect?\\nThink in <think> </think> first.'}]
-    >>> render({"task": "pointwise", "question": "q", "response": "r"}, style="compact", images=1)
-    [{'role': 'user', 'content': [{'type': 'image'}, {'type': 'text', 'text': 'r\\nCorrect or Incorrect?'}]}]
+def adversarial_template(row: dict[str, Any], style: str = "default") -> str:
+    """RLAC's critic: the task and the generator's output -> one check in ``\\boxed{}`` (``critics.judging.checks``).
+
+    The row's ``validator`` names the check kind; ``synthetic_sums`` asks for an item index.
+
+    >>> adversarial_template({"question": "Add.", "output": "1+2=3", "validator": "synthetic_sums"})
+    'Add.\\n1+2=3\\nWrong item?'
     """
+    question, output, kind = _field(row, "question"), _field(row, "output"), _field(row, "validator")
+    if kind == "synthetic_sums":
+        return f"{question}\n{output}\nWrong item?"
+    wanted = CHECK_KINDS.get(kind, "one check most likely to fail")
+    return (f"## Task\n{question}\n\n## Answer\n{output}\n\nPropose {wanted}. Think first, then put exactly "
+            "one check in \\boxed{} at the end.")
+
+
+def check_style(style: str) -> None:
+    """Raise ``ValueError`` for a style that is not one of ``STYLES``."""
     if style not in STYLES:
         raise ValueError(f"unknown template style '{style}'{did_you_mean(style, STYLES)}")
-    text = TEMPLATES.get(row.get("task", ""))(row, "default" if style == "long_cot" else style)
+
+
+def compose(text: str, *, style: str = "default", think: bool = False, images: int | None = None,
+            system: bool = True) -> list[dict[str, Any]]:
+    """Chat messages around a template's text: the think or long-CoT instructions appended, a system
+    message for ``default`` and ``long_cot`` (unless ``system`` is False), and with ``images`` (a
+    count, 0 included) every content a list of parts, the user's opening with one
+    ``{"type": "image"}`` placeholder per image, which TRL fills from the row's ``images`` column.
+    Every row of a dataset then has the same shape, so Arrow can store rows with and without images.
+
+    >>> compose("r\\nCorrect or Incorrect?", style="compact", think=True)
+    [{'role': 'user', 'content': 'r\\nCorrect or Incorrect?\\nThink in <think> </think> first.'}]
+    >>> compose("r", style="compact", images=1)
+    [{'role': 'user', 'content': [{'type': 'image'}, {'type': 'text', 'text': 'r'}]}]
+    """
+    check_style(style)
     if style == "long_cot":
         text += "\n\n" + LONG_COT_INSTRUCTIONS
     elif think:
         text += "\n" + (COMPACT_THINK_SUFFIX if style == "compact" else THINK_SUFFIX)
     if images is None:
-        user, system = {"role": "user", "content": text}, {"role": "system", "content": SYSTEM_PROMPT}
+        user, first = {"role": "user", "content": text}, {"role": "system", "content": SYSTEM_PROMPT}
     else:
         user = {"role": "user", "content": [*[{"type": "image"}] * images, {"type": "text", "text": text}]}
-        system = {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]}
-    return [user] if style == "compact" else [system, user]
-
-
-def add_prompts(dataset, *, style: str = "default", think: bool = False, images: bool = False):
-    """Return ``dataset`` (a ``datasets.Dataset``) with a ``prompt`` column of chat messages for TRL.
-
-    Each row is rendered with its own task's template, so a dataset may mix tasks. ``images=True``
-    renders vision-language prompts with one image placeholder per entry of the row's ``images``.
-    """
-    if style not in STYLES:  # fail before ``map`` wraps the error in a traceback per worker
-        raise ValueError(f"unknown template style '{style}'{did_you_mean(style, STYLES)}")
-
-    def prompt(row: dict[str, Any]) -> dict[str, Any]:
-        count = len(row.get("images") or []) if images else None
-        return {"prompt": render(row, style=style, think=think, images=count)}
-
-    return dataset.map(prompt, desc=f"rendering {style} critic prompts")
-
-
-def quoted_texts(row: dict[str, Any]) -> list[str]:
-    """The texts the critic was shown, for the verdict parser's ``quoted``: the ones being judged
-    (``response``; ``response_a`` and ``response_b``; each step and all steps joined) and the
-    question, which may carry boxes too (a multiple-choice question showing ``\\boxed{A}``).
-
-    >>> quoted_texts({"task": "pairwise", "question": "q", "response_a": "a", "response_b": "b"})
-    ['q', 'a', 'b']
-    >>> quoted_texts({"task": "step", "question": "q", "steps": ["s0", "s1"]})
-    ['q', 's0', 's1', 's0\\ns1']
-    """
-    task = row.get("task")
-    if task == "pointwise":
-        judged = [row.get("response")]
-    elif task == "pairwise":
-        judged = [row.get("response_a"), row.get("response_b")]
-    elif task == "step":
-        steps = [s for s in row.get("steps") or [] if isinstance(s, str)]
-        judged = [*steps, "\n".join(steps)]
-    else:
-        judged = []
-    return [text for text in [row.get("question"), *judged] if isinstance(text, str) and text]
+        first = {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]}
+    return [user] if style == "compact" or not system else [first, user]

@@ -10,7 +10,7 @@ kind (the validator key in ``data_pipelines.verifiers.validators.VALIDATORS``):
 | ``factual`` | one claim line of the output, as written there | the claim, stripped |
 | ``synthetic_sums`` | an item index (0-based) | ``"2"`` |
 
-The verdict parser's rules against reward hacking carry over (``critics.verdicts``): a box copied
+The verdict parser's rules against reward hacking carry over (``critics.judging.verdicts``): a box copied
 from the judged output (``quoted``) does not count, two boxes with different checks are a
 conflict, unclosed or nested boxes and malformed think blocks are refused. The code check is read
 exactly as written (no ``\text{}`` or parenthesis unwrapping: ``(3, [1, 2])`` is one tuple
@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from critics.verdicts import _find_boxes, _is_copied, _unwrap, split_think
+from critics.judging.verdicts import find_boxes, own_boxes, split_think, unwrap
 from data_pipelines.verifiers.validators import Validation, Validator, normalize_claim, parse_call_args
 
 CHECK_KINDS = ("code", "factual", "synthetic_sums")
@@ -84,12 +84,10 @@ def parse_check(text: str, kind: str, *, quoted: Iterable[str] = (), max_chars: 
     if split is None:
         return ParsedCheck(None, "malformed think block")
     visible = split[1]
-    boxes = _find_boxes(visible)
+    boxes = find_boxes(visible)
     if boxes is None:
         return ParsedCheck(None, "malformed box")
-    quoted = [q for q in quoted if isinstance(q, str) and q]
-    seen: dict[str, bool] = {}
-    own = [box for box in boxes if not _is_copied(visible, box, quoted, seen)]
+    own = own_boxes(visible, boxes, quoted)
     if not own:
         return ParsedCheck(None, "check inside the quoted output" if boxes else "no check")
     if not _AFTER_BOX.fullmatch(visible[own[-1].end:]):
@@ -114,7 +112,7 @@ def normalize_check(content: str, kind: str) -> str | None:
     """
     if kind == "code":
         return parse_call_args(content.strip())
-    content = _unwrap(content)
+    content = unwrap(content)
     if kind == "synthetic_sums":
         return content if _INDEX.fullmatch(content) else None
     return content if content and "\n" not in content else None

@@ -1,0 +1,142 @@
+"""``RemoteCritic``: a running ``critics serve`` behind ``Critic``'s interface (``critique``, ``score``, ``spec``).
+
+Items go to ``POST /score`` in chunks of ``max_items``; the spec comes from ``GET /spec`` (read once).
+A chunk whose request fails (server down, timeout, 5xx) comes back as critiques whose verdict
+reason is ``unreachable`` and whose score is None, never as zeros. ``open_critic`` takes a URL or a
+checkpoint alike, so eval, ``policy_grpo``, actors and rewards accept either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+from collections.abc import Sequence
+from typing import Any
+
+from critics.judging.judge import Critique
+from critics.judging.spec import CriticSpec, spec_from_dict
+from critics.judging.verdicts import Verdict, fail
+
+UNREACHABLE = "unreachable"
+Item = dict[str, Any]
+
+
+def is_url(target: Any) -> bool:
+    """Whether ``target`` names a server (``http://...``, ``https://...``, or ``host:port`` that is no
+    local folder) rather than a checkpoint.
+
+    >>> is_url("http://localhost:8000"), is_url("127.0.0.1:8000"), is_url("outputs/demo/grpo/final")
+    (True, True, False)
+    """
+    if not isinstance(target, str):
+        return False
+    if target.startswith(("http://", "https://")):
+        return True
+    return re.fullmatch(r"[\w.-]+:\d{1,5}", target) is not None and not Path(target).exists()
+
+
+class RemoteCritic:
+    """A client of ``critics serve`` (sync and async)."""
+
+    def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 60.0, max_items: int = 64):
+        self.url = (url if "://" in url else f"http://{url}").rstrip("/")
+        self.api_key, self.timeout, self.max_items = api_key or os.environ.get("CRITICS_API_KEY"), timeout, max_items
+        self._spec: CriticSpec | None = None
+
+    @property
+    def spec(self) -> CriticSpec:
+        """The served critic's spec (``GET /spec``, read once); ``ConnectionError`` if the server cannot say."""
+        if self._spec is None:
+            import httpx
+
+            try:
+                response = httpx.get(f"{self.url}/spec", headers=self._headers(), timeout=self.timeout)
+                response.raise_for_status()
+                self._spec = spec_from_dict(response.json())
+            except (httpx.HTTPError, ValueError) as error:
+                raise ConnectionError(f"{self.url}/spec: {error}") from None
+        return self._spec
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.spec.tasks)
+
+    @property
+    def task(self) -> str:
+        return self.spec.task
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.spec.scalar
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def _chunks(self, items: Sequence[Item]) -> list[list[Item]]:
+        return [list(items[i:i + self.max_items]) for i in range(0, len(items), self.max_items)]
+
+    def critique(self, items: Sequence[Item], timeout: float | None = None) -> list[Critique]:
+        """The server's judgment of each item; ``unreachable`` critiques for a chunk that failed."""
+        import httpx
+
+        out: list[Critique] = []
+        with httpx.Client(timeout=timeout or self.timeout, headers=self._headers()) as client:
+            for chunk in self._chunks(items):
+                try:
+                    response = client.post(f"{self.url}/score", json={"items": chunk})
+                    response.raise_for_status()
+                    out += [as_critique(r) for r in response.json()["results"]]
+                except (httpx.HTTPError, KeyError, ValueError, TypeError):
+                    out += [unreachable() for _ in chunk]
+        return out
+
+    async def acritique(self, items: Sequence[Item]) -> list[Critique]:
+        """``critique`` for asyncio callers; chunks go out concurrently."""
+        import httpx
+
+        async with httpx.AsyncClient(timeout=self.timeout, headers=self._headers()) as client:
+            async def one(chunk):
+                try:
+                    response = await client.post(f"{self.url}/score", json={"items": chunk})
+                    response.raise_for_status()
+                    return [as_critique(r) for r in response.json()["results"]]
+                except (httpx.HTTPError, KeyError, ValueError, TypeError):
+                    return [unreachable() for _ in chunk]
+
+            results = await asyncio.gather(*(one(c) for c in self._chunks(items)))
+        return [r for chunk in results for r in chunk]
+
+    def score(self, items: Sequence[Item], timeout: float | None = None) -> list[float | None]:
+        """The score of each item (None where it has none)."""
+        return [c.score for c in self.critique(items, timeout)]
+
+    def close(self) -> None:
+        """Nothing to release (a client per call)."""
+
+
+def as_critique(result: dict[str, Any]) -> Critique:
+    """A ``/score`` result as a ``Critique``."""
+    verdict = Verdict(result.get("verdict"), bool(result.get("ok", result.get("valid"))), str(result.get("reason", "")))
+    return Critique(str(result.get("critique") or ""), verdict, result.get("score"), str(result.get("prompt", "ok")))
+
+
+def unreachable() -> Critique:
+    """The critique of an item whose request failed."""
+    return Critique("", fail(UNREACHABLE), None, "ok")
+
+
+def open_critic(target: Any, **options) -> Any:
+    """A ``Critic`` or ``RemoteCritic`` for a checkpoint path or hub name, a URL, or one already open.
+
+    ``options`` are ``Critic.from_pretrained``'s for a checkpoint (spec overrides included) and
+    ``RemoteCritic``'s (``api_key``, ``timeout``) for a URL.
+    """
+    if not isinstance(target, str):
+        return target
+    if is_url(target):
+        return RemoteCritic(target, **{k: v for k, v in options.items() if k in ("api_key", "timeout", "max_items")})
+    from critics.serving.critic import Critic
+
+    return Critic.from_pretrained(target, **options)
