@@ -237,9 +237,9 @@ async def compute_score_async(data_source: str, solution_str: str, ground_truth:
             text = response.json()["choices"][0]["message"]["content"] or ""
     except (httpx.HTTPError, KeyError, ValueError, IndexError):
         return _verl_result(None, invalid_score)
-    from critics.judging.tasks import read_verdict
+    from critics.judging.tasks import read_verdict, verdict_score  # ``task`` is an argument here
 
-    return _verl_result(task(row["task"]).score(read_verdict(text, row), row), invalid_score)
+    return _verl_result(verdict_score(read_verdict(text, row), row), invalid_score)
 
 
 _SPECS: dict[str, Any] = {}
