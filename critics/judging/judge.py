@@ -43,6 +43,39 @@ class Critique:
     prompt: str = "ok"
 
 
+class CriticBase:
+    """The interface ``Critic`` (in process) and ``RemoteCritic`` (a URL) share, so that eval,
+    rewards, actors and recipes take either: ``critique(items)``, ``score(items)`` and ``spec``
+    (with the ``tasks``, default ``task`` and ``is_scalar`` it implies)."""
+
+    spec: CriticSpec
+
+    def critique(self, items: Sequence[dict[str, Any]], timeout: float | None = None) -> list[Critique]:
+        """One ``Critique`` per item, in order."""
+        raise NotImplementedError
+
+    def score(self, items: Sequence[dict[str, Any]], timeout: float | None = None) -> list[float | None]:
+        """The score of each item (None where the critic gave none)."""
+        return [c.score for c in self.critique(items, timeout)]
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.spec.tasks)
+
+    @property
+    def task(self) -> str:
+        """The default task of items that name none."""
+        return self.spec.task
+
+    @property
+    def is_scalar(self) -> bool:
+        """True for a scalar model (scores, no critiques)."""
+        return self.spec.scalar
+
+    def close(self) -> None:
+        """Release what the critic holds."""
+
+
 def conversation(row: dict[str, Any], spec: CriticSpec, images: bool) -> list[dict]:
     """The critic's prompt for a row; with ``images`` (a vision critic) the row's images go in it."""
     if not images:

@@ -46,9 +46,6 @@ from data_pipelines.registry import as_plain
 SPEC_FILE = "critic_spec.json"
 LAYOUTS = ("chat", "reward", *SCALAR_LAYOUTS)
 logger = logging.getLogger("critics.spec")
-VERDICT_FORMATS = {"pointwise": "\\boxed{Correct} or \\boxed{Incorrect}", "pairwise": "\\boxed{A} or \\boxed{B}",
-                   "step": "\\boxed{k}: the first wrong step from 0, -1 if none",
-                   "adversarial": "one check in \\boxed{}", "reference": "a scalar score"}
 
 
 @dataclass
@@ -143,8 +140,8 @@ class CriticSpec:
     @property
     def verdict_format(self) -> str:
         """The verdict(s) the critic writes, in words (model cards, ``/spec``)."""
-        return "; ".join(f"{t}: {VERDICT_FORMATS.get(t, '?')}" if len(self.tasks) > 1 else VERDICT_FORMATS.get(t, "?")
-                         for t in self.tasks)
+        formats = [task(t).verdict_format for t in self.tasks]
+        return formats[0] if len(formats) == 1 else "; ".join(f"{t}: {f}" for t, f in zip(self.tasks, formats))
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-ready values (what ``critic_spec.json`` and ``GET /spec`` hold)."""

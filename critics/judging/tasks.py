@@ -56,6 +56,7 @@ class Task:
         swapped: for a task judged in both orders, the field pairs that trade places.
         system: whether the default styles open with the critic's system message.
         check: the verdict is an RLAC check (``critics.judging.checks``), of the row's ``validator`` kind.
+        verdict_format: what the critic writes, in words (model cards, ``GET /spec``).
     """
 
     name: str
@@ -70,6 +71,7 @@ class Task:
     swapped: tuple[tuple[str, str], ...] = ()
     system: bool = True
     check: bool = False
+    verdict_format: str = "a scalar score"
 
     @property
     def generative(self) -> bool:
@@ -125,16 +127,17 @@ def _step_in_range(verdict: Verdict, row: Row) -> Verdict:
 TASKS: dict[str, Task] = {t.name: t for t in (
     Task("pointwise", fields=("question", "response"), judged=("response",), template=templates.pointwise_template,
          normalize=Choices({"correct": "correct", "incorrect": "incorrect"}), labels=("correct", "incorrect"),
-         choices=("Correct", "Incorrect")),
+         choices=("Correct", "Incorrect"), verdict_format="\\boxed{Correct} or \\boxed{Incorrect}"),
     Task("pairwise", fields=("question", "response_a", "response_b"), judged=("response_a", "response_b"),
          template=templates.pairwise_template, normalize=Choices({"a": "A", "b": "B"}), labels=("A", "B"),
-         choices=("A", "B"), swapped=(("response_a", "response_b"),)),
+         choices=("A", "B"), swapped=(("response_a", "response_b"),), verdict_format="\\boxed{A} or \\boxed{B}"),
     Task("step", fields=("question",), judged=("steps",), template=templates.step_template, normalize=Index(),
-         lists=("steps",)),
+         lists=("steps",), verdict_format="\\boxed{k}: the first wrong step from 0, -1 if none"),
     Task("reference", fields=("question", "reference", "response"), judged=("response", "reference"),
          label_column="same_policy"),
     Task("adversarial", fields=("question", "output", "validator"), judged=("output",),
-         template=templates.adversarial_template, system=False, check=True, label_column="spec"),
+         template=templates.adversarial_template, system=False, check=True, label_column="spec",
+         verdict_format="one check in \\boxed{}"),
 )}
 VERDICT_TASKS = tuple(name for name, t in TASKS.items() if t.normalize is not None)
 GENERATIVE_TASKS = tuple(name for name, t in TASKS.items() if t.generative)

@@ -32,7 +32,7 @@ from typing import Any
 
 from critics.judging.budget import fit_messages
 from critics.judging.chat import ChatModel, make_chat_model
-from critics.judging.judge import Critique, judge
+from critics.judging.judge import Critique, CriticBase, judge
 from critics.judging.spec import CriticSpec, find_spec, load_spec
 from critics.judging.tasks import check_row
 from critics.serving.batcher import DynamicBatcher
@@ -50,7 +50,7 @@ class ChatResult:
     completion_tokens: list[int]
 
 
-class Critic:
+class Critic(CriticBase):
     """A critic model and the spec it judges by.
 
     Args:
@@ -110,20 +110,6 @@ class Critic:
         return cls(chat_model, apply_overrides(resolved, overrides, where=str(path_or_name)), soft=soft,
                    max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue)
 
-    @property
-    def tasks(self) -> tuple[str, ...]:
-        return tuple(self.spec.tasks)
-
-    @property
-    def task(self) -> str:
-        """The default task of items that name none."""
-        return self.spec.task
-
-    @property
-    def is_scalar(self) -> bool:
-        """True for a scalar model (scores, no critiques)."""
-        return self.spec.scalar
-
     # -- judging -----------------------------------------------------------------------------
 
     def critique(self, items: Sequence[dict[str, Any]], timeout: float | None = None) -> list[Critique]:
@@ -135,10 +121,6 @@ class Critic:
         """``critique`` for asyncio callers: awaits the batcher without blocking the event loop."""
         futures = self.batcher.submit_many([self.row(i) for i in items], key=("critique",))
         return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
-
-    def score(self, items: Sequence[dict[str, Any]], timeout: float | None = None) -> list[float | None]:
-        """The score of each item (``None`` where the critic gave no valid verdict)."""
-        return [c.score for c in self.critique(items, timeout)]
 
     async def achat(self, messages: list[dict], *, max_new_tokens: int, temperature: float, n: int = 1) -> ChatResult:
         """Plain generation for one chat conversation (the OpenAI endpoint), through the same batcher;

@@ -15,7 +15,7 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
-from critics.judging.judge import Critique
+from critics.judging.judge import Critique, CriticBase
 from critics.judging.spec import CriticSpec, spec_from_dict
 from critics.judging.verdicts import Verdict, fail
 
@@ -37,7 +37,7 @@ def is_url(target: Any) -> bool:
     return re.fullmatch(r"[\w.-]+:\d{1,5}", target) is not None and not Path(target).exists()
 
 
-class RemoteCritic:
+class RemoteCritic(CriticBase):
     """A client of ``critics serve`` (sync and async)."""
 
     def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 60.0, max_items: int = 64):
@@ -58,18 +58,6 @@ class RemoteCritic:
             except (httpx.HTTPError, ValueError) as error:
                 raise ConnectionError(f"{self.url}/spec: {error}") from None
         return self._spec
-
-    @property
-    def tasks(self) -> tuple[str, ...]:
-        return tuple(self.spec.tasks)
-
-    @property
-    def task(self) -> str:
-        return self.spec.task
-
-    @property
-    def is_scalar(self) -> bool:
-        return self.spec.scalar
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -108,12 +96,6 @@ class RemoteCritic:
             results = await asyncio.gather(*(one(c) for c in self._chunks(items)))
         return [r for chunk in results for r in chunk]
 
-    def score(self, items: Sequence[Item], timeout: float | None = None) -> list[float | None]:
-        """The score of each item (None where it has none)."""
-        return [c.score for c in self.critique(items, timeout)]
-
-    def close(self) -> None:
-        """Nothing to release (a client per call)."""
 
 
 def as_critique(result: dict[str, Any]) -> Critique:
