@@ -6,6 +6,13 @@ wrap them with ``asyncio.wrap_future``). One worker thread takes the oldest job,
 ``max_batch_size`` of them, and runs ``fn`` on the batch. The queue is bounded: a full queue
 raises ``QueueFull`` at once instead of letting latency grow without limit.
 
+Callers in a loop (OpenRLHF's reward workers, an RL trainer's concurrent requests) send their
+next job only once the last batch answered them; a fixed short wait then cuts their next batch
+in two, and the halves alternate for good (measured: a mean batch of 15.5 at concurrency 32).
+So after a batch the worker expects its callers back: it waits for as many jobs as were in the
+system during that batch (the batch, and what queued meanwhile), up to ``follow_up`` of the last
+batch's run time after it ended; then it runs what it has.
+
 >>> batcher = DynamicBatcher(lambda key, xs: [x * 2 for x in xs], max_batch_size=4, max_wait_s=0.01)
 >>> [f.result() for f in batcher.submit_many([1, 2, 3])]
 [2, 4, 6]
@@ -60,10 +67,12 @@ class DynamicBatcher:
     """
 
     def __init__(self, fn: Callable[[Hashable, list[Any]], Sequence[Any]], *, max_batch_size: int = 32,
-                 max_wait_s: float = 0.005, max_queue: int = 4096, name: str = "batcher"):
-        if max_batch_size < 1 or max_queue < 1 or max_wait_s < 0:
-            raise ValueError("max_batch_size and max_queue must be >= 1 and max_wait_s >= 0")
+                 max_wait_s: float = 0.005, max_queue: int = 4096, follow_up: float = 0.5, name: str = "batcher"):
+        if max_batch_size < 1 or max_queue < 1 or max_wait_s < 0 or not 0 <= follow_up <= 1:
+            raise ValueError("max_batch_size and max_queue must be >= 1, max_wait_s >= 0, follow_up in [0, 1]")
         self.fn, self.max_batch_size, self.max_wait_s, self.max_queue = fn, max_batch_size, max_wait_s, max_queue
+        self.follow_up = follow_up
+        self._expected, self._patience_until = 0, 0.0  # the last batch's callers, and how long to wait for them
         self.stats = BatcherStats()
         self._queue: deque[_Job] = deque()
         self._cond = threading.Condition()
@@ -119,10 +128,14 @@ class DynamicBatcher:
             deadline = self._queue[0].enqueued + self.max_wait_s
             while True:
                 batch = self._same_key(self._queue[0].key)
-                remaining = deadline - time.monotonic()
-                if len(batch) >= self.max_batch_size or remaining <= 0 or self._closed:
+                now = time.monotonic()
+                if len(batch) >= self.max_batch_size or self._closed:
                     break
-                self._cond.wait(remaining)
+                # the base wait is over, and the last batch's callers are back (or were waited for long enough)
+                back = len(batch) >= self._expected or now >= self._patience_until
+                if now >= deadline and back:
+                    break
+                self._cond.wait(max(deadline if now < deadline else self._patience_until, now + 1e-4) - now)
             for job in batch:
                 self._queue.remove(job)
             self._running = len(batch)
@@ -153,6 +166,10 @@ class DynamicBatcher:
                 for job, result in zip(live, results):
                     job.future.set_result(result)
             finally:
+                end = time.monotonic()
+                with self._cond:
+                    self._expected = len(live) + len(self._queue)
+                    self._patience_until = end + self.follow_up * (end - start)
                 self.stats.batches += 1
                 self.stats.jobs += len(live)
                 self.stats.batch_sizes[len(live)] += 1

@@ -18,3 +18,4 @@ def test_serving_throughput_smoke_run_prints_both_rates_and_the_ratio():
     assert done.returncode == 0, done.stderr[-3000:]
     assert "one at a time (max_batch_size 1)" in done.stdout and "dynamic batching (max_batch_size 32)" in done.stdout
     assert "ratio (batched / one at a time)" in done.stdout and "p99" in done.stdout
+    assert "ratio (served / in-process ceiling)" in done.stdout and "server batches (ceiling)" in done.stdout

@@ -106,6 +106,31 @@ def test_close_drains_queued_jobs():
     assert [f.result(0) for f in futures] == list(range(6))
 
 
+def mean_batch_of_callers_in_a_loop(follow_up: float, callers: int = 8, rounds: int = 12) -> float:
+    """Callers that send their next job a few ms after the last one was answered (an RL trainer's
+    reward workers, OpenRLHF's): the mean batch size a 25 ms batch function sees."""
+    import random
+
+    batcher = DynamicBatcher(lambda key, xs: (time.sleep(0.025), xs)[1], max_batch_size=callers, max_wait_s=0.001,
+                             follow_up=follow_up)
+
+    def caller(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(rounds):
+            batcher.submit(seed).result(10)
+            time.sleep(rng.uniform(0.0, 0.006))
+
+    with ThreadPoolExecutor(callers) as pool:
+        list(pool.map(caller, range(callers)))
+    batcher.close()
+    return batcher.stats.jobs / batcher.stats.batches
+
+
+def test_callers_in_a_loop_are_waited_for_so_their_batches_stay_whole():
+    assert mean_batch_of_callers_in_a_loop(follow_up=0.5) >= 7.0
+    assert mean_batch_of_callers_in_a_loop(follow_up=0.0) < 6.0  # a fixed 1 ms wait splits them
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "model")
