@@ -52,9 +52,9 @@ def test_demo_critic_learns_and_a_served_judge_teaches_a_policy(tmp_path, capsys
     from critics.serving import Critic
     from critics.serving.server import serve_in_background
 
-    bench = ["--bench", f"pointwise:{out / 'data'}", "--limit", "300", "--max-new-tokens", "64", "--no-progress"]
+    bench = ["--bench", f"pointwise:{out / 'data'}", "--limit", "300", "--no-progress"]  # the spec says the rest
     assert main(["eval", str(final), "--output-dir", str(tmp_path / "eval-local"), "--device", "cpu", *bench]) == 0
-    critic = Critic.from_pretrained(str(final), backend_options={"device": "cpu"}, style="compact", max_new_tokens=64)
+    critic = Critic.from_pretrained(str(final), backend_options={"device": "cpu"})
     with serve_in_background(critic) as (url, _):
         assert main(["eval", url, "--output-dir", str(tmp_path / "eval-http"), *bench]) == 0
     local, remote = (json.loads((tmp_path / where / "metrics.json").read_text())["benchmarks"]
