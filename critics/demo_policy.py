@@ -74,14 +74,15 @@ class CriticSumCheck:
     """The policy's reward, from the critic alone: "q>{s-1}" judged Correct and "q>{s}" Incorrect.
 
     Returns 0.0 for an answer that is not three digits, ``None`` when the critic gave no verdict
-    or could not be reached (counted in ``failed`` and ``invalid``, like ``reward_function``).
+    or could not be reached (counted in ``failed`` and ``invalid``, like ``reward_function``, and
+    prompts over the critic's budget in ``too_long``).
     """
 
     __name__ = "critic_sum_check"
 
     def __init__(self, url: str, timeout: float = 60.0):
         self.critic = RemoteCritic(url, timeout=timeout)
-        self.failed = self.invalid = 0
+        self.failed = self.invalid = self.too_long = 0
 
     def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
         from data_pipelines.verifiers.exact import _final_answer
@@ -95,6 +96,7 @@ class CriticSumCheck:
                           {"question": question, "response": f"{question}>{s:03d}"}]
                 asked.append(i)
         results = self.critic.critique(items) if items else []
+        self.too_long += sum(r.prompt != "ok" for r in results)
         out: list[float | None] = [0.0] * len(completions)
         for k, i in enumerate(asked):
             low, high = results[2 * k], results[2 * k + 1]
