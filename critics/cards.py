@@ -1,12 +1,18 @@
-"""Model cards for checkpoints, filled from the template in ``model_cards/``."""
+"""Model cards for checkpoints, filled from the template ``critics/model_cards/critic.md``.
+
+The template is package data (``pyproject.toml``), read through ``importlib.resources``, so a
+non-editable install writes cards too.
+"""
 
 from __future__ import annotations
 
 import datetime
 import string
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "critic.md"
+TEMPLATE = resources.files("critics") / "model_cards" / "critic.md"
 
 
 def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
@@ -44,6 +50,25 @@ def spec_table(spec) -> str:
     return "\n".join(["| spec field | value |", "|---|---|", *rows])
 
 
+def overlap_note(overlap: dict[str, Any] | None) -> str:
+    """The card's sentence on held-out records whose question the training records also ask.
+
+    >>> overlap_note({"held_out": 8, "question_in_train": 0, "examples": []})
+    'None of the 8 held-out records asks a question that a training record also asks.'
+    >>> print(overlap_note({"held_out": 8, "question_in_train": 2, "examples": ["r3", "r7"]}))
+    **2 of the 8 held-out records ask a question that a training record also asks** (e.g. `r3`, `r7`): on them the figures above partly measure recall of the training data. Give a held-out set split by question (`data.eval`) to measure generalisation.
+    """
+    if not overlap:
+        return ""
+    n, total = overlap["question_in_train"], overlap["held_out"]
+    if n == 0:
+        return f"None of the {total} held-out records asks a question that a training record also asks."
+    examples = ", ".join(f"`{i}`" for i in overlap["examples"])
+    return (f"**{n} of the {total} held-out records ask a question that a training record also asks** "
+            f"(e.g. {examples}): on them the figures above partly measure recall of the training data. "
+            "Give a held-out set split by question (`data.eval`) to measure generalisation.")
+
+
 def data_section(sources: list[str], cards: dict[str, str]) -> str:
     """The training sources, each followed by its data card (headings demoted one level)."""
     parts = [f"- `{s}`" for s in sources]
@@ -56,15 +81,16 @@ def data_section(sources: list[str], cards: dict[str, str]) -> str:
 def write_model_card(folder: str | Path, *, base_model: str, recipe: str, task: str, stages: str,
                      config_hash: str, rewards: list[str], steps: int, template: str, verdict_format: str,
                      metrics: dict[str, dict[str, float]], sources: list[str], cards: dict[str, str],
-                     extra_limitations: str = "", spec=None) -> Path:
+                     extra_limitations: str = "", spec=None, overlap: dict[str, Any] | None = None) -> Path:
     """Write ``README.md`` (the model card) into a checkpoint folder and return its path; ``spec``
-    (a ``CriticSpec``) adds its fields as a table."""
+    (a ``CriticSpec``) adds its fields as a table, ``overlap`` (``held_out_overlap``) a sentence on
+    held-out records whose question is also in the training records."""
     text = string.Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
         title=f"{Path(folder).name}: {task} critic", base_model=base_model, recipe=recipe, task=task,
         stages=stages, config_hash=config_hash, rewards=", ".join(f"`{r}`" for r in rewards) or "none",
         steps=steps, created=datetime.date.today().isoformat(), template=template,
         verdict_format=verdict_format, metrics=metrics_table(metrics), data=data_section(sources, cards),
-        extra_limitations=extra_limitations, spec=spec_table(spec))
+        extra_limitations=extra_limitations, spec=spec_table(spec), overlap=overlap_note(overlap))
     path = Path(folder) / "README.md"
     path.write_text(text, encoding="utf-8")
     return path

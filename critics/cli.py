@@ -27,15 +27,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from critics.config import ConfigError
+    from data_pipelines.files import OutputError
+    from data_pipelines.sources.base import EmptySourceError
 
     try:
         return args.func(args)
     except ConfigError as exc:
         print(f"critics: config error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, FileExistsError) as exc:  # a missing input, or --resume needed
+    except (FileNotFoundError, FileExistsError, EmptySourceError) as exc:  # a missing or empty input, or --resume needed
         print(f"critics: {exc}", file=sys.stderr)
         return 2
+    except OutputError as exc:  # a full, read-only or forbidden output folder: the path and the cause, no traceback
+        print(f"critics: {exc}", file=sys.stderr)
+        return 1
 
 
 def make_parser() -> argparse.ArgumentParser:

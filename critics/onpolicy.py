@@ -32,6 +32,7 @@ from typing import Any, Literal
 from tqdm.auto import tqdm
 
 from critics.actors import ActorSettings
+from data_pipelines.files import check_writable, staged_folder, writing
 from data_pipelines.schema import PointwiseRecord, RecordError
 
 
@@ -179,6 +180,7 @@ def run(config: SampleConfig, progress: bool = True) -> dict[str, Any]:
 
     if not config.questions:
         raise ValueError("questions is empty: give a JSON/JSONL file or a dataset of questions")
+    check_writable(Path(config.output_dir).parent, "output_dir")  # before the actor loads, not after it sampled
     rows = list(load_records(config.questions, {}))
     if config.limit:
         rows = rows[:config.limit]
@@ -195,26 +197,16 @@ def run(config: SampleConfig, progress: bool = True) -> dict[str, Any]:
 
 def write(out: Path, records: list[PointwiseRecord], quarantine: list[dict], report: dict[str, Any],
           config: SampleConfig) -> None:
-    """Write the outputs into a fresh folder and swap it in (a crash never leaves half a dataset)."""
-    import shutil
-
+    """Write the outputs into a staging folder and swap it in (a crash never leaves half a dataset)."""
     import datasets
 
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    rows = [r.to_row() for r in records]
-    datasets.Dataset.from_list(rows).save_to_disk(str(tmp / "dataset"))
-    (tmp / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    (tmp / "quarantine.jsonl").write_text("".join(json.dumps(q, ensure_ascii=True) + "\n" for q in quarantine))
-    (tmp / "report.json").write_text(json.dumps(report, indent=2))
-    (tmp / "data_card.md").write_text(data_card(report, config), encoding="utf-8")
-    old = out.with_name(f".{out.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+    with writing(out, "output_dir"), staged_folder(out) as tmp:
+        rows = [r.to_row() for r in records]
+        datasets.Dataset.from_list(rows).save_to_disk(str(tmp / "dataset"))
+        (tmp / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        (tmp / "quarantine.jsonl").write_text("".join(json.dumps(q, ensure_ascii=True) + "\n" for q in quarantine))
+        (tmp / "report.json").write_text(json.dumps(report, indent=2))
+        (tmp / "data_card.md").write_text(data_card(report, config), encoding="utf-8")
 
 
 def data_card(report: dict[str, Any], config: SampleConfig) -> str:

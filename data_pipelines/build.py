@@ -5,6 +5,19 @@ reason (``rows in = rows out + rows quarantined`` is checked before anything is 
 build is deterministic for a seed, runs on ``num_proc`` processes, and is cached: a rebuild whose
 config, source files and code are unchanged returns the saved result at once.
 
+Exact duplicates are dropped before building (``drop_duplicates``, on by default): a row is an
+exact duplicate of an earlier row when both come from the same source and their data in the
+source's shape is equal field for field (question, responses, labels, gold answer, model, group
+and the ``extra`` fields that become the record's ``metadata``), apart from ids: the row id (file
+and line) and the dataset's own ``id`` field. A record is made from that data, its id and the
+seed only, so two such rows would make the same record apart from its id and id-seeded draws
+(the A/B order). The later row goes to the quarantine as ``duplicate of <id of the first>``, so
+no copy of a record can land on both sides of a train / held-out split. Rows that share only a
+question (several solutions of one problem) are not duplicates.
+
+A source that gives no rows at all (an empty file, an empty folder, a folder without data
+files) is an error naming the source and the path, never a build of 0 records.
+
 Outputs in ``output_dir``: ``dataset/`` (``datasets.save_to_disk``), ``data.jsonl``,
 ``quarantine.jsonl``, ``data_card.md``, ``stats.json`` and ``fingerprint``.
 """
@@ -17,7 +30,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +43,7 @@ from data_pipelines.builders import BUILDERS, Builder
 from data_pipelines.builders.base import Item
 from data_pipelines.registry import as_plain
 from data_pipelines.card import dataset_stats, write_card
+from data_pipelines.files import OutputError, check_writable, recover, staged_folder, writing
 from data_pipelines.schema import DEFAULT_MAX_CHARS, Record, RecordError
 from data_pipelines.sources import SOURCES, Source
 from data_pipelines.sources.base import RowError, is_local
@@ -51,6 +64,8 @@ class BuildConfig:
         num_proc: worker processes for building and verifying.
         max_chars: longest allowed text field; longer rows are quarantined.
         cache: reuse the saved result when nothing that shapes it changed.
+        drop_duplicates: quarantine exact duplicate rows as ``duplicate of <id>`` (see the module
+            docstring for what counts as one); false keeps every copy.
     """
 
     sources: list[Source] = field(metadata={"registry": SOURCES})
@@ -61,6 +76,7 @@ class BuildConfig:
     num_proc: int = 1
     max_chars: int = DEFAULT_MAX_CHARS
     cache: bool = True
+    drop_duplicates: bool = True
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -97,22 +113,33 @@ class BuildResult:
 
 
 def build(config: BuildConfig, progress: bool = True) -> BuildResult:
-    """Run a build (or return the cached one) and write every output atomically."""
+    """Run a build (or return the cached one) and write every output atomically.
+
+    Raises:
+        EmptySourceError: a source gave no rows (its name and path are in the message).
+        OutputError: ``output_dir`` cannot be written (checked before any row is read).
+    """
     out = Path(config.output_dir)
+    recover(out)  # a swap a crash interrupted: the old or the new build, whole
     fingerprint = compute_fingerprint(config)
     if config.cache and (out / "fingerprint").is_file() and (out / "fingerprint").read_text() == fingerprint:
         return BuildResult(out, json.loads((out / "stats.json").read_text()), cached=True)
+    check_writable(out.parent, "the parent of output_dir")  # the build is staged beside ``out``, then swapped in
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"output_dir {out} is a file, not a folder")
     started = time.perf_counter()
     quarantine: list[dict[str, Any]] = []
     items = load_rows(config, quarantine, progress)
+    rows_in = len(items) + len(quarantine)
+    if config.drop_duplicates:
+        items = drop_duplicates(items, quarantine)
     records = build_records(config, items, quarantine, progress)
-    rows_in = len(items) + sum(q["stage"] == "load" for q in quarantine)
     if rows_in != len(records) + len(quarantine):  # the invariant users rely on; never write if broken
         raise AssertionError(f"lost rows: {rows_in} in, {len(records)} out, {len(quarantine)} quarantined")
     stats = dataset_stats(config, records, quarantine, rows_in)
     extra_stats, extra_md = config.builder.summary(records)
     stats.update(extra_stats, seconds=round(time.perf_counter() - started, 2))
-    with _datasets_progress(progress):
+    with _datasets_progress(progress), writing(out, "output_dir"):
         save(out, config, records, quarantine, stats, extra_md, fingerprint)
     return BuildResult(out, stats)
 
@@ -134,6 +161,36 @@ def load_rows(config: BuildConfig, quarantine: list[dict], progress: bool) -> li
             seen.add(row_id)
             items.append((row_id, {**row.data, "source_name": source.name}))
     return items
+
+
+def drop_duplicates(items: list[Item], quarantine: list[dict]) -> list[Item]:
+    """Keep the first of every group of exact duplicates; quarantine the others (stage ``dedupe``).
+
+    >>> rows = [("s:a/0", {"question": "q", "source_name": "s", "extra": {"id": 1}}),
+    ...         ("s:a/1", {"question": "q", "source_name": "s", "extra": {"id": 2}}),
+    ...         ("s:a/2", {"question": "q", "source_name": "s", "extra": {"id": 3, "level": 2}})]
+    >>> quarantine = []
+    >>> [row_id for row_id, _ in drop_duplicates(rows, quarantine)], [q["reason"] for q in quarantine]
+    (['s:a/0', 's:a/2'], ['duplicate of s:a/0'])
+    """
+    first: dict[bytes, str] = {}
+    kept: list[Item] = []
+    for row_id, data in items:
+        key = content_key(data)
+        if key in first:
+            quarantine.append({"id": row_id, "stage": "dedupe", "reason": f"duplicate of {first[key]}",
+                               "raw": _clip(data)})
+        else:
+            first[key] = row_id
+            kept.append((row_id, data))
+    return kept
+
+
+def content_key(data: dict[str, Any]) -> bytes:
+    """A digest of a row's content: every field of its shape and its source, without the dataset's ``id``."""
+    extra = {k: v for k, v in (data.get("extra") or {}).items() if k != "id"}
+    text = json.dumps({**data, "extra": extra}, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
 def build_records(config: BuildConfig, items: list[Item], quarantine: list[dict],
@@ -200,14 +257,10 @@ def _run_chunks(builder: Builder, items: list[Item], seed: int,
 
 def save(out: Path, config: BuildConfig, records: Sequence[Record], quarantine: list[dict],
          stats: dict[str, Any], extra_md: str, fingerprint: str) -> None:
-    """Write all outputs into a fresh folder, then swap it in, so a crash never leaves a half build."""
+    """Write all outputs into a staging folder, then swap it in, so a crash never leaves a half build."""
     import datasets
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with staged_folder(out) as tmp:
         rows = [r.to_row() for r in records]
         datasets.Dataset.from_list(rows).save_to_disk(str(tmp / "dataset"))
         _write_jsonl(tmp / "data.jsonl", rows)
@@ -215,14 +268,6 @@ def save(out: Path, config: BuildConfig, records: Sequence[Record], quarantine: 
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2, default=str))
         write_card(tmp / "data_card.md", config, records, quarantine, stats, extra_md)
         (tmp / "fingerprint").write_text(fingerprint)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager

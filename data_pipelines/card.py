@@ -25,9 +25,22 @@ def dataset_stats(config: Any, records: Sequence[Record], quarantine: list[dict]
         "labels": label_counts(records),
         "sources": dict(Counter(r.source for r in records).most_common()),
         "lengths": length_stats(records),
-        "quarantine_reasons": dict(Counter(q["reason"] for q in quarantine).most_common()),
+        "quarantine_reasons": dict(Counter(reason_kind(q["reason"]) for q in quarantine).most_common()),
+        "duplicates_dropped": sum(q["stage"] == "dedupe" for q in quarantine) if config.drop_duplicates else None,
         "seed": config.seed,
     }
+
+
+DUPLICATE = "duplicate of an earlier row"
+
+
+def reason_kind(reason: str) -> str:
+    """A quarantine reason as the statistics count it: every ``duplicate of <id>`` is one kind.
+
+    >>> reason_kind("duplicate of solutions:rows/3"), reason_kind("field 'question' is empty")
+    ('duplicate of an earlier row', "field 'question' is empty")
+    """
+    return DUPLICATE if reason.startswith("duplicate of ") else reason
 
 
 def label_counts(records: Sequence[Record]) -> dict[str, int]:
@@ -68,6 +81,7 @@ def write_card(path: Path, config: Any, records: Sequence[Record], quarantine: l
              "## Counts", "",
              f"| rows in | rows out | quarantined |", "|---:|---:|---:|",
              f"| {stats['rows_in']:,} | {stats['rows_out']:,} | {stats['rows_quarantined']:,} |", "",
+             duplicates_line(stats.get("duplicates_dropped")), "",
              "## Sources", ""]
     lines += [f"- `{s.describe()}`" for s in config.sources]
     lines += ["", "| source | rows |", "|---|---:|"]
@@ -91,6 +105,18 @@ def write_card(path: Path, config: Any, records: Sequence[Record], quarantine: l
         if len(reasons) > QUARANTINE_REASONS_SHOWN:
             lines.append(f"| ({len(reasons) - QUARANTINE_REASONS_SHOWN} more reasons) | |")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def duplicates_line(dropped: int | None) -> str:
+    """The data card's sentence on exact duplicates (``None``: the check was turned off).
+
+    >>> duplicates_line(2)
+    'Exact duplicates: 2 rows dropped, each in `quarantine.jsonl` as `duplicate of <id>` (same source and content, ids aside).'
+    """
+    if dropped is None:
+        return "Exact duplicates: not checked (`drop_duplicates: false`); copies of a row may straddle a train / held-out split."
+    return (f"Exact duplicates: {dropped:,} rows dropped, each in `quarantine.jsonl` as `duplicate of <id>` "
+            "(same source and content, ids aside).")
 
 
 def _cell(text: str) -> str:

@@ -1,9 +1,12 @@
 """What every recipe shares: data settings, run settings, atomic checkpoints and resume, the spec.
 
 Checkpoints are atomic: the trainer writes ``checkpoint-N`` into a staging folder and it is
-renamed into place only once complete, so a crash mid-save never leaves a half checkpoint that
-``--resume`` could pick up. Every checkpoint of a critic, ``checkpoint-N/`` and ``final/``, carries
-the critic's spec (``critic_spec.json``, ``critics.judging.spec``): how it was prompted and read.
+swapped into place only once complete (``data_pipelines.files.replace_folder``, which also
+replaces a checkpoint saved again at the same step), so a crash mid-save never leaves a half
+checkpoint that ``--resume`` could pick up. Every checkpoint of a critic, ``checkpoint-N/`` and
+``final/``, carries the critic's spec (``critic_spec.json``, ``critics.judging.spec``): how it was
+prompted and read. ``run.output_dir`` is checked for writing before anything is loaded, and a
+full or read-only disk met while writing is one ``OutputError`` naming the folder.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from transformers import TrainerCallback
 
 from critics.judging.records import load_records
 from critics.judging.spec import CriticSpec
+from data_pipelines.files import check_writable, recover_all, replace_folder, staging_path, writing
 from data_pipelines.registry import as_plain
 
 STAGING = ".staging"
@@ -95,9 +99,13 @@ class AtomicCheckpoints:
         return self._staging_dir or super()._get_output_dir(trial)
 
     def _save_checkpoint(self, model, trial):
+        run_dir = super()._get_output_dir(trial)
+        with writing(run_dir, "run.output_dir"):
+            self._save_staged(model, trial, run_dir)
+
+    def _save_staged(self, model, trial, run_dir: str) -> None:
         from transformers.trainer_utils import rotate_checkpoints
 
-        run_dir = super()._get_output_dir(trial)
         staging = os.path.join(run_dir, STAGING)
         if self.args.should_save:  # only the main process touches the shared folder
             shutil.rmtree(staging, ignore_errors=True)
@@ -113,10 +121,8 @@ class AtomicCheckpoints:
         name = f"checkpoint-{self.state.global_step}"
         if getattr(self, "critic_spec", None) is not None:
             self.critic_spec.save(os.path.join(staging, name))
-        final = os.path.join(run_dir, name)
-        if os.path.exists(final):  # saved again at the same step (e.g. the last step): replace
-            shutil.rmtree(final)
-        os.replace(os.path.join(staging, name), final)
+        # saved again at the same step (e.g. the last step): the swap replaces the old one atomically
+        replace_folder(os.path.join(staging, name), os.path.join(run_dir, name))
         shutil.rmtree(staging, ignore_errors=True)
         rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
                            best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=False)
@@ -132,9 +138,20 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def open_output_dir(output_dir: str | Path) -> Path:
+    """Check that ``output_dir`` can be written (``OutputError`` if not) and finish any folder swap a
+    crash interrupted in it; every recipe calls this before it loads anything."""
+    folder = check_writable(output_dir, "run.output_dir")
+    recover_all(folder)
+    return folder
+
+
 def resume_point(output_dir: str | Path, resume: bool) -> str | None:
-    """The checkpoint to resume from, or None; refuses to train over a previous run by accident."""
-    checkpoint = latest_checkpoint(output_dir)
+    """The checkpoint to resume from, or None; refuses to train over a previous run by accident.
+
+    ``output_dir`` is opened first (``open_output_dir``): checked for writing, swaps recovered.
+    """
+    checkpoint = latest_checkpoint(open_output_dir(output_dir))
     if resume:
         if checkpoint is None:
             raise FileNotFoundError(f"--resume: no complete checkpoint in {output_dir}")
@@ -155,11 +172,13 @@ def set_threads_for_cpu(use_cpu: bool) -> None:
 
 @dataclass
 class LoadedData:
-    """Training and held-out records, and the data cards of where they came from."""
+    """Training and held-out records, the data cards of where they came from, and how many held-out
+    records ask a question the training records also ask (``held_out_overlap``)."""
 
     train: Any
     eval: Any
     cards: dict[str, str] = field(default_factory=dict)
+    overlap: dict[str, Any] | None = None
 
 
 def load_data(settings: DataSettings, seed: int) -> LoadedData:
@@ -177,7 +196,28 @@ def load_data(settings: DataSettings, seed: int) -> LoadedData:
         train, held_out = (split["train"], split["test"]) if split else (train, train.select([]))
     if settings.limit:
         train = train.select(range(min(settings.limit, len(train))))
-    return LoadedData(train, held_out, cards)
+    return LoadedData(train, held_out, cards, held_out_overlap(train, held_out))
+
+
+def held_out_overlap(train, held_out, column: str = "question", shown: int = 5) -> dict[str, Any] | None:
+    """How many held-out rows ask a question that a training row also asks, and the first ``shown`` ids.
+
+    The split is by row, so several solutions of one question can land on both sides; the model
+    card and ``metrics.json`` report it rather than hide it. None when there is nothing to compare.
+
+    >>> import datasets
+    >>> train = datasets.Dataset.from_list([{"id": "a", "question": "1+1"}, {"id": "b", "question": "2+2"}])
+    >>> held = datasets.Dataset.from_list([{"id": "c", "question": "1+1"}, {"id": "d", "question": "3+3"}])
+    >>> held_out_overlap(train, held)
+    {'held_out': 2, 'question_in_train': 1, 'examples': ['c']}
+    """
+    if held_out is None or len(held_out) == 0 or column not in train.column_names \
+            or column not in held_out.column_names:
+        return None
+    asked = set(train[column])
+    ids = held_out["id"] if "id" in held_out.column_names else range(len(held_out))
+    hits = [str(i) for i, question in zip(ids, held_out[column]) if question in asked]
+    return {"held_out": len(held_out), "question_in_train": len(hits), "examples": hits[:shown]}
 
 
 def _filter(dataset, task: str):
@@ -270,21 +310,22 @@ def show_progress(trainer, progress: bool) -> None:
 
 
 def save_final(trainer, output_dir: str | Path) -> Path:
-    """Save the trained model and tokenizer to ``output_dir/final`` atomically."""
+    """Save the trained model and tokenizer to ``output_dir/final`` atomically (staged, then swapped in)."""
     final = Path(output_dir) / "final"
-    staging = Path(output_dir) / ".final-staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    trainer.save_model(str(staging))
-    trainer.processing_class.save_pretrained(str(staging))
-    trainer.state.save_to_json(str(staging / "trainer_state.json"))
-    if getattr(trainer, "critic_spec", None) is not None:
-        trainer.critic_spec.save(staging)
-    old = Path(output_dir) / ".final-old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    staging.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+    staging = staging_path(final)
+    main = trainer.args.should_save
+    with writing(output_dir, "run.output_dir"):
+        if main:
+            shutil.rmtree(staging, ignore_errors=True)
+        trainer.accelerator.wait_for_everyone()
+        trainer.save_model(str(staging))  # every rank: DeepSpeed gathers the weights
+        if main:
+            trainer.processing_class.save_pretrained(str(staging))
+            trainer.state.save_to_json(str(staging / "trainer_state.json"))
+            if getattr(trainer, "critic_spec", None) is not None:
+                trainer.critic_spec.save(staging)
+            replace_folder(staging, final)
+        trainer.accelerator.wait_for_everyone()
     return final
 
 
@@ -322,13 +363,16 @@ def train_and_finish(config: Any, trainer, data: LoadedData, checkpoint: str | N
     show_progress(trainer, progress)
     trainer.train(resume_from_checkpoint=checkpoint)
     metrics[f"after {stage}"] = held_out()
+    metrics["held_out_overlap"] = data.overlap
     final = save_final(trainer, config.run.output_dir)
-    write_run_files(final, config, metrics, trainer.state.log_history)
     accuracy = {k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v}
-    write_model_card(final, base_model=config.model.name_or_path, recipe=recipe, task=config.data.task or "mixed",
-                     stages=stages, config_hash=config_hash(config), rewards=rewards,
-                     steps=trainer.state.global_step,
-                     template=f"{config.template.style}{' + think' if config.template.think else ''}",
-                     verdict_format=trainer.critic_spec.verdict_format, spec=trainer.critic_spec, metrics=accuracy, sources=[config.data.train],
-                     cards=data.cards, extra_limitations=extra_limitations)
+    with writing(config.run.output_dir, "run.output_dir"):
+        write_run_files(final, config, metrics, trainer.state.log_history)
+        write_model_card(final, base_model=config.model.name_or_path, recipe=recipe, task=config.data.task or "mixed",
+                         stages=stages, config_hash=config_hash(config), rewards=rewards,
+                         steps=trainer.state.global_step,
+                         template=f"{config.template.style}{' + think' if config.template.think else ''}",
+                         verdict_format=trainer.critic_spec.verdict_format, spec=trainer.critic_spec, metrics=accuracy,
+                         sources=[config.data.train], cards=data.cards, extra_limitations=extra_limitations,
+                         overlap=data.overlap)
     return {"final": str(final), "metrics": metrics}

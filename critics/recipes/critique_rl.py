@@ -29,8 +29,8 @@ from critics.actors import ActorSettings
 from critics.models import ModelConfig
 from critics.recipes import critic_rl
 from critics.recipes.common import DataSettings, EvalSettings, RunSettings, TemplateSettings, train_and_finish
-from critics.recipes.staged import (attach_actor, check_refine_columns, next_stage_model, refine_evaluation,
-                                    stage_metrics, stage_plan, stage_run, write_recipe_config)
+from critics.recipes.staged import (attach_actor, check_refine_columns, finished_result, next_stage_model,
+                                    refine_evaluation, stage_metrics, stage_plan, stage_run, write_recipe_config)
 from critics.rewards.refinement import CritiqueRLStageTwoReward, DiscriminationReward, RefineMode
 
 
@@ -119,7 +119,9 @@ def run(config: CritiqueRLConfig, resume: bool = False, progress: bool = True) -
     """Stage I then stage II (each resumable), with held-out discrimination and refinement figures."""
     out = Path(config.run.output_dir)
     one_done, one_checkpoint = stage_plan(out / "stage1", resume)
-    _, two_checkpoint = stage_plan(out / "stage2", resume and one_done)
+    two_done, two_checkpoint = stage_plan(out / "stage2", resume and one_done)
+    if two_done:  # a finished run: nothing to train again
+        return finished_result(out / "stage2")
     extra = None
     metrics: dict[str, Any] = {}
     if not one_done:

@@ -28,9 +28,10 @@ from critics.models import ModelConfig, lora_config, precision_args
 from critics.judging.polar import PolarBudgets, PolarEncoder, add_polar_tokens, polar_scores
 from critics.judging.records import load_records
 from critics.judging.spec import SPEC_FILE, CriticSpec
-from critics.recipes.common import (AtomicCheckpoints, RunSettings, config_hash, save_final, set_threads_for_cpu,
-                                    show_progress, write_run_files)
+from critics.recipes.common import (AtomicCheckpoints, RunSettings, config_hash, held_out_overlap, save_final,
+                                    set_threads_for_cpu, show_progress, write_run_files)
 from critics.recipes.staged import next_stage_model, stage_metrics, stage_plan, stage_run, write_recipe_config
+from data_pipelines.files import writing
 
 PAIRS = {"pretrain": ("positive", "negative"), "finetune": ("chosen", "rejected")}
 
@@ -176,17 +177,19 @@ def run_stage(config: PolarConfig, stage: str, model_path: str, checkpoint: str 
     show_progress(trainer, progress)
     trainer.train(resume_from_checkpoint=checkpoint)
     metrics[f"{label}: after {stage}"] = held_out()
+    overlap = held_out_overlap(train, held)  # reported in the card
     final = save_final(trainer, Path(config.run.output_dir) / stage)
-    write_run_files(final, config, metrics, trainer.state.log_history)
-    write_recipe_config(final, "polar", config)
-    write_model_card(final, base_model=config.model.name_or_path, recipe="polar", task="policy discriminator",
-                     stages="POLAR pre-training (policy discrimination)" if stage == "pretrain" else
-                     "POLAR fine-tuning (preferences with references)", config_hash=config_hash(config),
-                     rewards=["Bradley-Terry"], steps=trainer.state.global_step,
-                     template="prompt + reference + <|reward_sep|> + prompt + candidate + <|reward|>",
-                     verdict_format="a scalar score at <|reward|>", spec=trainer.critic_spec,
-                     metrics={k: v for k, v in metrics.items() if isinstance(v, dict)},
-                     sources=[getattr(config.data, stage)], cards=cards)
+    with writing(final.parent, "run.output_dir"):
+        write_run_files(final, config, metrics, trainer.state.log_history)
+        write_recipe_config(final, "polar", config)  # over the stage's config: what ``critics train`` reads
+        write_model_card(final, base_model=config.model.name_or_path, recipe="polar", task="policy discriminator",
+                         stages="POLAR pre-training (policy discrimination)" if stage == "pretrain" else
+                         "POLAR fine-tuning (preferences with references)", config_hash=config_hash(config),
+                         rewards=["Bradley-Terry"], steps=trainer.state.global_step,
+                         template="prompt + reference + <|reward_sep|> + prompt + candidate + <|reward|>",
+                         verdict_format="a scalar score at <|reward|>", spec=trainer.critic_spec,
+                         metrics={k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v},
+                         sources=[getattr(config.data, stage)], cards=cards, overlap=overlap)
     return final
 
 

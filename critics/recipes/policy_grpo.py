@@ -25,6 +25,7 @@ from critics.recipes.common import (
     AtomicCheckpoints,
     RunSettings,
     config_hash,
+    held_out_overlap,
     loaded,
     resume_point,
     save_final,
@@ -34,6 +35,7 @@ from critics.recipes.common import (
 )
 from critics.recipes.critic_rl import GRPOSettings
 from critics.rewards.base import POLICY_REWARDS
+from data_pipelines.files import writing
 
 
 @dataclass
@@ -203,15 +205,17 @@ def run(config: PolicyGRPOConfig, resume: bool = False, progress: bool = True) -
     if critic is not None:
         metrics["critic"] = {"failed_items": critic.failed, "invalid_verdicts": critic.invalid,
                              "too_long": critic.too_long}
+    metrics["held_out_overlap"] = held_out_overlap(trainer.train_dataset, held_out, config.data.question_column)
     final = save_final(trainer, config.run.output_dir)
-    write_run_files(final, config, metrics, trainer.state.log_history)
     names = [getattr(r, "__name__", type(r).__name__) for r in trainer.reward_funcs]
-    write_model_card(final, base_model=config.model.name_or_path, recipe="policy_grpo", task="policy",
-                     stages="GRPO with a critic as reward", config_hash=config_hash(config), rewards=names,
-                     steps=trainer.state.global_step, template="chat (question as the user message)",
-                     verdict_format="n/a (a policy)",
-                     metrics={k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v},
-                     sources=[config.data.train], cards=cards,
-                     extra_limitations="A policy trained against a critic inherits the critic's blind spots: "
-                                       "compare task accuracy (a rule check) with the critic's reward.")
+    with writing(config.run.output_dir, "run.output_dir"):
+        write_run_files(final, config, metrics, trainer.state.log_history)
+        write_model_card(final, base_model=config.model.name_or_path, recipe="policy_grpo", task="policy",
+                         stages="GRPO with a critic as reward", config_hash=config_hash(config), rewards=names,
+                         steps=trainer.state.global_step, template="chat (question as the user message)",
+                         verdict_format="n/a (a policy)",
+                         metrics={k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v},
+                         sources=[config.data.train], cards=cards, overlap=metrics["held_out_overlap"],
+                         extra_limitations="A policy trained against a critic inherits the critic's blind spots: "
+                                           "compare task accuracy (a rule check) with the critic's reward.")
     return {"final": str(final), "metrics": metrics}

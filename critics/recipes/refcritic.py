@@ -26,8 +26,8 @@ from critics.models import ModelConfig
 from critics.recipes import critic_rl, sft
 from critics.recipes.common import DataSettings, EvalSettings, TemplateSettings, train_and_finish
 from critics.recipes.critique_rl import StagedRunSettings
-from critics.recipes.staged import (attach_actor, check_refine_columns, next_stage_model, refine_evaluation,
-                                    stage_metrics, stage_plan, stage_run, write_recipe_config)
+from critics.recipes.staged import (attach_actor, check_refine_columns, finished_result, next_stage_model,
+                                    refine_evaluation, stage_metrics, stage_plan, stage_run, write_recipe_config)
 from critics.rewards.refinement import RefCriticReward
 
 
@@ -100,7 +100,9 @@ def run(config: RefCriticConfig, resume: bool = False, progress: bool = True) ->
     """Cold-start SFT, then GRPO with the dual reward; held-out discrimination and refinement figures."""
     out = Path(config.run.output_dir)
     cold_done, cold_checkpoint = stage_plan(out / "cold_start", resume)
-    _, grpo_checkpoint = stage_plan(out / "grpo", resume and cold_done)
+    grpo_done, grpo_checkpoint = stage_plan(out / "grpo", resume and cold_done)
+    if grpo_done:  # a finished run: nothing to train again
+        return finished_result(out / "grpo")
     metrics: dict[str, Any] = {}
     if not cold_done:
         result = sft.run(cold_start_config(config), resume=cold_checkpoint is not None, progress=progress)

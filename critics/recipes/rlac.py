@@ -39,6 +39,7 @@ from critics.models import ModelConfig, precision_args
 from critics.recipes.common import set_threads_for_cpu
 from critics.recipes.critic_rl import GRPOSettings
 from critics.recipes.rlac_rewards import Checker, CriticReward, GeneratorReward, audit, critic_prompt, generate
+from data_pipelines.files import check_writable, recover_all, staged_folder, writing
 
 
 @dataclass
@@ -210,28 +211,28 @@ def latest_round(out: Path) -> int | None:
 def save_round(out: Path, r: int, gen, crit, checker: Checker, log: list[dict[str, Any]],
                spec: CriticSpec | None = None) -> Path:
     """Both models, optimizers and schedules, the checker's counters and the log (and the critic's
-    spec beside its weights): staged, then renamed."""
+    spec beside its weights): staged, then swapped in (``data_pipelines.files``)."""
     import shutil
 
     import torch
 
-    staging, final = out / ".round-staging", out / ROUND.format(r)
-    shutil.rmtree(staging, ignore_errors=True)
-    for name, trainer in (("generator", gen), ("critic", crit)):
-        _unwrap(trainer)
-        trainer.model.save_pretrained(str(staging / name))
-        trainer.processing_class.save_pretrained(str(staging / name))
-        torch.save({"optimizer": trainer.optimizer.state_dict(), "scheduler": trainer.lr_scheduler.state_dict()},
-                   staging / name / "optimizer.pt")
-    if spec is not None:
-        spec.save(staging / "critic")
-    (staging / "state.json").write_text(json.dumps({"round": r, "counters": checker.counters(),
-                                                    "rng": repr(checker.rng.getstate()), "log": log}, default=str))
-    shutil.rmtree(final, ignore_errors=True)
-    staging.rename(final)
-    for old in out.glob("round-*"):  # keep the newest complete round only
-        if old != final:
-            shutil.rmtree(old, ignore_errors=True)
+    final = out / ROUND.format(r)
+    with writing(out, "output_dir"):
+        with staged_folder(final) as staging:
+            for name, trainer in (("generator", gen), ("critic", crit)):
+                _unwrap(trainer)
+                trainer.model.save_pretrained(str(staging / name))
+                trainer.processing_class.save_pretrained(str(staging / name))
+                torch.save({"optimizer": trainer.optimizer.state_dict(), "scheduler": trainer.lr_scheduler.state_dict()},
+                           staging / name / "optimizer.pt")
+            if spec is not None:
+                spec.save(staging / "critic")
+            (staging / "state.json").write_text(json.dumps({"round": r, "counters": checker.counters(),
+                                                            "rng": repr(checker.rng.getstate()), "log": log},
+                                                           default=str))
+        for old in out.glob("round-*"):  # keep the newest complete round only
+            if old != final:
+                shutil.rmtree(old, ignore_errors=True)
     return final
 
 
@@ -253,8 +254,8 @@ def run(config: RLACConfig, resume: bool = False, progress: bool = True) -> dict
     import ast
 
     set_threads_for_cpu(precision_args(config.generator.model)["use_cpu"])
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable(config.output_dir, "output_dir")  # before either model loads
+    recover_all(out)  # a round swap a crash interrupted
     last = latest_round(out)
     if last is not None and not resume:
         raise FileExistsError(f"{out} already holds {ROUND.format(last)}: pass --resume to continue that run, "
@@ -326,7 +327,8 @@ def run(config: RLACConfig, resume: bool = False, progress: bool = True) -> dict
         entry["accounting"]["explored_checks"] = generator_reward.explored - explored  # random, not the critic's
         entry["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         log.append(entry)
-        (out / "rounds.json").write_text(json.dumps(log, indent=2, default=str))
+        with writing(out, "output_dir"):
+            (out / "rounds.json").write_text(json.dumps(log, indent=2, default=str))
         final = save_round(out, r, gen, crit, checker, log, spec)
         print(f"round {r}: generator reward {_mean(entry['generator_log'], 'reward'):.3f}, critic reward "
               f"{_mean(entry['critic_log'], 'reward'):.3f}, audit {entry['audit']}, validator calls "

@@ -4,7 +4,8 @@ Each runs one stage into ``output_dir/<stage>/`` and starts the next from that s
 checkpoint, so the next stage's model (and TRL's KL reference, which GRPO loads from the model's
 own path) is exactly what the previous stage wrote. A LoRA stage is merged into its base first.
 ``--resume`` picks up where the run stopped: inside a stage from its newest complete checkpoint,
-or at the start of the next stage once a stage's ``final/`` exists.
+or at the start of the next stage once a stage's ``final/`` exists; a run whose last stage has
+its ``final/`` is finished, and resuming it trains nothing (``finished_result``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 from critics.actors import ActorSettings, make_actor
 from critics.judging.spec import SPEC_FILE
-from critics.recipes.common import RunSettings, latest_checkpoint, loaded, resume_point
+from critics.recipes.common import RunSettings, latest_checkpoint, loaded, open_output_dir, resume_point
+from data_pipelines.files import staged_folder, writing
 
 REFINE_COLUMNS = ("question", "response", "label", "gold_answer")
 
@@ -25,8 +27,10 @@ def stage_plan(stage_dir: Path, resume: bool) -> tuple[bool, str | None]:
     """``(finished, checkpoint to resume from)`` for one stage of a staged run.
 
     Without ``resume`` a stage folder holding checkpoints is an error (``resume_point``'s), so a
-    run never trains over an earlier one by accident.
+    run never trains over an earlier one by accident. Either way the stage folder is opened first
+    (``open_output_dir``: checked for writing, interrupted swaps recovered), before anything loads.
     """
+    open_output_dir(stage_dir)
     if (stage_dir / "final" / "trainer_state.json").is_file() and resume:
         return True, None
     if not resume:
@@ -34,6 +38,13 @@ def stage_plan(stage_dir: Path, resume: bool) -> tuple[bool, str | None]:
         return False, None
     checkpoint = latest_checkpoint(stage_dir)
     return False, str(checkpoint) if checkpoint else None
+
+
+def finished_result(stage_dir: Path) -> dict[str, Any]:
+    """What ``run`` returns for a run whose last stage (``stage_dir``) is finished: its ``final/``
+    and the metrics it wrote, with no model loaded and no step trained."""
+    final = stage_dir / "final"
+    return {"final": str(final), "metrics": stage_metrics(final)}
 
 
 def stage_run(run: RunSettings, output_dir: Path, max_steps: int) -> RunSettings:
@@ -55,14 +66,11 @@ def next_stage_model(stage_dir: Path, lora: bool, task_type: str = "CAUSAL_LM") 
         from transformers import AutoTokenizer
 
         auto = {"CAUSAL_LM": peft.AutoPeftModelForCausalLM, "SEQ_CLS": peft.AutoPeftModelForSequenceClassification}
-        staging = stage_dir / ".merged-staging"
-        shutil.rmtree(staging, ignore_errors=True)
-        auto[task_type].from_pretrained(str(final)).merge_and_unload().save_pretrained(str(staging))
-        AutoTokenizer.from_pretrained(str(final)).save_pretrained(str(staging))
-        for extra in (SPEC_FILE,):
-            if (final / extra).is_file():
-                shutil.copy(final / extra, staging / extra)
-        staging.rename(merged)
+        with writing(stage_dir, "run.output_dir"), staged_folder(merged) as staging:
+            auto[task_type].from_pretrained(str(final)).merge_and_unload().save_pretrained(str(staging))
+            AutoTokenizer.from_pretrained(str(final)).save_pretrained(str(staging))
+            if (final / SPEC_FILE).is_file():
+                shutil.copy(final / SPEC_FILE, staging / SPEC_FILE)
     return str(merged)
 
 
@@ -122,7 +130,9 @@ def write_recipe_config(final: Path, recipe: str, config: Any) -> None:
 
     from data_pipelines.registry import as_plain
 
-    (final / "critics_config.yaml").write_text(yaml.safe_dump({"recipe": recipe, **as_plain(config)}, sort_keys=False))
+    with writing(final.parent, "run.output_dir"):
+        (final / "critics_config.yaml").write_text(yaml.safe_dump({"recipe": recipe, **as_plain(config)},
+                                                                  sort_keys=False))
 
 
 def stage_metrics(final: Path) -> dict[str, Any]:

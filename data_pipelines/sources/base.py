@@ -2,7 +2,8 @@
 
 A source turns one public dataset format into rows of a canonical *shape* that builders read
 (see ``SHAPES``). It never raises on a bad row: it yields ``Row(error=...)`` so the build can
-quarantine that row with its reason and go on.
+quarantine that row with its reason and go on. A source with no rows at all (an empty file, an
+empty folder, a folder without data files) raises ``EmptySourceError``, naming itself and the path.
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ class RowError(ValueError):
     """Raised inside a source or builder for a row that cannot be used; the message is the reason."""
 
 
+class EmptySourceError(ValueError):
+    """A source gave no rows at all; the message names the source, the path and why."""
+
+
+DATA_SUFFIXES = (".json", ".jsonl", ".gz", ".parquet")  # what a folder source reads
+
+
 @dataclass
 class Source:
     """Base for sources: a local file/folder or a Hugging Face hub name, plus a split.
@@ -95,7 +103,15 @@ class Source:
         raise NotImplementedError
 
     def rows(self) -> Iterator[Row]:
-        """Yield rows in the source's shape; bad records become error rows, never exceptions."""
+        """Yield rows in the source's shape; bad records become error rows, never exceptions.
+
+        Raises:
+            EmptySourceError: the location holds no record at all (a malformed one still counts).
+            ValueError: ``limit`` is below 1.
+        """
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"source '{self.name}': limit must be at least 1 (or null for every row), "
+                             f"got {self.limit}")
         count = 0
         for rid, raw, error, text in self.raw_records():
             if self.limit is not None and count >= self.limit:
@@ -117,6 +133,9 @@ class Source:
                     yield Row(id=row_id, error=str(data), raw=clip(raw))
                     continue
                 yield check_shape(row_id, data, self.shape, raw)
+        if count == 0:
+            location = self.path or self.default_path
+            raise EmptySourceError(f"source '{self.name}' gave no rows: {location}: {why_empty(location)}")
 
     def describe(self) -> str:
         """One line for logs and data cards."""
@@ -167,6 +186,29 @@ def is_local(location: str) -> bool:
         (".json", ".jsonl", ".gz", ".parquet"))
 
 
+def why_empty(location: str) -> str:
+    """Why a location gave no records, in a few words for the error message.
+
+    >>> import tempfile
+    >>> why_empty(tempfile.mkdtemp())
+    'the folder is empty'
+    """
+    path = Path(location).expanduser()
+    if not is_local(location):
+        return "the hub dataset has no rows in this subset and split"
+    if path.is_dir():
+        entries = sorted(p.name for p in path.iterdir())
+        if not entries:
+            return "the folder is empty"
+        if not any(name.endswith(DATA_SUFFIXES) for name in entries):
+            shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+            return f"the folder holds no data files ({', '.join(DATA_SUFFIXES)}), only {shown}"
+        return "its data files hold no records"
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    return "the file holds no records (only blank lines, or an empty JSON list)"
+
+
 def read_local(path: Path) -> Iterator[tuple[str, dict | None, str | None, str | None]]:
     """Read JSONL (optionally gzipped), JSON (a list, or an object of lists) or a folder of them.
 
@@ -176,7 +218,7 @@ def read_local(path: Path) -> Iterator[tuple[str, dict | None, str | None, str |
     path = path.expanduser()
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")
-    files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".jsonl", ".gz")) \
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(DATA_SUFFIXES)) \
         if path.is_dir() else [path]
     for file in files:
         stem = file.name.split(".")[0]

@@ -78,6 +78,11 @@ def test_sft_then_critic_rl_write_checkpoints_cards_and_curves(tmp_path, tiny, r
     assert {"README.md", "metrics.json", "critics_config.yaml", "model.safetensors"} <= {p.name for p in final.iterdir()}
     assert latest_checkpoint(tmp_path / "sft").name == "checkpoint-4"
     assert not (tmp_path / "sft" / ".staging").exists()
+    assert sorted(p.name for p in (tmp_path / "sft").iterdir() if p.name.startswith(".")) == []  # no swap leftovers
+    assert result["metrics"]["held_out_overlap"] == {"held_out": 8, "question_in_train": 0, "examples": []}
+    card = (final / "README.md").read_text()
+    assert "None of the 8 held-out records asks a question that a training record also asks." in card
+    assert "https://github.com/)" not in card and "$" not in card
 
     rl_config, _ = load_recipe_config(rl_yaml(tmp_path, final, records, tmp_path / "rl", 3, 3), [])
     rl = critic_rl.run(rl_config, progress=False)

@@ -109,8 +109,9 @@ def test_critique_rl_runs_stage_one_then_stage_two_with_rewards_in_the_three_val
     assert set(seen) & {0.2, 1.2}  # the warm critic gives right verdicts too, not only -1
     final = Path(result["final"])
     assert final == out / "stage2" / "final" and (out / "stage1" / "final" / "README.md").is_file()
-    assert set(result["metrics"]) == {"before", "after stage I", "after stage II"}
-    for stage in result["metrics"].values():
+    assert set(result["metrics"]) == {"before", "after stage I", "after stage II", "held_out_overlap"}
+    assert result["metrics"]["held_out_overlap"]["held_out"] == 8
+    for stage in (result["metrics"][k] for k in ("before", "after stage I", "after stage II")):
         assert {"accuracy", "refine_accuracy", "accuracy_before", "c->c", "c->i", "i->c", "i->i",
                 "change_rate"} <= set(stage)
     logged = {k for entry in json.loads((final / "log_history.json").read_text()) for k in entry}
@@ -119,9 +120,20 @@ def test_critique_rl_runs_stage_one_then_stage_two_with_rewards_in_the_three_val
     assert "discrimination/accuracy" in stage_one_log
     assert "recipe: critique_rl" in (final / "critics_config.yaml").read_text()
 
-    # resuming a finished run trains nothing again, and keeps both stages' figures
-    again = critique_rl.run(config, resume=True, progress=False)
-    assert set(again["metrics"]) >= {"after stage I", "after stage II"}
+    # resuming a finished run trains nothing again (no step, no file rewritten), and keeps both stages' figures
+    assert_resume_trains_nothing(monkeypatch, critique_rl, config, final, {"after stage I", "after stage II"})
+
+
+def assert_resume_trains_nothing(monkeypatch, module, config, final: Path, stages: set[str]) -> None:
+    """Resume a finished run with the optimizer's step spied on: no step runs and ``final/`` is untouched."""
+    steps = []
+    real_step = torch.optim.AdamW.step
+    monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *a, **k: steps.append(1) or real_step(self, *a, **k))
+    written = {p.name: p.stat().st_mtime_ns for p in final.iterdir()}
+    again = module.run(config, resume=True, progress=False)
+    assert steps == [] and again["final"] == str(final)
+    assert {p.name: p.stat().st_mtime_ns for p in final.iterdir()} == written
+    assert set(again["metrics"]) >= stages
 
 
 def test_stage_two_kl_reference_is_the_stage_one_checkpoint(tmp_path, tiny, records):
@@ -172,6 +184,7 @@ def test_refcritic_cold_start_then_grpo_with_the_dual_reward(tmp_path, tiny, rec
     assert {"after SFT", "after GRPO"} <= set(result["metrics"])
     assert "refine_accuracy" in result["metrics"]["after GRPO"]
     assert (out / "cold_start" / "final" / "README.md").is_file()
+    assert_resume_trains_nothing(monkeypatch, refcritic, config, Path(result["final"]), {"after SFT", "after GRPO"})
 
 
 @pytest.mark.parametrize("override, message", [

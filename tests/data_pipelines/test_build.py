@@ -156,3 +156,134 @@ def test_a_crash_while_saving_leaves_the_previous_build_intact(tmp_path, monkeyp
 def test_a_builder_that_cannot_read_a_source_shape_is_a_config_error(tmp_path):
     with pytest.raises(ValueError, match="reads \\('preference', 'image_preference'\\) rows, but source 'solutions' gives 'solution'"):
         BuildConfig(sources=[SolutionsSource(path="x.jsonl")], builder=PairwiseBuilder())
+
+
+def content(row: dict) -> str:
+    """A record row without its id: what two exact duplicates share."""
+    return json.dumps({k: v for k, v in row.items() if k != "id"}, sort_keys=True)
+
+
+@pytest.mark.parametrize("drop", [True, False])
+def test_exact_duplicates_are_quarantined_and_never_straddle_a_split(tmp_path, drop):
+    import datasets
+
+    rows = good_rows(50)
+    (tmp_path / "rows").mkdir()
+    write_lines(tmp_path / "rows" / "a.jsonl", [json.dumps(r).encode() for r in rows])
+    copies = [rows[k] for k in range(10)]                          # exact copies, in a second file
+    copies.append({**rows[3], "id": "dataset-id-7"})               # a copy that differs only in its id field
+    copies.append({**rows[5], "solution": "another solution"})     # same question, other solution: kept
+    write_lines(tmp_path / "rows" / "b.jsonl", [json.dumps(r).encode() for r in copies])
+
+    result = build(pointwise_config(tmp_path / "rows", tmp_path / "out", drop_duplicates=drop), progress=False)
+
+    stats = result.stats
+    assert stats["rows_in"] == 62 == stats["rows_out"] + stats["rows_quarantined"]
+    built = read_jsonl(result.output_dir / "data.jsonl")
+    quarantine = read_jsonl(result.output_dir / "quarantine.jsonl")
+    card = result.card_path.read_text()
+    if not drop:  # every copy becomes a second record, and copies straddle a split
+        assert stats["rows_out"] == 62 and quarantine == [] and "Exact duplicates: not checked" in card
+        assert len({content(r) for r in built}) == 52  # 10 records twice (the id-only copy keeps its id in metadata)
+        return
+    assert stats["rows_out"] == 51 and stats["duplicates_dropped"] == 11
+    reasons = {q["id"]: q["reason"] for q in quarantine}
+    assert reasons == {**{f"solutions:b/{k}": f"duplicate of solutions:a/{k}" for k in range(10)},
+                       "solutions:b/10": "duplicate of solutions:a/3"}
+    assert all(q["stage"] == "dedupe" and "What is" in q["raw"] for q in quarantine)
+    assert stats["quarantine_reasons"] == {"duplicate of an earlier row": 11}
+    assert "Exact duplicates: 11 rows dropped" in card
+    assert len({content(r) for r in built}) == len(built)  # no record content twice ...
+    for seed in range(5):  # ... so no split puts a copy of a training record in the held-out set
+        split = datasets.Dataset.from_list(built).train_test_split(test_size=10, seed=seed)
+        assert not {content(r) for r in split["train"]} & {content(r) for r in split["test"]}
+
+
+def test_duplicate_pairs_are_dropped_before_the_order_is_drawn(tmp_path):
+    rows = [{"prompt": f"p{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "subset": "s", "id": i} for i in range(20)]
+    rows += [{**rows[i], "id": 100 + i} for i in range(6)]  # the same pairs under new dataset ids
+    write_lines(tmp_path / "pairs.jsonl", [json.dumps(r).encode() for r in rows])
+    config = BuildConfig(sources=[RewardBench(path=str(tmp_path / "pairs.jsonl"))], builder=PairwiseBuilder(),
+                         output_dir=str(tmp_path / "out"))
+    result = build(config, progress=False)
+    built = read_jsonl(result.output_dir / "data.jsonl")
+    assert len(built) == 20 and result.stats["duplicates_dropped"] == 6
+    assert sum(r["label"] == "B" for r in built) == 10  # still exactly half swapped
+    assert len({(r["question"], frozenset((r["response_a"], r["response_b"]))) for r in built}) == 20
+
+
+def empty_file(tmp_path):
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    return tmp_path / "empty.jsonl", "the file is empty"
+
+
+def blank_file(tmp_path):
+    (tmp_path / "blank.jsonl").write_text("\n\n  \n")
+    return tmp_path / "blank.jsonl", "the file holds no records (only blank lines, or an empty JSON list)"
+
+
+def empty_folder(tmp_path):
+    (tmp_path / "rows").mkdir()
+    return tmp_path / "rows", "the folder is empty"
+
+
+def folder_without_data(tmp_path):
+    (tmp_path / "rows").mkdir()
+    (tmp_path / "rows" / "notes.txt").write_text("not data")
+    (tmp_path / "rows" / "table.csv").write_text("question,solution\n")
+    return tmp_path / "rows", "the folder holds no data files (.json, .jsonl, .gz, .parquet), only notes.txt, table.csv"
+
+
+@pytest.mark.parametrize("make", [empty_file, blank_file, empty_folder, folder_without_data])
+def test_a_source_with_no_rows_is_an_error_naming_the_source_and_the_path(tmp_path, make):
+    from data_pipelines.sources.base import EmptySourceError
+
+    path, why = make(tmp_path)
+    write_lines(tmp_path / "good.jsonl", [json.dumps(r).encode() for r in good_rows(5)])
+    config = BuildConfig(sources=[SolutionsSource(path=str(tmp_path / "good.jsonl")), SolutionsSource(path=str(path))],
+                         builder=PointwiseBuilder(), output_dir=str(tmp_path / "out"))
+    with pytest.raises(EmptySourceError) as caught:
+        build(config, progress=False)
+    assert str(caught.value) == f"source 'solutions' gave no rows: {path}: {why}"
+    assert not (tmp_path / "out").exists()  # nothing written: not a build of 0 records
+
+
+def test_a_limit_below_one_is_an_error_naming_the_source(tmp_path):
+    write_lines(tmp_path / "good.jsonl", [json.dumps(r).encode() for r in good_rows(5)])
+    config = BuildConfig(sources=[SolutionsSource(path=str(tmp_path / "good.jsonl"), limit=0)],
+                         builder=PointwiseBuilder(), output_dir=str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="source 'solutions': limit must be at least 1"):
+        build(config, progress=False)
+
+
+def test_a_full_disk_while_saving_is_one_error_naming_output_dir_and_the_last_build_survives(tmp_path, monkeypatch):
+    import errno
+
+    from data_pipelines.files import OutputError
+
+    source = tmp_path / "rows.jsonl"
+    write_lines(source, [json.dumps(r).encode() for r in good_rows(30)])
+    first = build(pointwise_config(source, tmp_path / "out"), progress=False)
+    before = (first.output_dir / "data.jsonl").read_text()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sys.modules["data_pipelines.build"], "write_card", full)
+    write_lines(source, [json.dumps(r).encode() for r in good_rows(20)])
+    with pytest.raises(OutputError) as caught:
+        build(pointwise_config(source, tmp_path / "out"), progress=False)
+    assert str(caught.value) == f"cannot write to output_dir {tmp_path / 'out'}: No space left on device (ENOSPC)"
+    assert (first.output_dir / "data.jsonl").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "rows.jsonl"]
+
+
+def test_an_unwritable_output_dir_fails_before_any_row_is_read(tmp_path, monkeypatch):
+    from data_pipelines.files import OutputError
+
+    (tmp_path / "taken").write_text("a file where the output folder's parent should be")
+    read = []
+    monkeypatch.setattr(SolutionsSource, "raw_records", lambda self: read.append(1) or iter(()))
+    with pytest.raises(OutputError, match=f"^the parent of output_dir {tmp_path / 'taken'} is a file, not a folder$"):
+        build(pointwise_config(tmp_path / "x.jsonl", tmp_path / "taken" / "out"), progress=False)
+    assert read == []
