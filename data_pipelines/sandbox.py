@@ -6,14 +6,23 @@ time, memory, processes and output. Layers, from the outside in:
 
 * **worker** (one per worker slot, long-lived): a Python "zygote" started under ``bwrap``
   (network, PID, IPC and UTS namespaces; ``/`` bound read-only; a size-capped tmpfs on ``/tmp``)
-  or, failing that, under ``unshare`` (the zygote remounts every mount read-only itself). It
-  reads programs from a pipe, so Python starts once per worker, not once per program.
+  or, failing that, under ``unshare`` (the zygote remounts every mount read-only itself). Where
+  a tmpfs covers the Python installation or this package (a venv made in ``mktemp -d``, a pyenv
+  in a private ``/root``), those paths are bound back, read-only. It reads programs from a pipe,
+  so Python starts once per worker, not once per program.
 * **program**: the zygote forks it into a fresh PID namespace, as its PID 1, so when it dies the
   kernel kills every descendant (fork bombs, daemons, ``setsid`` escapees). It switches to an
   unprivileged uid unique to the worker (which drops all capabilities and makes ``RLIMIT_NPROC``
   count only this program's processes: root ignores that limit), sets ``no_new_privs`` and
   rlimits (CPU, address space, processes, file size), then ``exec``s the code in-process, with
   common stdlib modules pre-imported; its scratch folder is deleted afterwards.
+* **tests** (when given): a second process, forked and confined the same way but under another
+  uid, in a sibling PID namespace and not dumpable, runs the test code. The program's globals
+  reach it only as references: calls go to the program's process and plain builtin values come
+  back, in an encoding that cannot execute anything (``sandbox_calls``). The tests compare real
+  values in their own process, and only they report the pass, on a pipe the program never holds;
+  nothing the program does in its own process (reading the interpreter's memory, patching
+  builtins, returning an object that equals everything, exiting early) can forge it.
 * **cgroups** (when the host lets us create them): a pids and a memory cgroup per worker bound
   the whole tree, so even 32 processes x ``memory_mb`` cannot exhaust the host.
 
@@ -84,10 +93,10 @@ class SandboxResult:
         stdout: captured standard output (decoded, invalid UTF-8 replaced).
         stderr: captured standard error.
         wall_seconds: wall time of the program.
-        tests_passed: True only when ``tests`` were given and the trusted driver saw them run to
-            the end without an exception (see ``Sandbox.run``).
-        exception: "Type: message" of an uncaught exception (``SystemExit`` included), as
-            reported by the driver; advisory, since the program could forge it.
+        tests_passed: True only when ``tests`` were given and their own process, which the
+            program cannot reach, ran them to the end without an exception (see ``Sandbox.run``).
+        exception: "Type: message" of an uncaught exception (``SystemExit`` included): the tests'
+            one when they failed, else the program's (advisory: the program could forge it).
         phase: "program" or "tests": where ``exception`` was raised.
     """
 
@@ -149,46 +158,74 @@ _uid_counter = count()
 
 
 def _worker_uid() -> int:
-    """A uid no other live worker on this machine uses: it scopes ``RLIMIT_NPROC`` to one program."""
-    return 10_000_000 + (os.getpid() % (1 << 20)) * 1024 + next(_uid_counter) % 1024
+    """A uid pair no other live worker on this machine uses (programs get it, their tests it + 1):
+    it scopes ``RLIMIT_NPROC`` to one process tree."""
+    return 10_000_000 + (os.getpid() % (1 << 20)) * 1024 + next(_uid_counter) % 512 * 2
 
 
-def _hidden_installation() -> dict[str, list[str]]:
-    """Private directories (mode without o+x, e.g. ``/root`` holding pyenv) that hide the Python
-    installation from the sandbox's uid, each with the installation paths under it: the sandbox
-    covers such a directory with an empty tmpfs and binds just those paths back, read-only."""
-    hidden: dict[str, list[str]] = {}
-    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
-    for path in sorted(prefixes):
-        parts = path.split(os.sep)
-        for depth in range(2, len(parts)):
-            ancestor = os.sep.join(parts[:depth])
-            if not os.stat(ancestor).st_mode & 0o001:
-                hidden.setdefault(ancestor, []).append(path)
+def _installation_paths() -> set[str]:
+    """What the worker must see of this Python: the prefixes (a venv's, the stdlib's), the folder
+    of every link from ``sys.executable`` to the interpreter, and this package's folder (the
+    zygote's script). Paths stay as written, not resolved: they are looked up that way."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             os.path.dirname(os.path.realpath(sys.executable)),
+             os.path.dirname(os.path.abspath(sandbox_worker.__file__))}
+    link = os.path.abspath(sys.executable)
+    for _ in range(40):  # the kernel's own limit on links followed
+        paths.add(os.path.dirname(link))
+        if not os.path.islink(link):
+            break
+        link = os.path.abspath(os.path.join(os.path.dirname(link), os.readlink(link)))
+    paths = {os.path.abspath(path) for path in paths}
+    return {path for path in paths if not any(path.startswith(other + os.sep) for other in paths)}
+
+
+def _covered_installation(as_root: bool) -> dict[str, list[str]]:
+    """The installation paths that the sandbox covers, by the folder that covers them: ``/tmp``
+    (the scratch tmpfs; a venv made in ``mktemp -d`` lives there) and, as root, a private folder
+    (no o+x, e.g. ``/root`` holding pyenv) that would hide them from the programs' uid. The
+    sandbox binds each back, read-only, on top of the tmpfs it puts there."""
+    covered: dict[str, list[str]] = {}
+    for path in sorted(_installation_paths()):
+        parts, top = path.split(os.sep), None
+        if parts[1:2] == ["tmp"] and len(parts) > 2:
+            top = "/tmp"
+        for depth in range(2, len(parts)) if top is None and as_root else ():
+            if not os.stat(os.sep.join(parts[:depth])).st_mode & 0o001:
+                top = os.sep.join(parts[:depth])
                 break
-    return hidden
+        if top is not None:
+            covered.setdefault(top, []).append(path)
+    return covered
+
+
+def _bwrap_binds(top: str, paths: list[str]) -> list[str]:
+    """bwrap arguments that bind ``paths`` back, read-only, on the tmpfs at ``top``."""
+    args = []
+    for path in paths:
+        folder = top
+        for part in os.path.relpath(os.path.dirname(path), top).split(os.sep):
+            folder = os.path.normpath(os.path.join(folder, part))  # else bwrap makes it 0700
+            args += ["--perms", "0755", "--dir", folder] if folder != top else []
+        args += ["--ro-bind", path, path]  # bwrap reads the source from the old root: never covered
+    return args
 
 
 def _worker_argv(backend: str, limits: SandboxLimits, uid: int) -> list[str]:
-    hidden = _hidden_installation() if os.geteuid() == 0 else {}
-    config = {"uid": uid, "mounts": backend == "unshare", "scratch_mb": limits.scratch_mb, "expose": hidden,
+    covered = {} if backend == "none" else _covered_installation(os.geteuid() == 0)
+    config = {"uid": uid, "mounts": backend == "unshare", "scratch_mb": limits.scratch_mb, "expose": covered,
               "root": None if backend == "none" else "/tmp"}
     zygote = [sys.executable, "-I", os.path.abspath(sandbox_worker.__file__), "--zygote", json.dumps(config)]
     if backend == "bwrap":
         caps = [arg for cap in _ZYGOTE_CAPS for arg in ("--cap-add", cap)] if os.geteuid() == 0 else []
-        expose = []
-        for top, paths in hidden.items():
-            expose += ["--perms", "0755", "--tmpfs", top]
-            for path in paths:
-                folder = top
-                for part in os.path.relpath(os.path.dirname(path), top).split(os.sep):
-                    folder = os.path.normpath(os.path.join(folder, part))  # else bwrap makes it 0700
-                    expose += ["--perms", "0755", "--dir", folder] if folder != top else []
-                expose += ["--ro-bind", path, path]
-            expose += ["--remount-ro", top]
-        return ["bwrap", *_BWRAP_NS, "--ro-bind", "/", "/", *expose, "--dev", "/dev", "--proc", "/proc",
-                "--size", str(limits.scratch_mb * _MB), "--tmpfs", "/tmp", "--clearenv", "--new-session",
-                "--cap-drop", "ALL", *caps, "--", *zygote]
+        private = []
+        for top, paths in covered.items():
+            if top != "/tmp":
+                private += ["--perms", "0755", "--tmpfs", top, *_bwrap_binds(top, paths), "--remount-ro", top]
+        scratch = ["--size", str(limits.scratch_mb * _MB), "--tmpfs", "/tmp",
+                   *_bwrap_binds("/tmp", covered.get("/tmp", []))]  # after the tmpfs, on top of it
+        return ["bwrap", *_BWRAP_NS, "--ro-bind", "/", "/", *private, "--dev", "/dev", "--proc", "/proc", *scratch,
+                "--clearenv", "--new-session", "--cap-drop", "ALL", *caps, "--", *zygote]
     if backend == "unshare":
         return ["unshare", *_UNSHARE_NS, "--mount-proc", "--", *zygote]
     return zygote
@@ -203,7 +240,7 @@ class _Cgroup:
 
     @classmethod
     def create(cls, name: str, limits: SandboxLimits) -> _Cgroup | None:
-        pids = str(limits.max_processes + 8)  # + bwrap and the zygote
+        pids = str(2 * limits.max_processes + 8)  # a program's tree, its tests' tree, bwrap and the zygote
         memory = str((limits.memory_mb + limits.scratch_mb + 128) * _MB)  # + zygote and tmpfs
         try:
             own = {line.split(":")[1]: line.strip().split(":", 2)[2] for line in open("/proc/self/cgroup")}
@@ -344,7 +381,7 @@ class Sandbox:
     def __init__(self, limits: SandboxLimits = SandboxLimits(), isolation: str = "auto", workers: int = 1):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
-        self.limits = limits
+        self.limits, self._limits = limits, asdict(limits)
         self.backend = _resolve_isolation(isolation)
         self._workers = [_Worker(self.backend, limits) for _ in range(workers)]
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
@@ -359,15 +396,15 @@ class Sandbox:
         Args:
             code: Python source.
             stdin: text fed to the program's standard input (empty if None).
-            tests: optional test code run after ``code`` in a copy of its namespace, with the
-                builtins and pre-imported stdlib modules restored first (so a program cannot
-                swallow failures by patching them). ``tests_passed`` is set only when the
-                driver reports, with a per-run secret, that ``tests`` returned normally.
+            tests: optional test code, run in a separate sandboxed process once ``code`` has run.
+                The program's globals appear there as references (a function call runs in the
+                program's process and returns a plain builtin value, see ``sandbox_calls``);
+                its modules as the tests' own standard library modules. ``tests_passed`` is set
+                only when that process reports that ``tests`` returned normally.
             expose: names the tests must see as the program defined them even where they shadow
                 a builtin: the function under test (MBPP's ``sum``, say).
         """
-        request = {"code": code, "stdin": stdin or "", "tests": tests, "expose": list(expose),
-                   "limits": asdict(self.limits)}
+        request = {"code": code, "stdin": stdin or "", "tests": tests, "expose": list(expose), "limits": self._limits}
         worker = self._idle.get()
         try:
             reply = worker.run(request)

@@ -1,11 +1,13 @@
 """Code verifier: run a program against its tests in the sandbox and say pass or fail.
 
 Tests are plain asserts, or a HumanEval-style ``check(candidate)`` function plus the name of the
-entry point (``check(<entry_point>)`` is then appended). A program passes only when the sandbox's
-trusted driver reports, with a per-run secret on a private channel, that the test code ran to its
-end; exit codes and output are never trusted, so ``sys.exit(0)`` / ``os._exit(0)`` before the
-asserts, printing "passed", or patching builtins and exceptions all fail. See
-``data_pipelines.sandbox_worker._driver`` for the threat model.
+entry point (``check(<entry_point>)`` is then appended). The tests run in their own sandboxed
+process, which the program cannot reach: they call the program's functions across a pipe and get
+back plain builtin values, so they compare real ints, strs and lists, never an object the program
+made. A program passes only when that process reports that the test code ran to its end; exit
+codes and output are never trusted, so ``sys.exit(0)`` / ``os._exit(0)`` before the asserts,
+printing "passed", patching builtins, reading the interpreter's memory or returning an object
+that equals everything all fail. See ``data_pipelines.sandbox_calls`` for the design.
 
 Reasons: "passed", "assertion failed", "syntax error", "runtime error", "exited early",
 "timeout", "memory limit", "output limit", "killed", and "sandbox error" (the only undecided one:

@@ -75,13 +75,20 @@ def _rlac_canon(x):
         return (inner or "set()") if t is set else "frozenset(" + inner + ")"
     return repr(x)
 '''
+# The reference (trusted) runs as a plain program, each input under its own timer. The batch
+# runs in globals of its own: a reference that shadows a builtin the batch uses (MBPP's ``sum``)
+# or one of its names must not change it.
 _REFERENCE_BATCH = '''
+_rlac_calls = [{calls}]
+exec({batch!r}, {{"__builtins__": __import__("builtins"), "_rlac_calls": _rlac_calls}})
+'''
+_BATCH = '''
 import json as _rlac_json, signal as _rlac_signal
 def _rlac_alarm(signum, frame):
     raise TimeoutError("reference time limit")
 _rlac_signal.signal(_rlac_signal.SIGALRM, _rlac_alarm)
 _rlac_out = []
-for _rlac_call in [{calls}]:
+for _rlac_call in _rlac_calls:
     try:
         _rlac_signal.setitimer(_rlac_signal.ITIMER_REAL, {seconds})
         try:
@@ -114,8 +121,9 @@ class CodeValidator(Validator):
     ``output`` is the whole program, or, if it holds Markdown fences, its last fenced block.
     References run in batches (one sandbox run per reference and up to ``REFERENCE_BATCH_SECONDS``
     of inputs, each input under its own timer); their outputs and the programs' verdicts are
-    cached. Like the code verifier's tests, the expected output is inside the program's process
-    while it runs (see ``sandbox_worker._driver`` for that threat model).
+    cached. The comparison runs in the sandbox's tests process: the expected output never enters
+    the program's process, which only answers the call with a plain builtin value (see
+    ``data_pipelines.sandbox_calls``).
 
     Args:
         limits: sandbox limits for each generated program.
@@ -195,8 +203,8 @@ class CodeValidator(Validator):
         chunks = [(ref, entry, args[i:i + self.batch_size])
                   for (ref, entry), args in groups.items() for i in range(0, len(args), self.batch_size)]
         while chunks:
-            codes = [_CANON + self._batch_code(entry, args) for _, entry, args in chunks]
-            runs = self.reference_sandbox.run_many([c[0] for c in chunks], codes, [[c[1]] for c in chunks])
+            codes = [f"{reference}\n{self._batch_code(entry, args)}" for reference, entry, args in chunks]
+            runs = self.reference_sandbox.run_many(codes)
             retry = []
             for (reference, entry, args), result in zip(chunks, runs):
                 outputs = _batch_outputs(result, len(args))
@@ -212,7 +220,8 @@ class CodeValidator(Validator):
 
     def _batch_code(self, entry: str, args: list[str]) -> str:
         calls = ", ".join(f"lambda: {entry}({a})" for a in args)
-        return _REFERENCE_BATCH.format(calls=calls, seconds=self.reference_seconds, mark=_REFERENCE_MARK)
+        batch = _CANON + _BATCH.format(seconds=self.reference_seconds, mark=_REFERENCE_MARK)
+        return _REFERENCE_BATCH.format(calls=calls, batch=batch)
 
     def _lookup(self, cache: OrderedDict, keys: set) -> dict:
         with self._lock:
@@ -254,8 +263,8 @@ def _program_text(output: str) -> str:
 
 def _batch_outputs(result: SandboxResult, n: int) -> list[tuple[bool, str]] | None:
     """The reference's per-input outputs, read from its last marked stdout line (the reference is
-    trusted code), or None if the batch did not finish."""
-    if result.status != "ok" or not result.tests_passed:
+    trusted code, run as a plain program), or None if the batch did not finish."""
+    if result.status != "ok":
         return None
     lines = [line for line in result.stdout.splitlines() if line.startswith(_REFERENCE_MARK)]
     try:

@@ -58,7 +58,7 @@ def run_contained(box: Sandbox, code: str, tests: str | None = None, limit: floa
     assert elapsed < limit + SLACK, f"took {elapsed:.1f}s: {result}"
     assert subprocess.run(["true"], timeout=5).returncode == 0  # the host can still spawn
     if box.mechanisms.get("uid_switch"):
-        assert sandbox_processes(box.mechanisms["uid"]) == []
+        assert sandbox_processes(box.mechanisms["uid"]) == sandbox_processes(box.mechanisms["tests_uid"]) == []
     assert box.run("print('still here')").stdout == "still here\n"  # and so can the worker
     return result
 
@@ -101,6 +101,15 @@ def test_tests_pass_only_when_they_run_to_the_end(sandbox):
     assert sandbox.run("def add(a, b):\n    return a + b\n", tests=ADD_TESTS).tests_passed
     failed = sandbox.run(WRONG_ADD, tests=ADD_TESTS)
     assert not failed.tests_passed and (failed.phase, failed.exception) == ("tests", "AssertionError: ")
+
+
+@needs_isolation
+def test_tests_run_beside_the_program_and_the_output_keeps_its_order(sandbox):
+    code = ("import sys\nname = sys.stdin.read().strip()\nprint('program', name)\ndef greet(x):\n"
+            "    print('call', x)\n    return f'{x} {name}'\n")
+    result = sandbox.run(code, stdin="ada\n", tests="print('tests')\nassert greet('hi') == 'hi ada'\nprint('done')\n")
+    assert result.tests_passed and result.stdout == "program ada\ntests\ncall hi\ndone\n", result
+    assert sandbox.mechanisms["tests_uid"] != sandbox.mechanisms["uid"] or not sandbox.mechanisms["uid_switch"]
 
 
 # ------------------------------------------------------------------------------------ resources
