@@ -5,6 +5,7 @@ A row's ``program`` is run and then its ``tests`` (in one namespace) to decide i
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,10 +49,39 @@ class HumanEval(Source):
     def convert(self, raw: dict[str, Any]) -> dict[str, Any]:
         task_id, prompt, entry_point = require(raw, "task_id"), require(raw, "prompt"), require(raw, "entry_point")
         program = prompt + require(raw, "canonical_solution")
-        return {"question": prompt, "program": program,
-                "tests": require(raw, "test") + f"\ncheck({entry_point})\n", "entry_point": entry_point,
+        tests = prompt_helpers(prompt, entry_point) + require(raw, "test") + f"\ncheck({entry_point})\n"
+        return {"question": prompt, "program": program, "tests": tests, "entry_point": entry_point,
                 "task_id": task_id, "model": "human", "reference_solution": program, "group": task_id,
                 "extra": {}}
+
+
+def prompt_helpers(prompt: str, entry_point: str) -> str:
+    r"""The code of a HumanEval prompt other than the function to write: its imports and the
+    helpers its tests call (``poly`` of HumanEval/32, ``encode_cyclic`` of /38). They go with the
+    tests, so the tests call the dataset's helpers and not the program's: a program that redefines
+    ``poly`` to return 0 would otherwise pass ``assert math.fabs(poly(coeffs, solution)) < 1e-4``.
+
+    >>> prompt = "import math\n\ndef poly(xs, x):\n    return xs[0]\n\ndef find_zero(xs):\n    'doc'\n"
+    >>> print(prompt_helpers(prompt, "find_zero"))
+    import math
+    def poly(xs, x):
+        return xs[0]
+    <BLANKLINE>
+    >>> prompt_helpers("def f(x):\n    'doc'\n", "f")
+    ''
+    """
+    for text in (prompt, prompt.rstrip() + "\n    pass\n"):  # a prompt may end in a bare signature
+        try:
+            tree = ast.parse(text)
+            break
+        except SyntaxError:
+            continue
+    else:
+        raise RowError("the prompt is not valid Python (its helpers could not be read)")
+    keep = [node for node in tree.body
+            if not (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point)
+            and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]  # a module docstring
+    return "".join(ast.get_source_segment(text, node, padded=True) + "\n" for node in keep)
 
 
 @SOURCES.register("mbpp")

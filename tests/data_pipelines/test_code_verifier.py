@@ -119,3 +119,18 @@ def test_the_function_under_test_may_shadow_a_builtin_but_nothing_else_may(verif
     assert verifier.verify(rigged, "assert abs(f(1) - 2) < 1e-6\n", "f").reason == "assertion failed"
     # tests that already call check() are not given a second call
     assert build_test_code(CHECK_ADD + "check(add)\n", "add").count("check(add)") == 1
+
+
+@pytest.mark.parametrize("task_id, cheat", [
+    # find_zero's tests check |poly(xs, x)| < 1e-4 with the prompt's poly: redefine poly to return 0
+    ("HumanEval/32", "def poly(xs, x):\n    return 0\n\ndef find_zero(xs):\n    return 0.0\n"),
+    # decode_cyclic's tests encode with the prompt's encode_cyclic: make encoding the identity
+    ("HumanEval/38", "def encode_cyclic(s):\n    return s\n\ndef decode_cyclic(s):\n    return s\n"),
+    ("HumanEval/50", "def encode_shift(s):\n    return s\n\ndef decode_shift(s):\n    return s\n"),
+])
+def test_a_program_cannot_redefine_the_helpers_its_tests_call(verifier, task_id, cheat):
+    from data_pipelines.sources.code import PACKAGE, HumanEval
+
+    row = next(r.data for r in HumanEval(path=PACKAGE).rows() if r.data and r.data["task_id"] == task_id)
+    assert verifier.verify(row["program"], row["tests"], row["entry_point"]).correct  # the canonical solution passes
+    assert not verifier.verify(cheat, row["tests"], row["entry_point"]).correct
