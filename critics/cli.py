@@ -99,7 +99,10 @@ def add_eval_parser(verbs) -> None:
     ev.add_argument("--max-new-tokens", type=int, help="override the critic spec's judgment length")
     ev.add_argument("--spec", help="a spec file or built-in name, for a checkpoint without its own (a released judge)")
     ev.add_argument("--batch-size", type=int, default=64, help="requests judged and saved at a time")
-    ev.add_argument("--limit", type=int, default=0, help="items per benchmark (0: all)")
+    ev.add_argument("--limit", type=int, default=0,
+                    help="items per benchmark: a sample stratified by subset, drawn with --seed (0: all); "
+                         "rerun with a larger limit to judge only the new items")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ev.add_argument("--api-key", default=None, help="the server's key (default: $CRITICS_API_KEY)")
     ev.add_argument("--card", action="store_true", help="append the results to the checkpoint's model card")
@@ -120,17 +123,21 @@ def eval_command(args: argparse.Namespace) -> int:
         config = EvalConfig(target=args.target, benches=args.bench, output_dir=args.output_dir, samples=args.samples,
                             temperature=args.temperature, style=args.style, think=args.think, spec=args.spec,
                             max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,
-                            device=args.device, api_key=args.api_key, card=args.card, actor=args.actor,
+                            device=args.device, seed=args.seed, api_key=args.api_key, card=args.card, actor=args.actor,
                             actor_model=args.actor_model, actor_style=args.actor_style, progress=not args.no_progress)
     except (ValueError, KeyError) as exc:
         raise ConfigError(exc.args[0] if exc.args else str(exc)) from None
     results = run(config)
     for spec, metrics in results.items():
+        if "error" in metrics:
+            print(f"  {spec:<24} not evaluated: {metrics['error']}")
+            continue
         value, label = metrics["headline"]
-        print(f"  {spec:<24} {label} {value:.3f} ({metrics['items']} items, {metrics['quarantined']} quarantined, "
-              f"{metrics['failed_requests']} failed requests)")
+        shown = "—" if value != value else f"{value:.3f}"
+        print(f"  {spec:<24} {label} {shown} ({metrics['items']} items, {metrics['quarantined']} quarantined, "
+              f"{metrics['invalid_verdicts']} without a valid verdict, {metrics['failed_requests']} failed requests)")
     print(f"report: {config.output_dir}/report.md")
-    return 0
+    return 1 if any("error" in m for m in results.values()) else 0
 
 
 def add_serve_parser(verbs) -> None:

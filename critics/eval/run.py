@@ -4,12 +4,15 @@ The critic is a checkpoint (or hub name) judged in process, or a running ``criti
 URL; both go through the same engine and read the critic's spec (``critics.judging.spec``: its
 template, its judging length, its prompt budget), so greedy results agree and no flag is needed.
 ``style``, ``think``, ``max_new_tokens`` and ``temperature`` override single spec fields of an
-in-process critic (a server's are set where it is started). Each benchmark writes
-into ``output_dir/<name>/``: ``predictions.jsonl`` (appended batch by batch, so a long run that
-stops is resumed by running the same command again), ``quarantine.jsonl`` (rows that could not
-be read, with the reason) and ``metrics.json``. The run writes ``metrics.json``, ``report.md`` and
-PNG plots (confusion, accuracy per subset, position bias, accuracy against k) into
-``output_dir``, and with ``card`` appends its table to the checkpoint's model card.
+in-process critic (a server's are set where it is started); the spec judged by is recorded in
+``metrics.json`` and the report. Each benchmark writes into ``output_dir/<name>/``:
+``predictions.jsonl`` (appended batch by batch, so a long run that stops is resumed by running the
+same command again, and a larger ``limit`` judges only the new items: ``critics.eval.predictions``),
+``quarantine.jsonl`` (rows that could not be read, with the reason) and ``metrics.json``. A
+benchmark with no usable rows (or files that cannot be read) is recorded with its ``error`` and the
+others still run. The run writes ``metrics.json``, ``report.md`` and PNG plots (confusion, accuracy
+per subset, position bias, accuracy against k) into ``output_dir``, and with ``card`` appends its
+table to the checkpoint's model card.
 
 ``samples`` k > 1 draws k critiques per request at ``temperature`` and votes (J1 / DeepSeek-GRM
 style test-time scaling); the report gives the headline metric for every j <= k.
@@ -19,15 +22,27 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from critics.eval.benchmarks import BENCHMARKS, Benchmark, Item, parse_bench
 from critics.eval.metrics import majority_vote
+from critics.eval.predictions import check_resume, judge_missing, request_key
+
+logger = logging.getLogger("critics.eval")
+
+
+class UnusableBenchmark(ValueError):
+    """A benchmark that cannot be evaluated: its files cannot be read, or every row was quarantined."""
+
+    def __init__(self, message: str, quarantined: int = 0):
+        super().__init__(message)
+        self.quarantined = quarantined
+
 
 HEADLINE = {"processbench": ("mean_subset_f1", "F1 (mean over subsets)"), "judgebench": ("accuracy", "accuracy"),
             "rmbench": ("overall", "overall"), "pointwise": ("accuracy", "accuracy"),
@@ -49,7 +64,9 @@ class EvalConfig:
         style, think, max_new_tokens: override the critic's spec (in process only; None: the spec's).
         spec: a spec file or built-in name for a checkpoint that carries none (a released judge).
         batch_size: requests judged (and saved) at a time.
-        limit: items per benchmark (0: all).
+        limit: items per benchmark, a sample stratified by subset and drawn with ``seed`` (0: all). A
+            resumed run may raise it (only the new items are judged), not lower it.
+        seed: the seed of the ``limit`` sample.
         device: where an in-process critic runs.
         api_key: the server's key (else ``CRITICS_API_KEY``).
         card: append the results to the checkpoint's model card (``README.md``).
@@ -69,6 +86,7 @@ class EvalConfig:
     spec: str | None = None
     batch_size: int = 64
     limit: int = 0
+    seed: int = 0
     device: str = "auto"
     api_key: str | None = None
     card: bool = False
@@ -84,6 +102,8 @@ class EvalConfig:
             parse_bench(spec)
         if self.samples < 1:
             raise ValueError(f"samples must be at least 1, got {self.samples}")
+        if self.limit < 0:
+            raise ValueError(f"limit must be 0 (all items) or more, got {self.limit}")
         if self.samples > 1 and not (self.temperature or 0) > 0:
             raise ValueError("samples > 1 votes over sampled critiques: set temperature > 0 (e.g. 1.0)")
         overrides = [k for k in ("style", "think", "max_new_tokens", "temperature", "spec") if getattr(self, k) is not None]
@@ -124,6 +144,14 @@ class Judge:
         return [None if c.verdict.reason == self.unreachable else (c.verdict.value, c.score, c.text, c.prompt)
                 for c in self.critic.critique(sent)]
 
+    @property
+    def spec(self):
+        """The critic's spec (``CriticSpec``; a server's from ``GET /spec``), None if a server cannot say."""
+        try:
+            return self.critic.spec
+        except ConnectionError:
+            return None
+
     def close(self) -> None:
         self.critic.close()
 
@@ -147,8 +175,10 @@ def inline_images(payload: dict[str, Any]) -> dict[str, Any]:
 def run(config: EvalConfig, judge: Any = None, actor: Any = None) -> dict[str, Any]:
     """Evaluate on every benchmark; returns ``{bench: metrics}`` and writes the outputs.
 
-    ``judge`` replaces the configured critic (any callable with ``Judge``'s interface: the tests'
-    oracle and constant critics); ``actor`` replaces the configured actor of ``refine``.
+    A benchmark that cannot be evaluated (no usable rows, files that cannot be read) gets
+    ``{"error": ...}`` in place of its metrics, and the others still run. ``judge`` replaces the
+    configured critic (any callable with ``Judge``'s interface: the tests' oracle and constant
+    critics); ``actor`` replaces the configured actor of ``refine``.
     """
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -156,12 +186,17 @@ def run(config: EvalConfig, judge: Any = None, actor: Any = None) -> dict[str, A
     results: dict[str, Any] = {}
     try:
         for spec in config.benches:
-            results[spec] = run_bench(spec, judge, config, out, actor)
+            try:
+                results[spec] = run_bench(spec, judge, config, out, actor)
+            except UnusableBenchmark as exc:
+                logger.error("critics eval: %s: %s", spec, exc)
+                results[spec] = failed_bench(spec, exc, out)
+        critic = critic_spec(judge)
     finally:
         judge.close()
+    settings = {k: v for k, v in asdict(config).items() if k not in ("api_key", "progress")}
     summary = {"target": config.target, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-               "settings": {k: v for k, v in asdict(config).items() if k not in ("api_key", "progress")},
-               "benchmarks": results}
+               "critic": critic, "settings": settings, "benchmarks": results}
     (out / "metrics.json").write_text(json.dumps(plain(summary), indent=2, default=_json_default))
     from critics.eval.report import write_report
 
@@ -174,73 +209,77 @@ def run(config: EvalConfig, judge: Any = None, actor: Any = None) -> dict[str, A
 def run_bench(spec: str, judge: Judge, config: EvalConfig, out: Path, actor: Any = None) -> dict[str, Any]:
     """Load, judge what is not yet saved, vote, score one benchmark."""
     name, path = parse_bench(spec)
-    folder = out / (name if path is None else f"{name}-{Path(path).stem}")
+    folder = out / folder_name(name, path)
     folder.mkdir(parents=True, exist_ok=True)
-    check_settings(folder, config, spec)
-    scalar = judge.scalar if judge.scalar is not None else probe_scalar(judge, name, path)
-    bench: Benchmark = BENCHMARKS.get(name)(path, config.limit or None, scalar)
-    items, quarantine = bench.load()
-    _write_jsonl(folder / "quarantine.jsonl", quarantine)
-    if not items:
-        raise ValueError(f"{spec}: no usable items ({len(quarantine)} quarantined; see {folder / 'quarantine.jsonl'})")
-    saved, texts, too_long = judge_missing(items, judge, config, folder / "predictions.jsonl", spec)
-    k = config.samples
-    keys = [[[key(n, item.id, r, s) for s in range(k)] for r in range(len(item.requests))]
-            for n, item in enumerate(items)]
-    failed = sum(kk not in saved for item in keys for request in item for kk in request)  # retried next run
-    samples = [[[saved.get(kk) for kk in request] for request in item] for item in keys]
+    scalar = judge.scalar if judge.scalar is not None else probe_scalar(judge, name, path, config.seed)
+    bench: Benchmark = BENCHMARKS.get(name)(path, config.limit or None, scalar, config.seed)
+    items, quarantine = load_items(bench, folder)
+    check_resume(folder, resume_settings(config, spec), config.limit, items)
+    saved, texts, too_long = judge_missing(items, judge, config.samples, config.batch_size,
+                                           folder / "predictions.jsonl", spec, config.progress)
+    keys = [[[request_key(item, r, s) for s in range(config.samples)] for r in range(len(item.requests))]
+            for item in items]
+    failed = sum(k not in saved for item in keys for request in item for k in request)  # retried next run
+    invalid = sum(k in saved and saved[k] is None for item in keys for request in item for k in request)
+    samples = [[[saved.get(k) for k in request] for request in item] for item in keys]
     if bench.needs_actor:
         bench.critiques = [[texts.get(request[0], "") for request in item] for item in keys]
         bench.actor = actor or make_eval_actor(config)
-    voted = {j: [[vote(request[:j], scalar) for request in item] for item in samples] for j in range(1, k + 1)}
-    metrics = bench.score(items, voted[k])
-    metrics.update(name=name, path=path, label=folder.name, items=len(items), quarantined=len(quarantine), scalar=scalar,
-                   failed_requests=failed, too_long=too_long, breakdown=bench.breakdown(items, voted[k]),
-                   by_k={j: headline(name, bench.score(items, voted[j]))[0] for j in voted} if k > 1 else {},
-                   headline=headline(name, metrics))
+    voted = {j: [[vote(request[:j], scalar) for request in item] for item in samples]
+             for j in range(1, config.samples + 1)}
+    metrics = bench.score(items, voted[config.samples])
+    metrics.update(name=name, path=path, label=folder.name, items=len(items), quarantined=len(quarantine),
+                   scalar=scalar, failed_requests=failed, invalid_verdicts=invalid, too_long=too_long,
+                   subset_items=dict(Counter(item.subset for item in items)),
+                   breakdown=bench.breakdown(items, voted[config.samples]),
+                   by_k={j: headline(name, bench.score(items, voted[j]))[0] for j in voted} if config.samples > 1
+                   else {}, headline=headline(name, metrics))
     (folder / "metrics.json").write_text(json.dumps(plain(metrics), indent=2, default=_json_default))
     return metrics
 
 
-def key(n: int, item_id: str, request: int, sample: int) -> str:
-    return f"{n}:{item_id}|{request}|{sample}"
+def load_items(bench: Benchmark, folder: Path) -> tuple[list[Item], list[dict[str, Any]]]:
+    """The benchmark's items, its quarantine written to ``folder``; ``UnusableBenchmark`` when its files
+    cannot be read or no row is usable."""
+    try:
+        items, quarantine = bench.load()
+    except (ValueError, OSError) as exc:  # a missing or empty file, an unreachable hub copy
+        raise UnusableBenchmark(f"cannot read it: {exc}") from exc
+    _write_jsonl(folder / "quarantine.jsonl", quarantine)
+    if not items:
+        raise UnusableBenchmark(f"no usable items ({len(quarantine)} quarantined; see {folder / 'quarantine.jsonl'})",
+                                len(quarantine))
+    return items, quarantine
 
 
-def judge_missing(items: list[Item], judge: Judge, config: EvalConfig, path: Path,
-                  spec: str) -> tuple[dict[str, Any], dict[str, str], int]:
-    """Judge every request sample not in ``path`` yet, appending each batch as it finishes;
-    returns the verdicts (or scores) and the critiques by key, and how many prompts were over the
-    critic's token budget."""
-    saved: dict[str, Any] = {}
-    texts: dict[str, str] = {}
-    cut: dict[str, bool] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                saved[row["key"]], texts[row["key"]] = row["value"], row.get("critique", "")
-                cut[row["key"]] = row.get("prompt", "ok") != "ok"
-    todo = [(key(n, item.id, r, s), request.payload) for n, item in enumerate(items)
-            for r, request in enumerate(item.requests) for s in range(config.samples)]
-    # longest first, so each batch pads its prompts to similar lengths (and the first batch shows the peak memory)
-    todo = sorted(((k, p) for k, p in todo if k not in saved), key=lambda kp: -len(json.dumps(kp[1])))
-    with path.open("a", encoding="utf-8") as handle, \
-            tqdm(total=len(todo), desc=f"judging {spec}", unit=" request", disable=not config.progress) as bar:
-        for start in range(0, len(todo), config.batch_size):
-            batch = todo[start:start + config.batch_size]
-            answers = judge([p for _, p in batch])
-            for (k, _), answer in zip(batch, answers):
-                if answer is None:  # a failed request: not saved, so the next run retries it
-                    continue
-                verdict, score, text, prompt = answer
-                value = score if judge.scalar else verdict
-                saved[k], texts[k] = value, text or ""
-                cut[k] = prompt != "ok"
-                handle.write(json.dumps({"key": k, "value": value, "critique": (text or "")[:4000],
-                                         "prompt": prompt}) + "\n")
-            handle.flush()
-            bar.update(len(batch))
-    return saved, texts, sum(cut.values())
+def failed_bench(spec: str, error: Exception, out: Path) -> dict[str, Any]:
+    """The entry of a benchmark that could not be evaluated: its error, and no numbers."""
+    name, path = parse_bench(spec)
+    entry = {"name": name, "path": path, "label": folder_name(name, path), "error": str(error), "items": 0,
+             "quarantined": getattr(error, "quarantined", 0), "failed_requests": 0, "invalid_verdicts": 0,
+             "too_long": 0, "headline": (float("nan"), HEADLINE.get(name, ("accuracy", "accuracy"))[1])}
+    folder = out / entry["label"]
+    if folder.is_dir():
+        (folder / "metrics.json").write_text(json.dumps(plain(entry), indent=2, default=_json_default))
+    return entry
+
+
+def folder_name(name: str, path: str | None) -> str:
+    """The benchmark's folder under ``output_dir`` (and its label in the report)."""
+    return name if path is None else f"{name}-{Path(path).stem}"
+
+
+def critic_spec(judge: Any) -> dict[str, Any] | None:
+    """The spec the critic judged by, as ``critic_spec.json`` writes it; None when it is unknown."""
+    spec = getattr(judge, "spec", None)
+    return spec.to_dict() if spec is not None else None
+
+
+def resume_settings(config: EvalConfig, spec: str) -> dict[str, Any]:
+    """What saved judgments depend on, besides the sample (``critics.eval.predictions.check_resume``)."""
+    return {"target": config.target, "bench": spec, "samples": config.samples, "temperature": config.temperature,
+            "style": config.style, "think": config.think, "max_new_tokens": config.max_new_tokens,
+            "spec": config.spec, "seed": config.seed}
 
 
 def make_eval_actor(config: EvalConfig):
@@ -262,9 +301,12 @@ def vote(values: list[Any], scalar: bool) -> Any:
     return majority_vote(values)
 
 
-def probe_scalar(judge: Judge, name: str, path: str | None) -> bool:
+def probe_scalar(judge: Judge, name: str, path: str | None, seed: int = 0) -> bool:
     """Whether a remote critic is a scalar model: judge one request of the benchmark and see."""
-    items, _ = BENCHMARKS.get(name)(path, 1, False).load()
+    try:
+        items, _ = BENCHMARKS.get(name)(path, 1, False, seed).load()
+    except (ValueError, OSError):  # unreadable: loading it again reports why
+        return False
     if items:
         judge([items[0].requests[0].payload])
     return bool(judge.scalar)
@@ -276,22 +318,6 @@ def headline(name: str, metrics: dict[str, Any]) -> tuple[float, str]:
     if name not in HEADLINE and not math.isnan(metrics.get("rewardbench_score", float("nan"))):
         metric, label = "rewardbench_score", "RewardBench score"
     return metrics[metric], label
-
-
-def check_settings(folder: Path, config: EvalConfig, spec: str) -> None:
-    """Refuse to mix saved predictions made with other settings into this run."""
-    settings = {"target": config.target, "bench": spec, "samples": config.samples, "temperature": config.temperature,
-                "style": config.style, "think": config.think, "max_new_tokens": config.max_new_tokens,
-                "spec": config.spec,
-                "limit": config.limit}
-    path = folder / "settings.json"
-    if path.is_file():
-        before = json.loads(path.read_text())
-        changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
-        if changed:
-            raise ValueError(f"{folder} holds predictions made with other settings ({changed}): use another "
-                             "--output-dir, or delete that folder to start over")
-    path.write_text(json.dumps(settings, indent=2))
 
 
 def append_to_card(checkpoint: Path, summary: dict[str, Any]) -> None:

@@ -24,6 +24,8 @@ def load_records(path: str, cards: dict[str, str]):
         result = build(load_config(BuildConfig, location))
         location = result.output_dir
     if location.suffix in (".json", ".jsonl"):
+        if location.is_file() and not _has_content(location):  # datasets would end in a bare StopIteration
+            raise ValueError(f"{location} holds no rows")
         return datasets.Dataset.from_json(str(location))
     if not location.exists():
         raise FileNotFoundError(f"no dataset at {location}")
@@ -32,3 +34,12 @@ def load_records(path: str, cards: dict[str, str]):
     if (location / "dataset").is_dir():
         location = location / "dataset"
     return datasets.load_from_disk(str(location))
+
+
+def _has_content(path: Path) -> bool:
+    """Whether a file holds anything but whitespace (read until the first non-blank chunk)."""
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 16):
+            if chunk.strip():
+                return True
+    return False

@@ -22,6 +22,7 @@ Verdict(value='incorrect', ok=True, reason='ok')
 ...              style="compact")[-1]["content"])
 A: Hello
 B: Go away
+Q: Hi
 Better: A or B?
 """
 

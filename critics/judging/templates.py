@@ -11,8 +11,9 @@ First wrong step, or -1?
 
 Three styles: ``default`` (a system message and full instructions, for real LLMs), ``compact``
 (one short user message, for tiny character-level models trained from scratch: the judged texts
-and a one-line question, without the question for ``pointwise`` and ``step``) and ``long_cot``
-(``default`` plus RefCritic's long chain of thought: step-by-step checking inside
+and a one-line instruction; ``pairwise`` also gives the question in short form, after the answers,
+since which answer is better depends on what was asked; ``pointwise`` and ``step`` leave it out)
+and ``long_cot`` (``default`` plus RefCritic's long chain of thought: step-by-step checking inside
 ``<think>``, then a critique with suggestions the author can revise from; it asks for the think
 block itself, so ``think`` adds nothing to it). ``think=True``
 asks for the reasoning inside ``<think> </think>`` first, in LLaVA-Critic-R1's words for
@@ -34,6 +35,7 @@ THINK_SUFFIX = ("You FIRST think about the reasoning process as an internal mono
                 "final answer. The reasoning process MUST BE enclosed within <think> </think> tags. The "
                 "final answer MUST BE put in \\boxed{}.")
 COMPACT_THINK_SUFFIX = "Think in <think> </think> first."
+COMPACT_QUESTION_CHARS = 200  # the question's share of a compact pairwise prompt, in characters
 LONG_COT_INSTRUCTIONS = (
     "Before you answer, think it through at length inside <think> </think>: go through the solution "
     "step by step, restate what each step claims, recompute every calculation and check every "
@@ -68,14 +70,30 @@ def pointwise_template(row: dict[str, Any], style: str = "default") -> str:
             "correct, or \\boxed{Incorrect} if it is not.")
 
 
+def short_question(text: str, limit: int = COMPACT_QUESTION_CHARS) -> str:
+    """A question in one line of at most ``limit`` characters: its whitespace collapsed, and its
+    start followed by "..." when longer.
+
+    >>> short_question("Which is\\n  larger?")
+    'Which is larger?'
+    >>> short_question("Name every prime below one hundred.", limit=16)
+    'Name every p...'
+    """
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
 def pairwise_template(row: dict[str, Any], style: str = "default") -> str:
     """Question + responses A and B -> a comparison ending in ``\\boxed{A}`` or ``\\boxed{B}``.
 
     >>> pairwise_template({"question": "Hi", "response_a": "Hello", "response_b": "Go away"}, "compact")
-    'A: Hello\\nB: Go away\\nBetter: A or B?'
+    'A: Hello\\nB: Go away\\nQ: Hi\\nBetter: A or B?'
     """
     if style == "compact":
-        return f"A: {_field(row, 'response_a')}\nB: {_field(row, 'response_b')}\nBetter: A or B?"
+        # The question comes after the answers: the VLM demo's tiny critic learns from this layout as fast
+        # as with no question (0.94 held-out after SFT), and only 0.79 with the question first.
+        return (f"A: {_field(row, 'response_a')}\nB: {_field(row, 'response_b')}\n"
+                f"Q: {short_question(_field(row, 'question'))}\nBetter: A or B?")
     return ("Compare the two responses to the question below and decide which one is better: more "
             "correct, more helpful, and more faithful to the question's instructions. Do not let the "
             "order or the length of the responses sway your judgement.\n\n"

@@ -6,7 +6,8 @@ import pytest
 from datasets import Dataset
 
 from critics.judging.tasks import GENERATIVE_TASKS, TASKS, VERDICT_TASKS, add_prompts, parse_verdict, quoted_texts, render
-from critics.judging.templates import COMPACT_THINK_SUFFIX, SYSTEM_PROMPT, THINK_SUFFIX
+from critics.judging.templates import (COMPACT_QUESTION_CHARS, COMPACT_THINK_SUFFIX, SYSTEM_PROMPT,
+                                       THINK_SUFFIX)
 from data_pipelines.schema import PairwiseRecord, PointwiseRecord, StepRecord
 
 RECORDS = [
@@ -41,7 +42,7 @@ def test_each_task_renders_its_fields(row: dict, style: str) -> None:
     assert [m["role"] for m in messages[:-1]] == ([] if style == "compact" else ["system"])
     content = messages[-1]["content"]
     for text in quoted_texts(row):
-        if style == "default" or text != row["question"]:
+        if style == "default" or text != row["question"] or row["task"] == "pairwise":
             assert text in content or text == "\n".join(row.get("steps") or [])
     assert "<think>" not in content
 
@@ -75,7 +76,21 @@ def test_compact_prompts_are_short() -> None:
     for row in ROWS:
         compact = render(row, style="compact")[-1]["content"]
         judged = sum(len(text) for text in quoted_texts(row)[1:])  # without the question
-        assert len(compact) < judged + 60, compact  # tiny char-level models read every character
+        asked = len(row["question"]) if row["task"] == "pairwise" else 0  # only pairwise shows it
+        assert len(compact) < judged + asked + 60, compact  # tiny char-level models read every character
+        assert (row["question"] in compact) == (row["task"] == "pairwise")
+
+
+def test_compact_pairwise_shows_the_question_in_short_form() -> None:
+    pair = {**ROWS[1], "question": "Which of these\n\n   is prime? " + "Explain why. " * 40}
+    compact = render(pair, style="compact")[-1]["content"]
+    a, b, asked, last = compact.split("\n")
+    assert asked.startswith("Q: Which of these is prime? Explain why.") and asked.endswith("...")
+    assert len(asked) == len("Q: ") + COMPACT_QUESTION_CHARS  # cut to its share, in one line
+    assert [a, b, last] == ["A: 9 is prime.", "B: 7 is prime.", "Better: A or B?"]
+    # the same pair asked two ways gets two prompts: the question decides which answer is better
+    other = render({**ROWS[1], "question": "Name a number that is not prime."}, style="compact")[-1]["content"]
+    assert other != render(ROWS[1], style="compact")[-1]["content"]
 
 
 def test_unknown_style_and_task_name_the_nearest() -> None:

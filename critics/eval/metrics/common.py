@@ -96,7 +96,12 @@ def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else NAN  # a nan among the values stays nan
 
 
-def harmonic_mean(a: float, b: float) -> float:
+def harmonic_mean(a: float, b: float, both_zero: float = 0.0) -> float:
+    """``2ab / (a + b)``; ``both_zero`` when a and b are both 0 (0/0), ``nan`` when either is ``nan``.
+
+    >>> harmonic_mean(0.5, 1.0), harmonic_mean(0.0, 0.0), harmonic_mean(0.0, 0.0, both_zero=NAN)
+    (0.6666666666666666, 0.0, nan)
+    """
     if math.isnan(a) or math.isnan(b):
         return NAN
-    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+    return both_zero if a + b == 0 else 2 * a * b / (a + b)

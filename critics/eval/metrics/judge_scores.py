@@ -103,17 +103,17 @@ def style_wins(chosen_scores: Sequence[float | None],
 def rmbench_scores(wins: Sequence[Sequence[Sequence[bool | None]]], domains: Sequence[str]) -> dict[str, Any]:
     """RM-Bench: per item, how often the chosen responses beat the rejected ones, by style.
 
-    Follows ``compute_accuracy`` in THU-KEG/RM-Bench (its README; ``scripts/utils.py`` itself
-    could not be read here, only copies of the function). ``acc_matrix[i][j]`` is the share of
-    items where chosen response i beat rejected response j. Hard is the mean of the upper-right
-    triangle (i < j: a plainer chosen response against a fancier rejected one), Normal the
-    diagonal, and Easy the lower-left triangle. A tie or an invalid comparison (``None``) is not
-    a win. The averages follow the RM-Bench leaderboard README: a domain's score is the mean of
-    its 9 cells. Hard, Normal and Easy overall are means over domains, and ``overall`` =
-    (Chat + Code + Math + Safety) / 4. When a domain is missing, the means are over the domains
-    present. The dataset's ``safety-refuse`` and ``safety-response`` items are pooled into one
-    ``safety`` domain. This is our reading, since the README names a single Safety domain and the
-    official helper could not be checked.
+    Follows ``compute_accuracy`` in THU-KEG/RM-Bench ``scripts/utils.py`` (its README, and the
+    copy vendored in xiusic/Rubric-RM ``evaluation/RM-Bench/scripts/utils.py``).
+    ``acc_matrix[i][j]`` is the share of items where chosen response i beat rejected response j.
+    Hard is the mean of the upper-right triangle (i < j: a plainer chosen response against a
+    fancier rejected one), Normal the diagonal, and Easy the lower-left triangle. A tie or an
+    invalid comparison (``None``) is not a win. Over several domains (``total_dataset.json``),
+    ``split_dataset_by_domain`` groups items by ``domain.startswith``, so ``safety-refuse`` and
+    ``safety-response`` pool into one ``safety`` domain; a domain's score is the mean of its
+    Hard, Normal and Easy (equal to the mean of its 9 cells); Hard, Normal and Easy overall are
+    means over domains, and ``overall`` = (Chat + Code + Math + Safety) / 4. When a domain is
+    missing, the means are over the domains present.
 
     Args:
         wins: Per item a 3x3 matrix (see :func:`style_wins`), rows chosen, columns rejected.

@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from critics.eval.metrics.common import check_lengths, check_member, check_outcome, check_step, group_names, group_rows, harmonic_mean, mean
+from critics.eval.metrics.common import (NAN, check_lengths, check_member, check_outcome, check_step, group_names,
+                                         group_rows, harmonic_mean, mean)
 
 PROCESSBENCH_SUBSETS = ("gsm8k", "math", "olympiadbench", "omnimath")
 POINTWISE_LABELS = ("correct", "incorrect")
@@ -52,8 +53,10 @@ def processbench_scores(predictions: Sequence[int | None], labels: Sequence[int]
     Follows QwenLM/ProcessBench ``code/run_eval.py`` (critic models) and
     ``code/run_eval_prm_trl.py`` (the averaging). ``error_acc`` is the match rate on items
     with an error (label != -1) and ``correct_acc`` the rate on error-free items (label == -1).
-    ``f1`` is their harmonic mean, 0 when both are 0 (the official script divides by zero there).
-    An invalid or missing prediction (``None``) matches nothing, as ``pred = None`` does officially.
+    ``f1`` is their harmonic mean. When both accuracies are 0 it is undefined, ``nan``: the official
+    ``f1 = 2 * acc1 * acc2 / (acc1 + acc2)`` divides numpy zeros there, which gives ``nan`` (with a
+    RuntimeWarning), not 0. An invalid or missing prediction (``None``) matches nothing, as
+    ``pred = None`` does officially.
 
     Args:
         predictions: Predicted step index per item, -1 for "no error", ``None`` if invalid.
@@ -63,7 +66,8 @@ def processbench_scores(predictions: Sequence[int | None], labels: Sequence[int]
     Returns:
         ``subsets``: per subset ``error_acc``, ``correct_acc``, ``f1`` and ``n``.
         ``mean_subset_f1``: plain mean of the subset F1s, the paper's "Avg." column
-        (``np.mean(all_f1_scores)`` in ``run_eval_prm_trl.py``).
+        (``np.mean(all_f1_scores)`` in ``run_eval_prm_trl.py``), so an undefined subset F1 leaves
+        it undefined (``nan``) too, as ``np.mean`` does.
         ``pooled``: the same four numbers over all items. Its accuracies equal the
         count-weighted averages of the subset accuracies, and its F1 is their harmonic mean.
         This F1 is not the paper's "Avg.".
@@ -199,8 +203,8 @@ def pointwise_scores(predictions: Sequence[str | None], labels: Sequence[str], g
 def _processbench_block(items: list[tuple[int | None, int]]) -> dict[str, Any]:
     error_acc = mean([float(p == y) for p, y in items if y != -1])
     correct_acc = mean([float(p == y) for p, y in items if y == -1])
-    return {"error_acc": error_acc, "correct_acc": correct_acc, "f1": harmonic_mean(error_acc, correct_acc),
-            "n": len(items)}
+    return {"error_acc": error_acc, "correct_acc": correct_acc,
+            "f1": harmonic_mean(error_acc, correct_acc, both_zero=NAN), "n": len(items)}
 
 
 def _rewardbench_sections(subset_accuracy: Mapping[str, float]) -> dict[str, float]:

@@ -228,8 +228,10 @@ def test_critics_eval_in_process_and_over_http_give_the_same_numbers(tmp_path, f
     with serve_in_background(critic) as (url, _):
         assert cli.main(["eval", url, "--output-dir", str(tmp_path / "remote"), *common]
                         + [a for s in specs for a in ("--bench", s)]) == 0
-    local = json.loads((tmp_path / "local" / "metrics.json").read_text())["benchmarks"]
-    remote = json.loads((tmp_path / "remote" / "metrics.json").read_text())["benchmarks"]
+    local_run, remote_run = (json.loads((tmp_path / side / "metrics.json").read_text()) for side in ("local", "remote"))
+    for critic in (local_run["critic"], remote_run["critic"]):  # the spec judged by, read from the checkpoint
+        assert (critic["style"], critic["max_new_tokens"], critic["layout"]) == ("compact", 12, "chat")
+    local, remote = local_run["benchmarks"], remote_run["benchmarks"]
     for spec in specs:
         for name in ("accuracy", "mean_subset_f1", "subsets", "breakdown"):
             assert local[spec].get(name) == remote[spec].get(name), (spec, name)
@@ -280,3 +282,17 @@ def test_critique_then_refine_and_critic_filtered_best_of_n(tmp_path):
     assert b["by_n"][1] == {"unfiltered": 0.0, "filtered": 0.0, "n": 2, "kept": 1.0}  # one solution: nothing to filter
     with pytest.raises(ValueError, match="needs an actor"):
         EvalConfig(target="ckpt", benches=[f"refine:{refine}"])
+
+
+def test_critics_eval_exits_1_when_a_benchmark_has_no_usable_rows_and_still_writes_the_others(tmp_path, files, tiny,
+                                                                                               capsys):
+    CriticSpec(style="compact", max_new_tokens=4).save(tiny)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    args = ["eval", str(tiny), "--output-dir", str(tmp_path / "out"), "--device", "cpu", "--no-progress",
+            "--bench", f"pairwise:{files['pairwise']}", "--bench", f"pointwise:{empty}"]
+    assert cli.main(args) == 1
+    printed = capsys.readouterr().out
+    assert f"pointwise:{empty}" in printed and "not evaluated" in printed
+    benchmarks = json.loads((tmp_path / "out" / "metrics.json").read_text())["benchmarks"]
+    assert benchmarks[f"pairwise:{files['pairwise']}"]["items"] == 8

@@ -96,7 +96,28 @@ def test_processbench_oracle_and_constant_baselines():
     assert always_fine["pooled"] == {"error_acc": 0.0, "correct_acc": 1.0, "f1": 0.0, "n": 8}
     assert always_fine["mean_subset_f1"] == 0.0
     all_invalid = processbench_scores([None] * 8, labels, subsets)
-    assert all_invalid["pooled"]["f1"] == 0.0  # 0 when both accuracies are 0, not a division by zero
+    assert math.isnan(all_invalid["pooled"]["f1"])  # both accuracies 0: undefined (see the test below)
+
+
+def test_processbench_f1_is_undefined_when_both_accuracies_are_zero_as_officially():
+    labels = [-1, 2, -1, 0, -1, 1]
+    subsets = ["gsm8k"] * 4 + ["math"] * 2
+    predictions = [0, 1, 3, 2, -1, 1]  # gsm8k: every answer wrong; math: both right
+    scores = processbench_scores(predictions, labels, subsets)
+    gsm8k = scores["subsets"]["gsm8k"]
+    assert (gsm8k["error_acc"], gsm8k["correct_acc"]) == (0.0, 0.0) and math.isnan(gsm8k["f1"])
+    assert scores["subsets"]["math"]["f1"] == 1.0
+    official = []  # code/run_eval.py then run_eval_prm_trl.py, on numpy percentages
+    with np.errstate(invalid="ignore"):
+        for subset in ("gsm8k", "math"):
+            data = [(p == y, y) for p, y, s in zip(predictions, labels, subsets) if s == subset]
+            acc1 = np.mean([match for match, y in data if y != -1]) * 100
+            acc2 = np.mean([match for match, y in data if y == -1]) * 100
+            official.append(2 * acc1 * acc2 / (acc1 + acc2))
+        official_mean = np.mean(official)
+    assert np.isnan(official[0]) and official[1] == 100.0 and np.isnan(official_mean)
+    assert math.isnan(scores["mean_subset_f1"])  # np.mean over subsets: undefined too, not (0 + 1) / 2
+    assert scores["pooled"]["f1"] == approx(1 / 3)  # pooled: 1/3 of errors found, 1/3 of correct passed
 
 
 def test_processbench_missing_predictions_count_as_wrong():
