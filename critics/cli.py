@@ -176,6 +176,8 @@ def add_serve_parser(verbs) -> None:
     serve.add_argument("--max-items-per-request", type=int)
     serve.add_argument("--invalid-reward", type=float, help="/get_reward's reward for an output without a verdict")
     serve.add_argument("--served-model-name", help="the model name of the OpenAI endpoints (default: the folder name)")
+    serve.add_argument("--graceful-timeout", dest="graceful_timeout_s", type=float,
+                       help="seconds requests in flight get on SIGTERM before waiting callers get 503 (default 30)")
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--access-log", action="store_true", default=None, help="log every request")
     serve.set_defaults(func=serve_command)
@@ -303,7 +305,7 @@ def serve_command(args: argparse.Namespace) -> int:
     settings = ServerSettings(
         served_model_name=args.served_model_name or Path(args.checkpoint.rstrip("/")).name,
         **_pick(given, "host", "port", "api_key", "max_body_bytes", "max_items_per_request", "invalid_reward",
-                "log_level", "access_log", "max_new_tokens_limit"))
+                "log_level", "access_log", "max_new_tokens_limit", "graceful_timeout_s"))
     options = {"transformers": {"device": args.device}, "openai": {"base_url": args.base_url}}.get(args.backend, {})
     critic = Critic.from_pretrained(
         args.checkpoint, backend=args.backend, backend_options=options, spec=args.spec,

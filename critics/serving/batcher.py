@@ -13,6 +13,10 @@ So after a batch the worker expects its callers back: it waits for as many jobs 
 system during that batch (the batch, and what queued meanwhile), up to ``follow_up`` of the last
 batch's run time after it ended; then it runs what it has.
 
+A caller that gives up (an HTTP client that hung up) cancels its futures: a cancelled job leaves
+the queue at once, is never run, and is counted in ``stats.cancelled_jobs``. ``close`` drains for
+up to a deadline, then fails the callers still waiting with ``BatcherClosed``.
+
 >>> batcher = DynamicBatcher(lambda key, xs: [x * 2 for x in xs], max_batch_size=4, max_wait_s=0.01)
 >>> [f.result() for f in batcher.submit_many([1, 2, 3])]
 [2, 4, 6]
@@ -21,11 +25,12 @@ batch's run time after it ended; then it runs what it has.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +43,7 @@ class BatcherClosed(RuntimeError):
     """The batcher was closed and takes no new jobs."""
 
 
-@dataclass
+@dataclass(eq=False)  # jobs are compared by identity: two callers may send equal items
 class _Job:
     key: Hashable
     item: Any
@@ -48,12 +53,13 @@ class _Job:
 
 @dataclass
 class BatcherStats:
-    """Counters for ``/metrics``: batches run, their sizes, jobs done and failed, queue waits."""
+    """Counters for ``/metrics``: batches run, their sizes, jobs done, failed, refused and cancelled, queue waits."""
 
     batches: int = 0
     jobs: int = 0
     failed_jobs: int = 0
     rejected_jobs: int = 0
+    cancelled_jobs: int = 0
     batch_sizes: Counter = field(default_factory=Counter)
     queue_wait_s: float = 0.0
     busy_s: float = 0.0
@@ -77,7 +83,7 @@ class DynamicBatcher:
         self._queue: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._closed = False
-        self._running = 0  # jobs in the batch being run
+        self._batch: list[_Job] = []  # the batch being run
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
@@ -89,15 +95,20 @@ class DynamicBatcher:
     @property
     def in_flight(self) -> int:
         """Jobs waiting or running."""
-        return len(self._queue) + self._running
+        return len(self._queue) + len(self._batch)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the worker thread has ended (after ``close``)."""
+        return not self._thread.is_alive()
 
     def submit(self, item: Any, key: Hashable = None) -> Future:
         """Queue one job; raises ``QueueFull`` or ``BatcherClosed``."""
         return self.submit_many([item], key)[0]
 
     def submit_many(self, items: Sequence[Any], key: Hashable = None) -> list[Future]:
-        """Queue several jobs together: all are accepted, or none (``QueueFull``)."""
-        futures = [Future() for _ in items]
+        """Queue several jobs together: all are accepted, or none (``QueueFull``). Cancelling a
+        returned future before its batch starts drops the job."""
         now = time.monotonic()
         with self._cond:
             if self._closed:
@@ -105,41 +116,70 @@ class DynamicBatcher:
             if len(self._queue) + len(items) > self.max_queue:
                 self.stats.rejected_jobs += len(items)
                 raise QueueFull(f"queue full ({len(self._queue)} of {self.max_queue} jobs waiting)")
-            self._queue.extend(_Job(key, item, f, now) for item, f in zip(items, futures))
+            jobs = [_Job(key, item, Future(), now) for item in items]
+            self._queue.extend(jobs)
             self._cond.notify()
-        return futures
+        for job in jobs:  # no caller holds these futures yet, so none can be cancelled before this
+            job.future.add_done_callback(functools.partial(self._forget_if_cancelled, job))
+        return [job.future for job in jobs]
 
     def close(self, drain: bool = True, timeout: float | None = None) -> None:
-        """Stop taking jobs; with ``drain`` finish the queued ones, else fail them."""
+        """Stop taking jobs. With ``drain``, finish the queued ones for up to ``timeout`` seconds
+        (None: however long they take); after that, or at once without ``drain``, fail every caller
+        still waiting, queued or in the running batch, with ``BatcherClosed``. A running batch
+        cannot be interrupted: it finishes in the background and its results are dropped."""
         with self._cond:
             self._closed = True
-            if not drain:
-                while self._queue:
-                    self._queue.popleft().future.set_exception(BatcherClosed("the batcher was closed"))
             self._cond.notify_all()
-        self._thread.join(timeout)
+        self._thread.join(timeout if drain else 0)
+        if self._thread.is_alive():
+            self._fail_waiting()
+
+    def _forget_if_cancelled(self, job: _Job, future: Future) -> None:
+        """Drop a cancelled job from the queue now, so it neither runs nor holds a place in the queue."""
+        if not future.cancelled():
+            return
+        with self._cond:
+            self.stats.cancelled_jobs += 1
+            if job in self._queue:  # not yet taken into a batch (``_work`` skips one that was)
+                self._queue.remove(job)
+
+    def _fail_waiting(self) -> None:
+        with self._cond:
+            jobs = [*self._queue, *self._batch]
+            self._queue.clear()
+        error = BatcherClosed("the batcher was closed before this job was answered")
+        for job in jobs:
+            _settle(job.future, error=error)
 
     def _take_batch(self) -> list[_Job] | None:
         with self._cond:
-            while not self._queue:
-                if self._closed:
-                    return None
-                self._cond.wait()
-            deadline = self._queue[0].enqueued + self.max_wait_s
             while True:
-                batch = self._same_key(self._queue[0].key)
-                now = time.monotonic()
-                if len(batch) >= self.max_batch_size or self._closed:
-                    break
-                # the base wait is over, and the last batch's callers are back (or were waited for long enough)
-                back = len(batch) >= self._expected or now >= self._patience_until
-                if now >= deadline and back:
-                    break
-                self._cond.wait(max(deadline if now < deadline else self._patience_until, now + 1e-4) - now)
-            for job in batch:
-                self._queue.remove(job)
-            self._running = len(batch)
+                if not self._queue:  # empty, or emptied by cancellations while waiting
+                    if self._closed:
+                        return None
+                    self._cond.wait()
+                    continue
+                batch = self._ready_batch()
+                if batch is not None:
+                    for job in batch:
+                        self._queue.remove(job)
+                    self._batch = batch
+                    return batch
+
+    def _ready_batch(self) -> list[_Job] | None:
+        """The oldest job's batch if it should run now; else None after waiting a while (lock held)."""
+        batch = self._same_key(self._queue[0].key)
+        now = time.monotonic()
+        deadline = self._queue[0].enqueued + self.max_wait_s
+        if len(batch) >= self.max_batch_size or self._closed:
             return batch
+        # the base wait is over, and the last batch's callers are back (or were waited for long enough)
+        back = len(batch) >= self._expected or now >= self._patience_until
+        if now >= deadline and back:
+            return batch
+        self._cond.wait(max(deadline if now < deadline else self._patience_until, now + 1e-4) - now)
+        return None
 
     def _same_key(self, key: Hashable) -> list[_Job]:
         batch = []
@@ -152,7 +192,7 @@ class DynamicBatcher:
 
     def _work(self) -> None:
         while (batch := self._take_batch()) is not None:
-            live = [job for job in batch if job.future.set_running_or_notify_cancel()]
+            live = [job for job in batch if _start(job.future)]
             start = time.monotonic()
             try:
                 results = list(self.fn(batch[0].key, [job.item for job in live])) if live else []
@@ -160,19 +200,42 @@ class DynamicBatcher:
                     raise RuntimeError(f"batch function returned {len(results)} results for {len(live)} items")
             except BaseException as error:  # noqa: BLE001 - handed to every caller of the batch
                 for job in live:
-                    job.future.set_exception(error)
+                    _settle(job.future, error=error)
                 self.stats.failed_jobs += len(live)
             else:
                 for job, result in zip(live, results):
-                    job.future.set_result(result)
+                    _settle(job.future, result)
             finally:
-                end = time.monotonic()
-                with self._cond:
-                    self._expected = len(live) + len(self._queue)
-                    self._patience_until = end + self.follow_up * (end - start)
-                self.stats.batches += 1
-                self.stats.jobs += len(live)
-                self.stats.batch_sizes[len(live)] += 1
-                self.stats.queue_wait_s += sum(start - job.enqueued for job in live)
-                self.stats.busy_s += time.monotonic() - start
-                self._running = 0
+                self._finish(live, start)
+
+    def _finish(self, live: list[_Job], start: float) -> None:
+        """Count a batch run, and expect its callers back (``follow_up``)."""
+        end = time.monotonic()
+        with self._cond:
+            self._expected = len(live) + len(self._queue)
+            self._patience_until = end + self.follow_up * (end - start)
+            self._batch = []
+        self.stats.batches += 1
+        self.stats.jobs += len(live)
+        self.stats.batch_sizes[len(live)] += 1
+        self.stats.queue_wait_s += sum(start - job.enqueued for job in live)
+        self.stats.busy_s += end - start
+
+
+def _start(future: Future) -> bool:
+    """Mark a job running; False when its caller cancelled it or ``close`` already failed it."""
+    try:
+        return future.set_running_or_notify_cancel()
+    except RuntimeError:  # failed by ``close`` between being taken and being started
+        return False
+
+
+def _settle(future: Future, result: Any = None, error: BaseException | None = None) -> None:
+    """Answer a job, unless ``close`` already failed it (the shutdown deadline passed while it ran)."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass

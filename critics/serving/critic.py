@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +39,7 @@ from critics.judging.spec import CriticSpec, find_spec, load_spec
 from critics.judging.tasks import check_row
 from critics.serving.batcher import DynamicBatcher
 
+logger = logging.getLogger(__name__)
 SPEC_FIELDS = {f.name for f in dataclasses.fields(CriticSpec)}
 
 
@@ -118,20 +121,26 @@ class Critic(CriticBase):
         return [f.result(timeout) for f in futures]
 
     async def acritique(self, items: Sequence[dict[str, Any]]) -> list[Critique]:
-        """``critique`` for asyncio callers: awaits the batcher without blocking the event loop."""
+        """``critique`` for asyncio callers: awaits the batcher without blocking the event loop.
+        Cancelling the awaiting task drops the items not yet being judged."""
         futures = self.batcher.submit_many([self.row(i) for i in items], key=("critique",))
-        return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
+        return await _answers(futures)
 
     async def achat(self, messages: list[dict], *, max_new_tokens: int, temperature: float, n: int = 1) -> ChatResult:
         """Plain generation for one chat conversation (the OpenAI endpoint), through the same batcher;
-        the prompt is fitted to the spec's budget in the worker (cut, or refused: ``texts`` None)."""
+        the prompt is fitted to the spec's budget in the worker (cut, or refused: ``texts`` None).
+        Cancelling the awaiting task drops the conversation if it is still queued."""
         future = self.batcher.submit(messages, key=("chat", max_new_tokens, temperature, n))
-        return await asyncio.wrap_future(future)
+        return (await _answers([future]))[0]
 
-    def close(self) -> None:
-        """Finish queued work and stop the batcher."""
-        self.batcher.close(drain=True)
-        self.backend.close()
+    def close(self, timeout: float | None = None) -> None:
+        """Finish queued work (for up to ``timeout`` seconds; then its callers get ``BatcherClosed``),
+        stop the batcher, and release the backend once nothing runs on it any more."""
+        self.batcher.close(drain=True, timeout=timeout)
+        if self.batcher.stopped:
+            self.backend.close()
+        else:  # a batch still runs in the worker thread: closing its backend under it could crash or hang
+            logger.warning("the critic's worker is still running a batch; its backend is left to the process exit")
 
     def __enter__(self) -> Critic:
         return self
@@ -170,6 +179,17 @@ class Critic(CriticBase):
         counter = self.backend.counter()
         return ChatResult(texts, fitted.status if fitted else "ok", self.backend.measure(shown),
                           [counter.count(t) for t in texts])
+
+
+async def _answers(futures: list[Future]) -> list[Any]:
+    """The batcher's answers to ``futures``; when the awaiting task is cancelled (its caller is gone),
+    the futures are cancelled too, so the batcher drops the jobs not yet running."""
+    try:
+        return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
+    except asyncio.CancelledError:
+        for future in futures:  # at once, not through asyncio's callbacks a loop iteration later
+            future.cancel()
+        raise
 
 
 def apply_overrides(spec: CriticSpec, overrides: dict[str, Any], where: str = "", quiet: bool = False) -> CriticSpec:

@@ -1,8 +1,9 @@
 """What ``critics serve`` counts, written as Prometheus text by hand (no client library needed).
 
-``ServerMetrics`` keeps request counts by endpoint and status code, server errors, invalid
-verdicts, items judged and a latency histogram per endpoint; ``render`` adds the dynamic
-batcher's state (queue depth, jobs in flight, batch sizes). Updated from the event loop only.
+``ServerMetrics`` keeps request counts by endpoint and status code, server errors, client
+disconnects, invalid verdicts, items judged and a latency histogram per endpoint; ``render`` adds
+the dynamic batcher's state (queue depth, jobs in flight, batch sizes, jobs cancelled). Updated
+from the event loop only. A client that hung up counts as code 499 (nginx's), which no client sees.
 
 >>> metrics = ServerMetrics(["/score"])
 >>> metrics.observe("/score", 200, 0.02)
@@ -59,6 +60,7 @@ class ServerMetrics:
         self.endpoints = frozenset(endpoints)
         self.requests: Counter = Counter()  # (endpoint, status code)
         self.server_errors: Counter = Counter()  # endpoint -> 5xx responses and unhandled exceptions
+        self.client_disconnects: Counter = Counter()  # (endpoint, "body" | "answer") -> clients that hung up
         self.invalid_verdicts: Counter = Counter()  # endpoint -> items without a valid verdict
         self.items: Counter = Counter()  # endpoint -> items judged or generated
         self.prompts_cut: Counter = Counter()  # (endpoint, "truncated" | "too_long") -> prompts over the budget
@@ -76,6 +78,10 @@ class ServerMetrics:
             self.server_errors[endpoint] += 1
         self.latency.setdefault(endpoint, Histogram(LATENCY_BUCKETS_S)).observe(seconds)
 
+    def count_disconnect(self, path: str, stage: str) -> None:
+        """Count a client that hung up while its body arrived (``body``) or before its answer (``answer``)."""
+        self.client_disconnects[self.label(path), stage] += 1
+
     def count_items(self, path: str, n: int, invalid: int = 0) -> None:
         """Count ``n`` items judged by one request, ``invalid`` of them without a valid verdict."""
         self.items[path] += n
@@ -92,6 +98,10 @@ class ServerMetrics:
                         {f'endpoint="{e}",code="{c}"': n for (e, c), n in sorted(self.requests.items())})
         lines += _family("critics_server_errors_total", "counter", "responses with a 5xx status, by endpoint",
                          _by_endpoint(self.server_errors))
+        lines += _family("critics_client_disconnects_total", "counter",
+                         "clients that hung up (code 499), by endpoint and stage: while sending the body, or "
+                         "waiting for the answer", {f'endpoint="{e}",stage="{s}"': n
+                                                    for (e, s), n in sorted(self.client_disconnects.items())})
         lines += _family("critics_invalid_verdicts_total", "counter",
                          "judged items without a valid verdict (scored with the invalid reward)",
                          _by_endpoint(self.invalid_verdicts))
@@ -122,6 +132,8 @@ class ServerMetrics:
         lines += _family("critics_failed_jobs_total", "counter", "jobs whose batch raised", {"": stats.failed_jobs})
         lines += _family("critics_rejected_jobs_total", "counter", "jobs refused by a full queue",
                          {"": stats.rejected_jobs})
+        lines += _family("critics_cancelled_jobs_total", "counter",
+                         "queued jobs dropped unrun because their caller hung up", {"": stats.cancelled_jobs})
         lines += _family("critics_queue_wait_seconds_total", "counter", "time jobs waited for a batch",
                          {"": round(stats.queue_wait_s, 6)})
         lines += _family("critics_busy_seconds_total", "counter", "time the worker spent running batches",

@@ -6,6 +6,19 @@ the ``chat.completion`` object it answers with (as the ``openai`` client and ver
 [{'role': 'user', 'content': 'hi'}]
 >>> completion_body(["hello"], 3, [1], 16, "critic")["choices"]
 [{'index': 0, 'message': {'role': 'assistant', 'content': 'hello'}, 'logprobs': None, 'finish_reason': 'stop'}]
+
+Roles: ``system``, ``user`` and ``assistant`` are what a critic's chat template was trained on;
+``developer`` is OpenAI's newer name for ``system`` (its o1-and-later models take it instead, and
+clients written for them send it), so it is read as ``system``, not handed to a chat template that
+would drop or mangle it. ``tool`` (and the old ``function``) are refused: this server offers no
+tools, so a tool result answers a call that the conversation cannot hold. Anything else is a typo.
+
+>>> conversation(ChatRequest.model_validate({"messages": [{"role": "developer", "content": "Be brief."}]}))
+[{'role': 'system', 'content': 'Be brief.'}]
+>>> conversation(ChatRequest.model_validate({"messages": [{"role": "robot", "content": "hi"}]}))
+Traceback (most recent call last):
+...
+ValueError: messages[0].role must be one of system, user, assistant, developer; got 'robot'
 """
 
 from __future__ import annotations
@@ -15,6 +28,9 @@ import uuid
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+ROLES = {"system": "system", "user": "user", "assistant": "assistant", "developer": "system"}  # as sent -> as read
+NO_TOOLS = ("tool", "function")
 
 
 class ChatMessage(BaseModel):
@@ -37,8 +53,9 @@ class ChatRequest(BaseModel):
 def conversation(request: ChatRequest) -> list[dict[str, Any]]:
     """The messages as ``{"role", "content"}`` dicts: content a string, or, when a message holds
     ``image_url`` parts (base64 data URLs only), a list of text and ``{"type": "image", "image": PIL}``
-    parts. Raises ``ValueError`` naming the part for any other part or an unreadable image."""
-    return [{"role": m.role, "content": _content(i, m)} for i, m in enumerate(request.messages)]
+    parts. Raises ``ValueError`` naming the message's role or part for a role it does not read (the
+    module docstring), any other part or an unreadable image."""
+    return [{"role": _role(i, m), "content": _content(i, m)} for i, m in enumerate(request.messages)]
 
 
 def has_images(messages: list[dict[str, Any]]) -> bool:
@@ -57,6 +74,15 @@ def completion_body(texts: list[str], prompt_tokens: int, completion_tokens: lis
             "model": model, "choices": choices,
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": sum(completion_tokens),
                       "total_tokens": prompt_tokens + sum(completion_tokens)}}
+
+
+def _role(index: int, message: ChatMessage) -> str:
+    if message.role in NO_TOOLS:
+        raise ValueError(f"messages[{index}].role {message.role!r} is not supported: this server offers no tools, "
+                         "so send the conversation without tool calls and their results")
+    if message.role not in ROLES:
+        raise ValueError(f"messages[{index}].role must be one of {', '.join(ROLES)}; got {message.role!r}")
+    return ROLES[message.role]
 
 
 def _content(index: int, message: ChatMessage) -> str | list[dict[str, Any]]:

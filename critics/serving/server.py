@@ -25,29 +25,42 @@ body or item count over the limits, 422 wrong types or missing fields (the messa
 503 with ``Retry-After`` while the batcher's queue is full or the server shuts down, 500 for
 anything unexpected (logged and counted; the server keeps serving).
 
+A client that hangs up is no error: while its body arrives, or while it waits for its answer, it
+is counted as a 499 (nginx's "client closed request") in ``critics_client_disconnects_total``, and
+its items still queued are dropped unjudged (``critics_cancelled_jobs_total``), so work nobody
+waits for never delays the next request.
+
+On SIGTERM the server stops accepting connections and lets requests in flight finish for up to
+``graceful_timeout_s``; then the callers still waiting get a 503 and the server exits (a batch
+the model is running cannot be interrupted: its results are dropped).
+
 An OpenRLHF item without a valid verdict gets ``ServerSettings.invalid_reward`` (OpenRLHF needs
 a float), 0.0 in ``extra_logs.critic_valid`` and a count in ``critics_invalid_verdicts_total``.
+Its ``labels`` are any JSON scalars (a dataset's ``"answer": 42``): numbers and booleans are judged
+as their JSON text, null as no label.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from critics.config import ConfigError
 from critics.judging.judge import Critique, in_both_orders, mean_of_orders
@@ -59,6 +72,10 @@ from critics.serving.openai_chat import ChatRequest, completion_body, conversati
 from critics.serving.queries import split_query
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that hung up before its answer; never sent
+ANSWER_S = 5.0  # after the drain deadline: how long the 503s get to reach their callers before uvicorn cancels
+WORKER_STOP_S = 2.0  # at shutdown: how long to wait for a batch still running before exiting without it
 ENDPOINTS = ("/get_reward", "/score", "/v1/chat/completions", "/v1/models", "/spec", "/health", "/metrics")
 
 
@@ -76,7 +93,8 @@ class ServerSettings:
             ``max_new_tokens``).
         invalid_reward: the ``/get_reward`` reward of an item without a valid verdict.
         retry_after_s: the ``Retry-After`` of a 503 (full queue, shutting down).
-        graceful_timeout_s: how long a shutdown waits for requests in flight.
+        graceful_timeout_s: how long a shutdown lets requests in flight finish; then the callers still
+            waiting get a 503 and the server exits.
         log_level, access_log: uvicorn's logging.
     """
 
@@ -100,13 +118,25 @@ class ServerSettings:
                 raise ConfigError(f"'{name}' must be a positive integer, got {value!r}")
         if not isinstance(self.port, int) or isinstance(self.port, bool) or not 0 <= self.port <= 65535:
             raise ConfigError(f"'port' must be an integer from 0 (any free port) to 65535, got {self.port!r}")
-        if not isinstance(self.invalid_reward, (int, float)) or not math.isfinite(self.invalid_reward):
-            raise ConfigError(f"'invalid_reward' must be a finite number, got {self.invalid_reward!r}")
+        for name in ("invalid_reward", "graceful_timeout_s"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ConfigError(f"'{name}' must be a finite number, got {value!r}")
+        if self.graceful_timeout_s < 0:
+            raise ConfigError(f"'graceful_timeout_s' must be >= 0 seconds, got {self.graceful_timeout_s!r}")
         limit = self.max_new_tokens_limit
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
             raise ConfigError(f"'max_new_tokens_limit' must be a positive integer or None, got {limit!r}")
         if self.api_key is not None and not self.api_key:
             raise ConfigError("'api_key' is empty: pass a key, or None for an open server")
+
+
+class ClientGone(Exception):
+    """The client hung up: while its body arrived (``stage`` "body") or before its answer ("answer")."""
+
+    def __init__(self, stage: str):
+        super().__init__(f"the client hung up before {'its body was read' if stage == 'body' else 'its answer'}")
+        self.stage = stage
 
 
 class ApiError(Exception):
@@ -121,11 +151,29 @@ class ApiError(Exception):
 # -- request bodies --------------------------------------------------------------------------
 
 class RewardRequest(BaseModel):
-    """OpenRLHF's remote reward request; unknown keys are ignored (the protocol grows)."""
+    """OpenRLHF's remote reward request; unknown keys are ignored (the protocol grows).
+
+    ``labels`` are whatever the dataset's label column holds (OpenRLHF sends it as it is): any JSON
+    scalar, kept as text, since a label is a gold answer or a reference the critic reads.
+
+    >>> RewardRequest.model_validate({"query": ["q"] * 4, "labels": [42, 2.5, True, None]}).labels
+    ['42', '2.5', 'true', None]
+    """
 
     query: list[str]
     prompts: list[str] | None = None
-    labels: list[str | None] | None = None
+    labels: list[Any] | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_as_text(cls, labels: list | None) -> list[str | None] | None:
+        if labels is None:
+            return None
+        for i, label in enumerate(labels):
+            if isinstance(label, (list, dict)):
+                raise ValueError(f"labels[{i}] must be a string, number, boolean or null (a gold answer or a "
+                                 f"reference), got {'an array' if isinstance(label, list) else 'an object'}")
+        return [label if label is None or isinstance(label, str) else json.dumps(label) for label in labels]
 
 
 class ScoreRequest(BaseModel):
@@ -162,11 +210,12 @@ def create_app(critic: Critic, settings: ServerSettings) -> FastAPI:
 
 def serve(critic: Critic, settings: ServerSettings) -> None:
     """Run the server until SIGTERM or SIGINT: it stops accepting, lets requests in flight finish
-    (up to ``graceful_timeout_s``), then drains and closes the critic's batcher."""
+    for up to ``graceful_timeout_s``, answers the callers still waiting with 503, and exits."""
     app = create_app(critic, settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                            access_log=settings.access_log, timeout_graceful_shutdown=settings.graceful_timeout_s)
-    DrainingServer(config).run()
+                            access_log=settings.access_log,
+                            timeout_graceful_shutdown=settings.graceful_timeout_s + ANSWER_S)
+    DrainingServer(config, settings.graceful_timeout_s).run()
 
 
 @contextlib.contextmanager
@@ -175,15 +224,15 @@ def serve_in_background(critic: Critic, settings: ServerSettings | None = None,
     """Serve ``critic`` from a background thread on a free localhost port (the demo, tests).
 
     Yields ``(base_url, server)``; leaving the block stops the server as a signal would (requests
-    in flight finish, then the critic's batcher is drained and closed).
+    in flight get ``graceful_timeout_s`` to finish, then the critic's batcher is closed).
     """
     settings = settings or ServerSettings()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind((settings.host, 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(create_app(critic, settings), log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=graceful_timeout_s)
-    server = DrainingServer(config)
+                            timeout_graceful_shutdown=graceful_timeout_s + ANSWER_S)
+    server = DrainingServer(config, graceful_timeout_s)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -200,18 +249,40 @@ def serve_in_background(critic: Critic, settings: ServerSettings | None = None,
 
 
 class DrainingServer(uvicorn.Server):
-    """A uvicorn server whose app reports ``draining`` on ``/health`` from the moment it is told to stop."""
+    """A uvicorn server whose app reports ``draining`` on ``/health`` from the moment it is told to
+    stop, and whose shutdown has a deadline: ``drain_s`` after it began, the critic's batcher fails
+    the jobs still waiting, so their callers get a 503 and the server can exit (uvicorn's own
+    timeout, ``ANSWER_S`` later, only cancels what still has not answered)."""
+
+    def __init__(self, config: uvicorn.Config, drain_s: float):
+        super().__init__(config)
+        self.drain_s = drain_s
 
     def handle_exit(self, sig, frame) -> None:
         self.config.app.state.draining = True
         super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets=None) -> None:
+        give_up = asyncio.get_running_loop().call_later(self.drain_s, self._give_up)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            give_up.cancel()
+
+    def _give_up(self) -> None:
+        batcher = self.config.app.state.critic.batcher
+        if batcher.in_flight:
+            logger.warning("shutting down: %d jobs still unanswered after %g s; their callers get 503",
+                           batcher.in_flight, self.drain_s)
+        batcher.close(drain=False)
 
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI):
     yield
     app.state.draining = True
-    await asyncio.to_thread(app.state.critic.close)  # finishes queued jobs, then stops the worker
+    # every request has been answered by now; a batch still running for a caller given up on is not waited for
+    await asyncio.to_thread(app.state.critic.close, WORKER_STOP_S)
 
 
 # -- endpoints -------------------------------------------------------------------------------
@@ -286,7 +357,8 @@ async def chat_completions(request: Request) -> JSONResponse:
     max_tokens = min(body.max_completion_tokens or body.max_tokens or critic.spec.max_new_tokens, limit)
     temperature = critic.spec.temperature if body.temperature is None else body.temperature
     try:
-        result = await critic.achat(messages, max_new_tokens=max_tokens, temperature=temperature, n=body.n)
+        result = await unless_gone(request, critic.achat(messages, max_new_tokens=max_tokens,
+                                                         temperature=temperature, n=body.n))
     except (QueueFull, BatcherClosed) as error:
         raise _unavailable(error, settings) from None
     metrics: ServerMetrics = request.app.state.metrics
@@ -352,10 +424,13 @@ async def read_body(request: Request, model: type[BaseModel]) -> Any:
     if declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"the body has {declared} bytes; the limit is {limit}")
     raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > limit:
-            raise ApiError(413, f"the body exceeds the limit of {limit} bytes")
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > limit:
+                raise ApiError(413, f"the body exceeds the limit of {limit} bytes")
+    except ClientDisconnect:
+        raise ClientGone("body") from None
     try:
         return model.model_validate_json(bytes(raw))
     except ValidationError as error:
@@ -368,7 +443,7 @@ async def read_body(request: Request, model: type[BaseModel]) -> Any:
 async def judge(request: Request, items: list[dict[str, Any]]) -> list[Critique]:
     """The critic's judgments of ``items``, counted; a full queue or a closed batcher is a 503."""
     try:
-        critiques = await request.app.state.critic.acritique(items)
+        critiques = await unless_gone(request, request.app.state.critic.acritique(items))
     except (QueueFull, BatcherClosed) as error:
         raise _unavailable(error, request.app.state.settings) from None
     invalid = sum(_finite(c.score) is None for c in critiques)
@@ -377,6 +452,30 @@ async def judge(request: Request, items: list[dict[str, Any]]) -> list[Critique]
     for c in critiques:
         metrics.count_prompt(request.url.path, c.prompt)
     return critiques
+
+
+async def unless_gone(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """``work``'s result, awaited while watching the client: if it hangs up first, ``work`` is
+    cancelled (the batcher drops its jobs not yet running) and ``ClientGone`` is raised."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_hung_up(request))
+    try:
+        done, _ = await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when this handler is itself cancelled (uvicorn's last-resort shutdown timeout)
+        gone.cancel()
+        task.cancel()  # a no-op once it is done
+    if task in done:
+        return task.result()
+    gone.result()  # re-raises, should watching the client itself have failed
+    await asyncio.wait((task,))  # its jobs are dropped before the request counts as finished
+    raise ClientGone("answer")
+
+
+async def _hung_up(request: Request) -> None:
+    """Returns when the client disconnects: its body has been read, so the next ASGI message is the
+    disconnect (uvicorn sends it when the connection drops; nothing else arrives before the response)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def check_item(index: int, item: Any, task_name: str, critic: Critic) -> dict[str, Any]:
@@ -461,12 +560,17 @@ class CountingMiddleware:
                 status[0] = message["status"]
             await send(message)
 
+        metrics: ServerMetrics = scope["app"].state.metrics
         try:
             await self.app(scope, receive, send_counted)
+        except ClientGone as gone:  # nobody to answer, and not the server's fault: no traceback, no 5xx
+            logger.debug("%s: %s", scope.get("path"), gone)
+            status[0] = status[0] or CLIENT_CLOSED_REQUEST
+            metrics.count_disconnect(scope["path"], gone.stage)
         except Exception as error:  # noqa: BLE001 - the edge of the server: answer, log, count
             logger.exception("unexpected error serving %s", scope.get("path"))
             if status[0] is None:
                 response = _error_response(500, f"internal error: {type(error).__name__}: {error}", "internal_error")
                 await response(scope, receive, send_counted)
         finally:
-            scope["app"].state.metrics.observe(scope["path"], status[0] or 500, time.perf_counter() - start)
+            metrics.observe(scope["path"], status[0] or 500, time.perf_counter() - start)

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from critics.serving import Critic, DynamicBatcher, QueueFull
+from critics.serving import BatcherClosed, Critic, DynamicBatcher, QueueFull
 from critics.judging.chat import ChatModel, LocalChatModel
 from critics.tiny import save_tiny_checkpoint
 
@@ -108,10 +108,10 @@ def test_close_drains_queued_jobs():
 
 def mean_batch_of_callers_in_a_loop(follow_up: float, callers: int = 8, rounds: int = 12) -> float:
     """Callers that send their next job a few ms after the last one was answered (an RL trainer's
-    reward workers, OpenRLHF's): the mean batch size a 25 ms batch function sees."""
+    reward workers, OpenRLHF's): the mean batch size a 60 ms batch function sees."""
     import random
 
-    batcher = DynamicBatcher(lambda key, xs: (time.sleep(0.025), xs)[1], max_batch_size=callers, max_wait_s=0.001,
+    batcher = DynamicBatcher(lambda key, xs: (time.sleep(0.06), xs)[1], max_batch_size=callers, max_wait_s=0.001,
                              follow_up=follow_up)
 
     def caller(seed: int) -> None:
@@ -127,8 +127,9 @@ def mean_batch_of_callers_in_a_loop(follow_up: float, callers: int = 8, rounds: 
 
 
 def test_callers_in_a_loop_are_waited_for_so_their_batches_stay_whole():
-    assert mean_batch_of_callers_in_a_loop(follow_up=0.5) >= 7.0
-    assert mean_batch_of_callers_in_a_loop(follow_up=0.0) < 6.0  # a fixed 1 ms wait splits them
+    # margins for a loaded 2-core machine: unloaded, 7.4 against 4.0 (the first batch is always partial)
+    assert mean_batch_of_callers_in_a_loop(follow_up=0.5) >= 6.5
+    assert mean_batch_of_callers_in_a_loop(follow_up=0.0) < 5.5  # a fixed 1 ms wait splits them
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +170,39 @@ def test_a_random_tiny_causal_lm_runs_end_to_end(tiny):
     with Critic.from_pretrained(str(tiny), backend_options={"device": "cpu"}, style="compact", max_new_tokens=8) as c:
         out = c.critique([{"question": "q", "response": "2+2=4"}] * 3)
     assert len(out) == 3 and all(x.score is None or x.score in (0.0, 1.0) for x in out)
+
+
+def test_cancelled_jobs_leave_the_queue_at_once_are_never_run_and_are_counted():
+    release, ran = threading.Event(), []
+    batcher = DynamicBatcher(lambda key, xs: (release.wait(10), ran.extend(xs), xs)[2], max_batch_size=8, max_wait_s=0)
+    running = batcher.submit("running")
+    wait_for = time.monotonic() + 10
+    while batcher.queue_depth or not batcher.in_flight:  # the worker holds the first job at the gate
+        assert time.monotonic() < wait_for, "the worker never took the first job"
+        time.sleep(0.005)
+    queued = batcher.submit_many(["gone-1", "kept", "gone-2"])
+    assert queued[0].cancel() and queued[2].cancel() and not running.cancel()  # a running job cannot be
+    assert batcher.queue_depth == 1 and batcher.stats.cancelled_jobs == 2  # left at once, not when the worker looks
+    release.set()
+    assert running.result(10) == "running" and queued[1].result(10) == "kept"
+    batcher.close()
+    assert ran == ["running", "kept"] and batcher.stats.jobs == 2
+
+
+def test_close_with_a_deadline_fails_the_callers_still_waiting_instead_of_hanging():
+    release = threading.Event()
+    batcher = DynamicBatcher(lambda key, xs: (release.wait(30), xs)[1], max_batch_size=1, max_wait_s=0)
+    futures = batcher.submit_many([1, 2, 3])  # one runs (held at the gate), two wait
+    start = time.monotonic()
+    batcher.close(drain=True, timeout=0.3)
+    assert time.monotonic() - start < 5  # the deadline, not the 30 s the running batch could take
+    for future in futures:
+        with pytest.raises(BatcherClosed):
+            future.result(0)
+    assert not batcher.stopped  # the running batch goes on in the background; its result is dropped
+    release.set()
+    wait_for = time.monotonic() + 10
+    while not batcher.stopped:
+        assert time.monotonic() < wait_for, "the worker did not stop after its last batch"
+        time.sleep(0.005)
+    assert batcher.stats.failed_jobs == 0 and batcher.stats.jobs == 1

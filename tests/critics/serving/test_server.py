@@ -85,6 +85,25 @@ def test_get_reward_rejects_malformed_bodies_with_a_message_naming_the_problem(c
     assert all(w in message for w in words), message
 
 
+def test_get_reward_scores_labels_of_any_json_scalar_as_their_text(critic):
+    seen = []
+    judge = critic.acritique
+
+    async def spy(items):
+        seen.extend(items)
+        return await judge(items)
+
+    critic.acritique = spy
+    queries = [CHATML.format(q="6*7?", r=f"{answer} verdict=Correct") for answer in ("42", "2.5", "yes", "?", "0")]
+    with client_for(critic) as client:  # a JSON dataset's label column: numbers, booleans, nulls, as they are
+        response = client.post("/get_reward", json={"query": queries, "labels": [42, 2.5, True, None, 0]})
+        nested = client.post("/get_reward", json={"query": ["q"], "labels": [[42]]})
+    assert response.status_code == 200, response.text
+    assert response.json()["rewards"] == [1.0] * 5
+    assert [item.get("gold_answer") for item in seen] == ["42", "2.5", "true", None, "0"]
+    assert nested.status_code == 422 and "labels[0] must be a string, number, boolean or null" in nested.text
+
+
 def test_a_non_finite_scalar_score_counts_as_invalid_not_as_a_crash():
     class NaNScorer(ChatModel):
         name, kind = "nan-scorer", "scalar"
@@ -121,7 +140,7 @@ def test_score_returns_score_verdict_reason_and_critique_per_item_and_task(criti
 
 def test_score_task_applies_to_items_without_their_own(critic):
     with client_for(critic) as client:
-        items = [{"response_a": "verdict=A", "response_b": "b"}]
+        items = [{"question": "q", "response_a": "verdict=A", "response_b": "b"}]
         response = client.post("/score", json={"task": "pairwise", "items": items})
     assert response.json()["results"][0]["verdict"] == "A"
 
@@ -181,6 +200,11 @@ def test_chat_completions_defaults_and_text_parts(make_critic):
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 422,
      ["messages[0].content[0]", "base64 data URLs"]),
     ({"messages": [{"role": "user", "content": "x"}], "n": 0}, 422, ["n"]),
+    ({"messages": [{"role": "user", "content": "x"}, {"role": "robot", "content": "y"}]}, 422,
+     ["messages[1].role must be one of system, user, assistant, developer", "'robot'"]),
+    ({"messages": [{"role": "User", "content": "x"}]}, 422, ["messages[0].role", "'User'"]),
+    ({"messages": [{"role": "user", "content": "x"}, {"role": "tool", "content": "42"}]}, 422,
+     ["messages[1].role 'tool' is not supported", "no tools"]),
     ({"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}, 422, ["max_tokens"]),
 ])
 def test_chat_completions_rejects_what_it_cannot_honour(critic, body, status, words):
@@ -189,6 +213,22 @@ def test_chat_completions_rejects_what_it_cannot_honour(critic, body, status, wo
     assert response.status_code == status, response.text
     message = response.json()["error"]["message"]
     assert all(w in message for w in words), message
+
+
+def test_a_developer_message_is_read_as_the_system_message(critic):
+    seen = []
+    chat = critic.backend.generate
+
+    def spy(conversations, **kwargs):
+        seen.extend(conversations)
+        return chat(conversations, **kwargs)
+
+    critic.backend.generate = spy
+    body = {"messages": [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "hi"}]}
+    with client_for(critic) as client:
+        response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    assert [m["role"] for m in seen[0]] == ["system", "user"]
 
 
 def test_models_lists_the_served_model_name(critic):
@@ -288,6 +328,8 @@ def test_settings_are_checked_when_made(critic):
         ServerSettings(retry_after_s=0)
     with pytest.raises(ConfigError, match="'invalid_reward' must be a finite number"):
         ServerSettings(invalid_reward=math.nan)
+    with pytest.raises(ConfigError, match="'graceful_timeout_s' must be >= 0 seconds"):
+        ServerSettings(graceful_timeout_s=-1)
     with pytest.raises(TypeError, match="max_body_size"):
         ServerSettings(max_body_size=10)
     with pytest.raises(ConfigError, match="exceeds the batcher's max_queue"):
