@@ -36,8 +36,13 @@ def peer(path: Path, out: Path) -> int:
         for model in MODELS:
             solution = raw[model]["solution"]
             answer = parse(solution.rsplit("A:", 1)[-1].strip())
-            rows.append({"question": raw["question"], "response": solution,
-                         "label": "correct" if verify(gold, answer) else "incorrect"})
+            rows.append(
+                {
+                    "question": raw["question"],
+                    "response": solution,
+                    "label": "correct" if verify(gold, answer) else "incorrect",
+                }
+            )
     datasets.Dataset.from_list(rows).save_to_disk(str(out))
     return len(rows)
 
@@ -59,9 +64,12 @@ def main() -> None:
         peer_s, n = timed(peer, path, work / "peer")
 
         def ours(num_proc: int, name: str):
-            config = BuildConfig(sources=[GSM8KSolutions(path=str(path))],
-                                 builder=PointwiseBuilder(label_from="verifier", verifier="math"),
-                                 output_dir=str(work / name), num_proc=num_proc)
+            config = BuildConfig(
+                sources=[GSM8KSolutions(path=str(path))],
+                builder=PointwiseBuilder(label_from="verifier", verifier="math"),
+                output_dir=str(work / name),
+                num_proc=num_proc,
+            )
             return build(config, progress=False)
 
         cold1_s, result = timed(ours, 1, "one")
@@ -69,12 +77,13 @@ def main() -> None:
         cached_s, cached = timed(ours, args.num_proc, "many")
         assert cached.cached and result.stats["rows_out"] == n
         print(f"GSM8K pointwise build with math verification, {n:,} rows")
-        for name, seconds in [("peer: plain math-verify loop, 1 process", peer_s),
-                              ("critics build, cold, 1 process", cold1_s),
-                              (f"critics build, cold, {args.num_proc} processes", cold_s),
-                              ("critics build, cached", cached_s)]:
-            print(f"  {name:<45} {seconds:8.2f} s  {n / seconds:12,.0f} rows/s  "
-                  f"{peer_s / seconds:8.2f}x vs peer")
+        for name, seconds in [
+            ("peer: plain math-verify loop, 1 process", peer_s),
+            ("critics build, cold, 1 process", cold1_s),
+            (f"critics build, cold, {args.num_proc} processes", cold_s),
+            ("critics build, cached", cached_s),
+        ]:
+            print(f"  {name:<45} {seconds:8.2f} s  {n / seconds:12,.0f} rows/s  {peer_s / seconds:8.2f}x vs peer")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

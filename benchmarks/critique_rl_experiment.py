@@ -113,19 +113,40 @@ def train_actor(out: Path, budget: Budget, seed: int) -> Path:
     examples = []
     for q in questions(budget.questions * 4, rng):
         solution = column_sum(q["a"], q["b"], rng.random() < budget.slip_rate)
-        examples.append({"prompt": solve_messages(q["question"], "compact"),
-                         "completion": [{"role": "assistant", "content": solution}]})
+        examples.append(
+            {
+                "prompt": solve_messages(q["question"], "compact"),
+                "completion": [{"role": "assistant", "content": solution}],
+            }
+        )
         seen = column_sum(q["a"], q["b"], rng.random() < 0.5)
         critique = teacher_critique(seen, hint=rng.random() < 0.5)
-        examples.append({"prompt": refine_messages(q["question"], seen, critique, "compact"),
-                         "completion": [{"role": "assistant", "content": actor_refinement(seen, critique)}]})
+        examples.append(
+            {
+                "prompt": refine_messages(q["question"], seen, critique, "compact"),
+                "completion": [{"role": "assistant", "content": actor_refinement(seen, critique)}],
+            }
+        )
     base = save_tiny_checkpoint(out / "actor-base", seed=seed + 10, num_layers=4, max_positions=256)
     tokenizer, model = AutoTokenizer.from_pretrained(base), AutoModelForCausalLM.from_pretrained(base)
-    args = SFTConfig(output_dir=str(out / "actor-sft"), max_steps=budget.actor_steps, per_device_train_batch_size=32,
-                     learning_rate=3e-3, lr_scheduler_type="cosine", warmup_steps=0.05, use_cpu=True, bf16=False,
-                     report_to=[], save_strategy="no", logging_steps=100, max_length=160, seed=seed)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(examples),
-                         processing_class=tokenizer)
+    args = SFTConfig(
+        output_dir=str(out / "actor-sft"),
+        max_steps=budget.actor_steps,
+        per_device_train_batch_size=32,
+        learning_rate=3e-3,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=100,
+        max_length=160,
+        seed=seed,
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=datasets.Dataset.from_list(examples), processing_class=tokenizer
+    )
     trainer.train()
     final = out / "actor"
     trainer.save_model(str(final))
@@ -138,10 +159,12 @@ def on_policy_records(actor_path: Path, qs: list[dict], budget: Budget, seed: in
     from critics.actors import ActorSettings, make_actor
     from critics.onpolicy import SampleSettings, sample_records
 
-    actor = make_actor(ActorSettings(model=str(actor_path), device="cpu", style="compact", max_new_tokens=40,
-                                     batch_size=256))
-    records, quarantine, report = sample_records(actor, qs, SampleSettings(samples=budget.samples, temperature=1.0,
-                                                                           seed=seed), progress=True)
+    actor = make_actor(
+        ActorSettings(model=str(actor_path), device="cpu", style="compact", max_new_tokens=40, batch_size=256)
+    )
+    records, quarantine, report = sample_records(
+        actor, qs, SampleSettings(samples=budget.samples, temperature=1.0, seed=seed), progress=True
+    )
     print(f"on-policy sample: {json.dumps(report)}")
     rows = []
     for r in records:
@@ -182,31 +205,63 @@ def main() -> None:
     for stale in ("critic-sft", "critique_rl"):  # this script's own earlier outputs
         shutil.rmtree(out / stale, ignore_errors=True)
     rng, hint = random.Random(args.seed + 1), random.Random(args.seed + 2)
-    train = write_jsonl(out / "train.jsonl", on_policy_records(actor, questions(budget.questions, rng), budget,
-                                                               args.seed, hint))
-    held_out = write_jsonl(out / "held_out.jsonl", on_policy_records(
-        actor, questions(budget.held_out, random.Random(args.seed + 3)), Budget(**{**vars(budget), "samples": 1}),
-        args.seed, hint))
+    train = write_jsonl(
+        out / "train.jsonl", on_policy_records(actor, questions(budget.questions, rng), budget, args.seed, hint)
+    )
+    held_out = write_jsonl(
+        out / "held_out.jsonl",
+        on_policy_records(
+            actor,
+            questions(budget.held_out, random.Random(args.seed + 3)),
+            Budget(**{**vars(budget), "samples": 1}),
+            args.seed,
+            hint,
+        ),
+    )
     data = DataSettings(train=train, eval=held_out, task="pointwise")
     template = TemplateSettings(style="compact")
     evaluation = EvalSettings(max_new_tokens=64, batch_size=256)  # the longest critique is 48 characters
     critic_base = save_tiny_checkpoint(out / "critic-base", seed=args.seed + 20, max_positions=256)
-    warm = sft.run(sft.SFTRecipeConfig(
-        model=ModelConfig(name_or_path=str(critic_base), device="cpu"), data=data, template=template,
-        eval=EvalSettings(enabled=False),
-        run=RunSettings(output_dir=str(out / "critic-sft"), max_steps=budget.critic_steps, learning_rate=3e-3,
-                        lr_scheduler_type="cosine", warmup_steps=0.05, per_device_train_batch_size=32,
-                        save_steps=budget.critic_steps, logging_steps=50, seed=args.seed), max_length=128))
+    warm = sft.run(
+        sft.SFTRecipeConfig(
+            model=ModelConfig(name_or_path=str(critic_base), device="cpu"),
+            data=data,
+            template=template,
+            eval=EvalSettings(enabled=False),
+            run=RunSettings(
+                output_dir=str(out / "critic-sft"),
+                max_steps=budget.critic_steps,
+                learning_rate=3e-3,
+                lr_scheduler_type="cosine",
+                warmup_steps=0.05,
+                per_device_train_batch_size=32,
+                save_steps=budget.critic_steps,
+                logging_steps=50,
+                seed=args.seed,
+            ),
+            max_length=128,
+        )
+    )
     config = critique_rl.CritiqueRLConfig(
-        model=ModelConfig(name_or_path=warm["final"], device="cpu"), data=data, template=template, eval=evaluation,
-        actor=ActorSettings(kind="transformers", model=str(actor), style="compact", max_new_tokens=16,
-                            batch_size=256, device="cpu"),
-        run=critique_rl.StagedRunSettings(output_dir=str(out / "critique_rl"), learning_rate=2e-5,
-                                          per_device_train_batch_size=64, save_steps=1000, logging_steps=5,
-                                          seed=args.seed),
+        model=ModelConfig(name_or_path=warm["final"], device="cpu"),
+        data=data,
+        template=template,
+        eval=evaluation,
+        actor=ActorSettings(
+            kind="transformers", model=str(actor), style="compact", max_new_tokens=16, batch_size=256, device="cpu"
+        ),
+        run=critique_rl.StagedRunSettings(
+            output_dir=str(out / "critique_rl"),
+            learning_rate=2e-5,
+            per_device_train_batch_size=64,
+            save_steps=1000,
+            logging_steps=5,
+            seed=args.seed,
+        ),
         grpo=GRPOSettings(num_generations=8, temperature=1.0, beta=0.01, max_completion_length=64),
         stage_one=critique_rl.StageOneSettings(max_steps=budget.stage_one_steps),
-        stage_two=critique_rl.StageTwoSettings(max_steps=budget.stage_two_steps, mode="refine"))
+        stage_two=critique_rl.StageTwoSettings(max_steps=budget.stage_two_steps, mode="refine"),
+    )
     result = critique_rl.run(config)
     report(result["metrics"], time.monotonic() - started)
 
@@ -218,16 +273,22 @@ def report(metrics: dict, seconds: float) -> None:
     for stage in ("before", "after stage I", "after stage II"):
         m = metrics.get(stage)
         if m:
-            print(f"| {stage} | {m['accuracy']:.3f} ± {m['stderr']:.3f} | {m['refine_accuracy']:.3f} ± "
-                  f"{m['refine_stderr']:.3f} | {m['c->c']:.3f} | {m['c->i']:.3f} | {m['i->c']:.3f} | "
-                  f"{m['i->i']:.3f} | {m['change_rate']:.3f} |")
+            print(
+                f"| {stage} | {m['accuracy']:.3f} ± {m['stderr']:.3f} | {m['refine_accuracy']:.3f} ± "
+                f"{m['refine_stderr']:.3f} | {m['c->c']:.3f} | {m['c->i']:.3f} | {m['i->c']:.3f} | "
+                f"{m['i->i']:.3f} | {m['change_rate']:.3f} |"
+            )
     one, two = metrics["after stage I"], metrics["after stage II"]
     n = one["n"]
     for name, key, se in (("refine", "refine_accuracy", "refine_stderr"), ("discrimination", "accuracy", "stderr")):
         gain = two[key] - one[key]
-        print(f"stage II vs stage I, {name} accuracy: {one[key]:.3f} -> {two[key]:.3f} ({gain:+.3f}; "
-              f"2 SE of the difference {2 * math.hypot(one[se], two[se]):.3f}; n={n})")
-    print(f"solutions' own accuracy on the held-out set: {one['accuracy_before']:.3f}; whole run {seconds / 60:.1f} min")
+        print(
+            f"stage II vs stage I, {name} accuracy: {one[key]:.3f} -> {two[key]:.3f} ({gain:+.3f}; "
+            f"2 SE of the difference {2 * math.hypot(one[se], two[se]):.3f}; n={n})"
+        )
+    print(
+        f"solutions' own accuracy on the held-out set: {one['accuracy_before']:.3f}; whole run {seconds / 60:.1f} min"
+    )
 
 
 if __name__ == "__main__":

@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from steptimer import GenerateTimer, StepTimer
 
+from critics.judging.tasks import add_prompts
 from critics.models import ModelConfig
 from critics.recipes import critic_rl
 from critics.recipes.common import DataSettings, EvalSettings, RunSettings, TemplateSettings
 from critics.rewards.verdict import PointwiseVerdictReward
-from critics.judging.tasks import add_prompts
 from critics.tiny import build_model, build_tokenizer
-from steptimer import GenerateTimer, StepTimer
 
 WARMUP = 1
 QWEN25_05B = {"hidden_size": 896, "num_layers": 24, "num_heads": 14, "num_kv_heads": 2, "intermediate_size": 4864}
@@ -50,9 +50,15 @@ def save_model(path: Path, dims: dict, vocab: int) -> int:
     """A random-init Llama with ``dims`` and a ``vocab``-token tokenizer; returns its parameter count."""
     tokenizer = build_tokenizer()
     tokenizer.add_tokens([f"<w{i}>" for i in range(vocab - len(tokenizer))])
-    model = build_model(tokenizer, hidden_size=dims["hidden_size"], num_layers=dims["num_layers"],
-                        num_heads=dims["num_heads"], num_kv_heads=dims["num_kv_heads"],
-                        intermediate_size=dims["intermediate_size"], max_positions=2048)
+    model = build_model(
+        tokenizer,
+        hidden_size=dims["hidden_size"],
+        num_layers=dims["num_layers"],
+        num_heads=dims["num_heads"],
+        num_kv_heads=dims["num_kv_heads"],
+        intermediate_size=dims["intermediate_size"],
+        max_positions=2048,
+    )
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return sum(p.numel() for p in model.parameters())
@@ -65,23 +71,44 @@ def write_records(path: Path, n: int = 512) -> None:
     for i in range(n):
         a, b = rng.randint(100, 999), rng.randint(100, 999)
         right = rng.random() < 0.5
-        rows.append({"id": f"b{i}", "source": "bench", "task": "pointwise", "question": f"What is {a} + {b}?",
-                     "response": f"{a + b if right else a + b + 10}", "label": "correct" if right else "incorrect",
-                     "images": [], "gold_answer": str(a + b), "verifier": "source", "metadata": "{}"})
+        rows.append(
+            {
+                "id": f"b{i}",
+                "source": "bench",
+                "task": "pointwise",
+                "question": f"What is {a} + {b}?",
+                "response": f"{a + b if right else a + b + 10}",
+                "label": "correct" if right else "incorrect",
+                "images": [],
+                "gold_answer": str(a + b),
+                "verifier": "source",
+                "metadata": "{}",
+            }
+        )
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def recipe_config(model: Path, records: Path, out: Path, steps: int, shape: Shape, cache: str | None,
-                  device: str) -> critic_rl.CriticRLConfig:
+def recipe_config(
+    model: Path, records: Path, out: Path, steps: int, shape: Shape, cache: str | None, device: str
+) -> critic_rl.CriticRLConfig:
     return critic_rl.CriticRLConfig(
         model=ModelConfig(name_or_path=str(model), device=device),
         data=DataSettings(train=str(records), eval_size=0, task="pointwise"),
-        run=RunSettings(output_dir=str(out), max_steps=steps, save_steps=10_000, learning_rate=1e-6,
-                        per_device_train_batch_size=shape.prompts * shape.group, logging_steps=1),
-        grpo=critic_rl.GRPOSettings(num_generations=shape.group, max_completion_length=shape.completion,
-                                    cache_implementation=cache),
-        rewards=[PointwiseVerdictReward()], template=TemplateSettings(style="compact", think=False),
-        eval=EvalSettings(enabled=False))
+        run=RunSettings(
+            output_dir=str(out),
+            max_steps=steps,
+            save_steps=10_000,
+            learning_rate=1e-6,
+            per_device_train_batch_size=shape.prompts * shape.group,
+            logging_steps=1,
+        ),
+        grpo=critic_rl.GRPOSettings(
+            num_generations=shape.group, max_completion_length=shape.completion, cache_implementation=cache
+        ),
+        rewards=[PointwiseVerdictReward()],
+        template=TemplateSettings(style="compact", think=False),
+        eval=EvalSettings(enabled=False),
+    )
 
 
 def time_ours(config: critic_rl.CriticRLConfig):
@@ -97,18 +124,32 @@ def time_plain(config: critic_rl.CriticRLConfig):
 
     cuda = config.model.device != "cpu"
     tokenizer = AutoTokenizer.from_pretrained(config.model.name_or_path)
-    model = AutoModelForCausalLM.from_pretrained(config.model.name_or_path,
-                                                 dtype=torch.bfloat16 if cuda else torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        config.model.name_or_path, dtype=torch.bfloat16 if cuda else torch.float32
+    )
     dataset = add_prompts(datasets.Dataset.from_json(config.data.train), style="compact")
     grpo = config.grpo
-    args = GRPOConfig(output_dir=config.run.output_dir + "-plain", max_steps=config.run.max_steps,
-                      per_device_train_batch_size=config.run.per_device_train_batch_size,
-                      learning_rate=config.run.learning_rate, num_generations=grpo.num_generations,
-                      max_completion_length=grpo.max_completion_length, beta=grpo.beta, loss_type=grpo.loss_type,
-                      temperature=grpo.temperature, cache_implementation=grpo.cache_implementation,
-                      use_cpu=not cuda, bf16=cuda, logging_steps=1, save_strategy="no", report_to=[], seed=0)
-    trainer = GRPOTrainer(model=model, reward_funcs=config.rewards, args=args, train_dataset=dataset,
-                          processing_class=tokenizer)
+    args = GRPOConfig(
+        output_dir=config.run.output_dir + "-plain",
+        max_steps=config.run.max_steps,
+        per_device_train_batch_size=config.run.per_device_train_batch_size,
+        learning_rate=config.run.learning_rate,
+        num_generations=grpo.num_generations,
+        max_completion_length=grpo.max_completion_length,
+        beta=grpo.beta,
+        loss_type=grpo.loss_type,
+        temperature=grpo.temperature,
+        cache_implementation=grpo.cache_implementation,
+        use_cpu=not cuda,
+        bf16=cuda,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=0,
+    )
+    trainer = GRPOTrainer(
+        model=model, reward_funcs=config.rewards, args=args, train_dataset=dataset, processing_class=tokenizer
+    )
     return timed_train(trainer)
 
 
@@ -121,8 +162,12 @@ def timed_train(trainer) -> dict[str, list[float]]:
     del trainer
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    return {"step": steps.times[WARMUP:], "generate": generation.times[WARMUP:], "length": lengths[WARMUP:],
-            "num_tokens": prompt}
+    return {
+        "step": steps.times[WARMUP:],
+        "generate": generation.times[WARMUP:],
+        "length": lengths[WARMUP:],
+        "num_tokens": prompt,
+    }
 
 
 def summarise(name: str, runs: list[dict], shape: Shape, params: int, beta: float) -> dict[str, float]:
@@ -134,11 +179,18 @@ def summarise(name: str, runs: list[dict], shape: Shape, params: int, beta: floa
     total_tokens = statistics.median(tokens_per_step) if tokens_per_step else completions * (length + 80)
     flops = (6 + (2 if beta > 0 else 0)) * params * total_tokens
     update = max(step - generate, 1e-9)
-    row = {"s/step": step, "completion tok/s": completions * length / step, "generate share": generate / step,
-           "update TFLOP/s": flops / update / 1e12, "mean completion": length}
-    print(f"  {name:<24} {row['s/step']:8.2f} s/step  {row['completion tok/s']:9,.0f} completion tok/s  "
-          f"generate {row['generate share']:.0%} of the step  update {row['update TFLOP/s']:6.1f} TFLOP/s  "
-          f"(mean completion {length:.0f} tokens)")
+    row = {
+        "s/step": step,
+        "completion tok/s": completions * length / step,
+        "generate share": generate / step,
+        "update TFLOP/s": flops / update / 1e12,
+        "mean completion": length,
+    }
+    print(
+        f"  {name:<24} {row['s/step']:8.2f} s/step  {row['completion tok/s']:9,.0f} completion tok/s  "
+        f"generate {row['generate share']:.0%} of the step  update {row['update TFLOP/s']:6.1f} TFLOP/s  "
+        f"(mean completion {length:.0f} tokens)"
+    )
     return row
 
 
@@ -159,15 +211,18 @@ def main() -> None:
     write_records(work / "records.jsonl")
     plain, ours = [], []
     for r in range(args.rounds):
-        config = recipe_config(work / "model", work / "records.jsonl", work / f"run{r}", args.steps, shape,
-                               args.cache, device)
+        config = recipe_config(
+            work / "model", work / "records.jsonl", work / f"run{r}", args.steps, shape, args.cache, device
+        )
         plain.append(time_plain(config))
         ours.append(time_ours(config))
     shape_name = "a tiny smoke-test Llama" if args.smoke else "random-init Llama shaped like Qwen2.5-0.5B"
-    print(f"GRPO step on {card}: {shape_name} ({params / 1e6:.1f}M parameters, "
-          f"vocab {shape.vocab}), {shape.prompts} prompts x group {shape.group}, up to {shape.completion} "
-          f"completion tokens, cache {args.cache or 'default'}; {args.rounds} x {args.steps} steps per side, "
-          f"median after {WARMUP} warm-up step")
+    print(
+        f"GRPO step on {card}: {shape_name} ({params / 1e6:.1f}M parameters, "
+        f"vocab {shape.vocab}), {shape.prompts} prompts x group {shape.group}, up to {shape.completion} "
+        f"completion tokens, cache {args.cache or 'default'}; {args.rounds} x {args.steps} steps per side, "
+        f"median after {WARMUP} warm-up step"
+    )
     beta = critic_rl.GRPOSettings().beta
     a = summarise("plain trl.GRPOTrainer", plain, shape, params, beta)
     b = summarise("critics critic_rl", ours, shape, params, beta)

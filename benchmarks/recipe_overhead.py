@@ -18,14 +18,14 @@ import tempfile
 from pathlib import Path
 
 import torch
+from steptimer import StepTimer
 
+from critics.judging.tasks import add_prompts
 from critics.models import ModelConfig
 from critics.recipes import critic_rl
 from critics.recipes.common import DataSettings, EvalSettings, RunSettings, TemplateSettings
 from critics.rewards.verdict import PairwiseReward
-from critics.judging.tasks import add_prompts
 from critics.tiny import save_tiny_checkpoint
-from steptimer import StepTimer
 
 WARMUP = 3
 
@@ -37,10 +37,22 @@ def write_records(path: Path, n: int = 256) -> None:
         a, b = rng.randint(0, 50), rng.randint(0, 50)
         good, bad = f"{a}+{b}={a + b}", f"{a}+{b}={a + b + rng.choice([-2, -1, 1, 2])}"
         swapped = rng.random() < 0.5
-        rows.append({"id": f"p{i}", "source": "bench", "task": "pairwise", "question": f"{a}+{b}?",
-                     "response_a": bad if swapped else good, "response_b": good if swapped else bad,
-                     "label": "B" if swapped else "A", "swapped": swapped, "images": [],
-                     "gold_answer": None, "verifier": "source", "metadata": "{}"})
+        rows.append(
+            {
+                "id": f"p{i}",
+                "source": "bench",
+                "task": "pairwise",
+                "question": f"{a}+{b}?",
+                "response_a": bad if swapped else good,
+                "response_b": good if swapped else bad,
+                "label": "B" if swapped else "A",
+                "swapped": swapped,
+                "images": [],
+                "gold_answer": None,
+                "verifier": "source",
+                "metadata": "{}",
+            }
+        )
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -48,10 +60,19 @@ def recipe_config(model: Path, records: Path, out: Path, steps: int) -> critic_r
     return critic_rl.CriticRLConfig(
         model=ModelConfig(name_or_path=str(model), device="cpu"),
         data=DataSettings(train=str(records), eval_size=0, task="pairwise"),
-        run=RunSettings(output_dir=str(out), max_steps=steps, save_steps=10_000, learning_rate=1e-5,
-                        per_device_train_batch_size=16, logging_steps=1),
+        run=RunSettings(
+            output_dir=str(out),
+            max_steps=steps,
+            save_steps=10_000,
+            learning_rate=1e-5,
+            per_device_train_batch_size=16,
+            logging_steps=1,
+        ),
         grpo=critic_rl.GRPOSettings(num_generations=8, max_completion_length=16),
-        rewards=[PairwiseReward()], template=TemplateSettings(style="compact"), eval=EvalSettings(enabled=False))
+        rewards=[PairwiseReward()],
+        template=TemplateSettings(style="compact"),
+        eval=EvalSettings(enabled=False),
+    )
 
 
 def time_ours(config: critic_rl.CriticRLConfig) -> list[float]:
@@ -71,12 +92,26 @@ def time_plain(config: critic_rl.CriticRLConfig) -> list[float]:
     tokenizer = AutoTokenizer.from_pretrained(config.model.name_or_path)
     model = AutoModelForCausalLM.from_pretrained(config.model.name_or_path)
     dataset = add_prompts(datasets.Dataset.from_json(config.data.train), style="compact")
-    args = GRPOConfig(output_dir=config.run.output_dir + "-plain", max_steps=config.run.max_steps,
-                      per_device_train_batch_size=16, learning_rate=1e-5, num_generations=8,
-                      max_completion_length=16, beta=0.01, loss_type="grpo", temperature=1.0,
-                      use_cpu=True, bf16=False, logging_steps=1, save_strategy="no", report_to=[], seed=0)
-    trainer = GRPOTrainer(model=model, reward_funcs=[PairwiseReward()], args=args, train_dataset=dataset,
-                          processing_class=tokenizer)
+    args = GRPOConfig(
+        output_dir=config.run.output_dir + "-plain",
+        max_steps=config.run.max_steps,
+        per_device_train_batch_size=16,
+        learning_rate=1e-5,
+        num_generations=8,
+        max_completion_length=16,
+        beta=0.01,
+        loss_type="grpo",
+        temperature=1.0,
+        use_cpu=True,
+        bf16=False,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=0,
+    )
+    trainer = GRPOTrainer(
+        model=model, reward_funcs=[PairwiseReward()], args=args, train_dataset=dataset, processing_class=tokenizer
+    )
     timer = StepTimer()
     trainer.add_callback(timer)
     trainer.train()
@@ -97,8 +132,10 @@ def main() -> None:
         ours += time_ours(recipe_config(model, work / "records.jsonl", work / f"ours{r}", args.steps))
         plain += time_plain(recipe_config(model, work / "records.jsonl", work / f"plain{r}", args.steps))
     ours_s, plain_s = statistics.median(ours), statistics.median(plain)
-    print(f"critic_rl (pairwise) vs plain trl.GRPOTrainer, tiny model on CPU, "
-          f"{args.rounds} x {args.steps} steps each, median after {WARMUP} warm-up steps")
+    print(
+        f"critic_rl (pairwise) vs plain trl.GRPOTrainer, tiny model on CPU, "
+        f"{args.rounds} x {args.steps} steps each, median after {WARMUP} warm-up steps"
+    )
     print(f"  plain trl.GRPOTrainer  {plain_s:.4f} s/step")
     print(f"  critics critic_rl      {ours_s:.4f} s/step")
     print(f"  ratio (ours / plain)   {ours_s / plain_s:.3f}  (goal <= 1.05)")

@@ -39,6 +39,7 @@ import random
 import time
 from pathlib import Path
 
+
 def prompt_rows(n: int, seed: int, items: int) -> list[dict]:
     from critics.recipes.rlac import synthetic_prompts
 
@@ -79,11 +80,25 @@ def warm_start(base: Path, examples: list[dict], out: Path, steps: int, seed: in
     from trl import SFTConfig, SFTTrainer
 
     tokenizer, model = AutoTokenizer.from_pretrained(base), AutoModelForCausalLM.from_pretrained(base)
-    args = SFTConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=32, learning_rate=3e-3,
-                     lr_scheduler_type="cosine", warmup_steps=0.05, use_cpu=True, bf16=False, report_to=[],
-                     save_strategy="no", logging_steps=100, max_length=256, seed=seed, disable_tqdm=True)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(examples),
-                         processing_class=tokenizer)
+    args = SFTConfig(
+        output_dir=str(out),
+        max_steps=steps,
+        per_device_train_batch_size=32,
+        learning_rate=3e-3,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=100,
+        max_length=256,
+        seed=seed,
+        disable_tqdm=True,
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=datasets.Dataset.from_list(examples), processing_class=tokenizer
+    )
     trainer.train()
     trainer.save_model(str(out / "final"))
     tokenizer.save_pretrained(str(out / "final"))
@@ -103,8 +118,10 @@ def evaluate(generator: str, critic: str, held_out: list[dict], items: int) -> d
     c = load_model(ModelConfig(name_or_path=critic, device="cpu"), kind="causal")
     gen_length, critic_length = lengths(items)
     outputs = generate(g, [[{"role": "user", "content": r["prompt"]}] for r in held_out], gen_length, 0.0)
-    correct = [all(validator.validate(o, k, r["spec"]).outcome == "pass" for k in validator.all_checks(o, r["spec"]))
-               for o, r in zip(outputs, held_out)]
+    correct = [
+        all(validator.validate(o, k, r["spec"]).outcome == "pass" for k in validator.all_checks(o, r["spec"]))
+        for o, r in zip(outputs, held_out)
+    ]
     wrong = [(o, r) for o, r, ok in zip(outputs, held_out, correct) if not ok]
     critiques = generate(c, [critic_prompt(r["prompt"], o, "synthetic_sums") for o, r in wrong], critic_length, 0.0)
     found = 0
@@ -113,8 +130,12 @@ def evaluate(generator: str, critic: str, held_out: list[dict], items: int) -> d
         found += check is not None and validator.validate(o, check, r["spec"]).outcome == "fail"
     n = len(held_out)
     accuracy = sum(correct) / n
-    return {"true_correctness": accuracy, "stderr": math.sqrt(accuracy * (1 - accuracy) / n),
-            "found_error_rate": found / len(wrong) if wrong else float("nan"), "wrong_outputs": len(wrong)}
+    return {
+        "true_correctness": accuracy,
+        "stderr": math.sqrt(accuracy * (1 - accuracy) / n),
+        "found_error_rate": found / len(wrong) if wrong else float("nan"),
+        "wrong_outputs": len(wrong),
+    }
 
 
 class RuleReward:
@@ -140,19 +161,35 @@ class RuleReward:
         return out
 
 
-def train_baseline(kind: str, generator: Path, pool, out: Path, steps: int, seed: int, lr: float,
-                   max_length: int) -> tuple[str, int]:
+def train_baseline(
+    kind: str, generator: Path, pool, out: Path, steps: int, seed: int, lr: float, max_length: int
+) -> tuple[str, int]:
     """GRPO on the generator alone with a rule reward; returns the final checkpoint and validator calls."""
     from trl import GRPOConfig, GRPOTrainer
 
     from critics.recipes.rlac import generator_dataset
 
     reward = RuleReward(kind, seed)
-    args = GRPOConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=32, learning_rate=lr,
-                      num_generations=8, temperature=1.0, beta=0.0, max_completion_length=max_length, use_cpu=True,
-                      bf16=False, report_to=[], save_strategy="no", logging_steps=5, seed=seed, disable_tqdm=True)
-    trainer = GRPOTrainer(model=str(generator), reward_funcs=[reward], args=args,
-                          train_dataset=generator_dataset(pool[: steps * 4]))
+    args = GRPOConfig(
+        output_dir=str(out),
+        max_steps=steps,
+        per_device_train_batch_size=32,
+        learning_rate=lr,
+        num_generations=8,
+        temperature=1.0,
+        beta=0.0,
+        max_completion_length=max_length,
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=5,
+        seed=seed,
+        disable_tqdm=True,
+    )
+    trainer = GRPOTrainer(
+        model=str(generator), reward_funcs=[reward], args=args, train_dataset=generator_dataset(pool[: steps * 4])
+    )
     trainer.train()
     trainer.save_model(str(out / "final"))
     trainer.processing_class.save_pretrained(str(out / "final"))
@@ -166,17 +203,30 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--steps", type=int, default=15, help="generator (and critic) steps per round")
     parser.add_argument("--items", type=int, default=4, help="sums per output")
-    parser.add_argument("--slip", type=float, default=0.7, help="how often the generator's teacher slips on a hard fact")
+    parser.add_argument(
+        "--slip", type=float, default=0.7, help="how often the generator's teacher slips on a hard fact"
+    )
     parser.add_argument("--sft-steps", type=int, default=600, help="warm-start steps of each model")
     parser.add_argument("--generator-lr", type=float, default=2e-4)
     parser.add_argument("--critic-lr", type=float, default=2e-4)
-    parser.add_argument("--arms", default="exhaustive,random,frozen,rlac",
-                        help="arms to (re)run; warm starts and earlier arms' results in --output-dir are reused")
+    parser.add_argument(
+        "--arms",
+        default="exhaustive,random,frozen,rlac",
+        help="arms to (re)run; warm starts and earlier arms' results in --output-dir are reused",
+    )
     parser.add_argument("--critic-steps", type=int, default=0, help="critic steps per round (0: --steps)")
-    parser.add_argument("--explore", type=float, default=0.0,
-                        help="share of the RLAC generator's outputs scored by a random check instead of the critic's")
-    parser.add_argument("--seeds", default="", help="comma-separated seeds: every arm once per seed, then the "
-                        "mean and spread (warm starts from --seed, shared)")
+    parser.add_argument(
+        "--explore",
+        type=float,
+        default=0.0,
+        help="share of the RLAC generator's outputs scored by a random check instead of the critic's",
+    )
+    parser.add_argument(
+        "--seeds",
+        default="",
+        help="comma-separated seeds: every arm once per seed, then the "
+        "mean and spread (warm starts from --seed, shared)",
+    )
     parser.add_argument("--critic-beta", type=float, default=0.0, help="the critic's KL penalty to its warm start")
     args = parser.parse_args()
     started = time.monotonic()
@@ -193,22 +243,45 @@ def main() -> None:
     gen_examples, crit_examples = [], []
     for row in teach:
         output = answer(row["spec"]["items"], rng, slip=args.slip)
-        gen_examples.append({"prompt": [{"role": "user", "content": row["prompt"]}],
-                             "completion": [{"role": "assistant", "content": output}]})
+        gen_examples.append(
+            {
+                "prompt": [{"role": "user", "content": row["prompt"]}],
+                "completion": [{"role": "assistant", "content": output}],
+            }
+        )
         # the critic learns from a sloppier writer (any item off by one 30% of the time), so copying the
         # written sums instead of adding does not pay; it still points at a random item half the time
-        seen = "\n".join(f"{a}+{b}={a + b + (critic_rng.choice([-1, 1]) if critic_rng.random() < 0.3 else 0)}"
-                         for a, b in row["spec"]["items"])
-        crit_examples.append({"prompt": rlac.critic_prompt(row["prompt"], seen, "synthetic_sums"),
-                              "completion": [{"role": "assistant",
-                                              "content": critique(row["spec"]["items"], seen, critic_rng, noise=0.5)}]})
-    generator = warm_start(save_tiny_checkpoint(out / "gen-base", seed=args.seed + 2), gen_examples, out / "gen-sft",
-                           args.sft_steps, args.seed)
-    critic = warm_start(save_tiny_checkpoint(out / "crit-base", seed=args.seed + 3), crit_examples, out / "crit-sft",
-                        args.sft_steps, args.seed)
+        seen = "\n".join(
+            f"{a}+{b}={a + b + (critic_rng.choice([-1, 1]) if critic_rng.random() < 0.3 else 0)}"
+            for a, b in row["spec"]["items"]
+        )
+        crit_examples.append(
+            {
+                "prompt": rlac.critic_prompt(row["prompt"], seen, "synthetic_sums"),
+                "completion": [
+                    {"role": "assistant", "content": critique(row["spec"]["items"], seen, critic_rng, noise=0.5)}
+                ],
+            }
+        )
+    generator = warm_start(
+        save_tiny_checkpoint(out / "gen-base", seed=args.seed + 2),
+        gen_examples,
+        out / "gen-sft",
+        args.sft_steps,
+        args.seed,
+    )
+    critic = warm_start(
+        save_tiny_checkpoint(out / "crit-base", seed=args.seed + 3),
+        crit_examples,
+        out / "crit-sft",
+        args.sft_steps,
+        args.seed,
+    )
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
-    by_seed = {seed: run_arms(args, seed, out if len(seeds) == 1 else out / f"seed-{seed}", generator, critic)
-               for seed in seeds}
+    by_seed = {
+        seed: run_arms(args, seed, out if len(seeds) == 1 else out / f"seed-{seed}", generator, critic)
+        for seed in seeds
+    }
     if len(seeds) > 1:
         summarise(by_seed)
     print(f"whole run {(time.monotonic() - started) / 60:.1f} min")
@@ -238,30 +311,47 @@ def run_arms(args, seed: int, out: Path, generator: Path, critic: Path) -> dict[
     grpo = dict(num_generations=8, temperature=1.0)
     for kind, train_critic in [(a, a == "rlac") for a in ("frozen", "rlac") if a in arms]:
         config = rlac.RLACConfig(
-            generator=rlac.RLACSide(model=ModelConfig(name_or_path=str(generator), device="cpu"),
-                                    grpo=GRPOSettings(**grpo, beta=0.0, max_completion_length=gen_length),
-                                    learning_rate=args.generator_lr, per_device_train_batch_size=32),
-            critic=rlac.RLACSide(model=ModelConfig(name_or_path=str(critic), device="cpu"),
-                                 grpo=GRPOSettings(**grpo, beta=args.critic_beta, max_completion_length=critic_length),
-                                 learning_rate=args.critic_lr, per_device_train_batch_size=32),
-            train_critic=train_critic, validator="synthetic_sums",
-            data=rlac.RLACData(train=str(_write(out / "pool.jsonl", pool))), rounds=args.rounds,
-            steps_per_round=args.steps, critic_steps_per_round=args.critic_steps, explore=args.explore,
-            audit_size=64, output_dir=str(out / kind), seed=seed,
-            lr_scheduler_type="linear")  # the baselines' schedule (GRPOConfig's default)
+            generator=rlac.RLACSide(
+                model=ModelConfig(name_or_path=str(generator), device="cpu"),
+                grpo=GRPOSettings(**grpo, beta=0.0, max_completion_length=gen_length),
+                learning_rate=args.generator_lr,
+                per_device_train_batch_size=32,
+            ),
+            critic=rlac.RLACSide(
+                model=ModelConfig(name_or_path=str(critic), device="cpu"),
+                grpo=GRPOSettings(**grpo, beta=args.critic_beta, max_completion_length=critic_length),
+                learning_rate=args.critic_lr,
+                per_device_train_batch_size=32,
+            ),
+            train_critic=train_critic,
+            validator="synthetic_sums",
+            data=rlac.RLACData(train=str(_write(out / "pool.jsonl", pool))),
+            rounds=args.rounds,
+            steps_per_round=args.steps,
+            critic_steps_per_round=args.critic_steps,
+            explore=args.explore,
+            audit_size=64,
+            output_dir=str(out / kind),
+            seed=seed,
+            lr_scheduler_type="linear",
+        )  # the baselines' schedule (GRPOConfig's default)
         result = rlac.run(config)
         last = Path(result["final"])
         calls = sum(e["accounting"]["validator_calls"] for e in result["rounds"])
-        results[kind] = {**evaluate(str(last / "generator"), str(last / "critic"), held_out, items),
-                         "validator_calls": calls,
-                         "of_which_critic_training": sum(e["accounting"].get("critic_calls", 0) for e in result["rounds"]),
-                         "audit": [e["audit"] for e in result["rounds"]]}
+        results[kind] = {
+            **evaluate(str(last / "generator"), str(last / "critic"), held_out, items),
+            "validator_calls": calls,
+            "of_which_critic_training": sum(e["accounting"].get("critic_calls", 0) for e in result["rounds"]),
+            "audit": [e["audit"] for e in result["rounds"]],
+        }
         print(f"{kind}: {results[kind]}", flush=True)
     saved.write_text(json.dumps(results, indent=2))
     print(f"\nseed {seed}\n| arm | true correctness | found-error rate | validator calls |\n|---|---:|---:|---:|")
     for kind, r in results.items():
-        print(f"| {kind} | {r['true_correctness']:.3f} ± {r['stderr']:.3f} | {r['found_error_rate']:.3f} | "
-              f"{r['validator_calls']} |")
+        print(
+            f"| {kind} | {r['true_correctness']:.3f} ± {r['stderr']:.3f} | {r['found_error_rate']:.3f} | "
+            f"{r['validator_calls']} |"
+        )
     return results
 
 
@@ -275,15 +365,22 @@ def summarise(by_seed: dict[int, dict[str, dict]]) -> None:
         return f"{statistics.mean(values):.3f} ± {sd / math.sqrt(len(values)):.3f}"
 
     arms = [a for a in next(iter(by_seed.values())) if all(a in r for r in by_seed.values())]
-    print(f"\nover {len(by_seed)} seeds (mean ± SE of the mean across seeds)\n"
-          "| arm | true correctness | minus random (paired) | found-error rate | validator calls |\n|---|---:|---:|---:|---:|")
+    print(
+        f"\nover {len(by_seed)} seeds (mean ± SE of the mean across seeds)\n"
+        "| arm | true correctness | minus random (paired) | found-error rate | validator calls |\n|---|---:|---:|---:|---:|"
+    )
     for arm in arms:
         rows = [r[arm] for r in by_seed.values()]
-        paired = (spread([r[arm]["true_correctness"] - r["random"]["true_correctness"] for r in by_seed.values()])
-                  if "random" in arms and arm != "random" else "")
+        paired = (
+            spread([r[arm]["true_correctness"] - r["random"]["true_correctness"] for r in by_seed.values()])
+            if "random" in arms and arm != "random"
+            else ""
+        )
         found = [x["found_error_rate"] for x in rows if not math.isnan(x["found_error_rate"])]
-        print(f"| {arm} | {spread([x['true_correctness'] for x in rows])} | {paired} | "
-              f"{spread(found) if found else 'nan'} | {statistics.mean(x['validator_calls'] for x in rows):.0f} |")
+        print(
+            f"| {arm} | {spread([x['true_correctness'] for x in rows])} | {paired} | "
+            f"{spread(found) if found else 'nan'} | {statistics.mean(x['validator_calls'] for x in rows):.0f} |"
+        )
 
 
 def _write(path: Path, rows: list[dict]) -> Path:

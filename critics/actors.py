@@ -32,20 +32,24 @@ from critics.judging.chat import ChatModel, LocalChatModel, OpenAIChatModel
 from critics.judging.generation import LoadedModel
 
 ActorStyle = Literal["default", "compact"]
-SOLVE_SYSTEM = ("Solve the problem step by step. Put the final answer in \\boxed{} at the end.")
-REFINE_INSTRUCTIONS = ("Revise your solution in light of the feedback: fix every error it points out, and keep "
-                       "what it confirms. If the feedback finds no error, you may keep your answer. Solve step "
-                       "by step and put the final answer in \\boxed{} at the end.")
+SOLVE_SYSTEM = "Solve the problem step by step. Put the final answer in \\boxed{} at the end."
+REFINE_INSTRUCTIONS = (
+    "Revise your solution in light of the feedback: fix every error it points out, and keep "
+    "what it confirms. If the feedback finds no error, you may keep your answer. Solve step "
+    "by step and put the final answer in \\boxed{} at the end."
+)
 
 
 class Actor(Protocol):
     """What the refinement rewards, the on-policy sampler and the refine evaluations drive."""
 
-    def solve(self, questions: Sequence[str] | str, n: int = 1,
-              temperature: float | None = None) -> list[list[str]] | list[str]: ...
+    def solve(
+        self, questions: Sequence[str] | str, n: int = 1, temperature: float | None = None
+    ) -> list[list[str]] | list[str]: ...
 
-    def refine(self, questions: Sequence[str] | str, solutions: Sequence[str] | str,
-               critiques: Sequence[str] | str, n: int = 1) -> list[list[str]] | list[str]: ...
+    def refine(
+        self, questions: Sequence[str] | str, solutions: Sequence[str] | str, critiques: Sequence[str] | str, n: int = 1
+    ) -> list[list[str]] | list[str]: ...
 
 
 def solve_messages(question: str, style: ActorStyle = "default") -> list[dict[str, str]]:
@@ -67,9 +71,12 @@ def refine_messages(question: str, solution: str, critique: str, style: ActorSty
     """
     if style == "compact":
         return [{"role": "user", "content": f"{solution}\nFeedback: {critique}\nRevised:"}]
-    return [{"role": "system", "content": SOLVE_SYSTEM}, {"role": "user", "content": question},
-            {"role": "assistant", "content": solution},
-            {"role": "user", "content": f"Feedback on your solution:\n{critique}\n\n{REFINE_INSTRUCTIONS}"}]
+    return [
+        {"role": "system", "content": SOLVE_SYSTEM},
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": solution},
+        {"role": "user", "content": f"Feedback on your solution:\n{critique}\n\n{REFINE_INSTRUCTIONS}"},
+    ]
 
 
 class ChatActor:
@@ -84,8 +91,16 @@ class ChatActor:
         owns: close the chat model with the actor (False for a critic lent to it).
     """
 
-    def __init__(self, chat_model: ChatModel, *, style: ActorStyle = "default", temperature: float = 0.7,
-                 refine_temperature: float = 0.0, max_new_tokens: int = 1024, owns: bool = True):
+    def __init__(
+        self,
+        chat_model: ChatModel,
+        *,
+        style: ActorStyle = "default",
+        temperature: float = 0.7,
+        refine_temperature: float = 0.0,
+        max_new_tokens: int = 1024,
+        owns: bool = True,
+    ):
         if style not in ("default", "compact"):
             raise ValueError(f"actor style must be 'default' or 'compact', got {style!r}")
         self.chat_model, self.owns = chat_model, owns
@@ -94,22 +109,29 @@ class ChatActor:
 
     def complete(self, conversations: list[list[dict[str, str]]], n: int, temperature: float) -> list[list[str]]:
         """``n`` completions of each conversation."""
-        texts = self.chat_model.generate(conversations, max_new_tokens=self.max_new_tokens, temperature=temperature,
-                                         n=n)
-        return [texts[i:i + n] for i in range(0, len(texts), n)]
+        texts = self.chat_model.generate(
+            conversations, max_new_tokens=self.max_new_tokens, temperature=temperature, n=n
+        )
+        return [texts[i : i + n] for i in range(0, len(texts), n)]
 
     def solve(self, questions, n: int = 1, temperature: float | None = None):
         """``n`` solutions per question (at ``temperature``, default the actor's)."""
         single, (questions,) = _as_lists(questions)
-        out = self._run([solve_messages(q, self.style) for q in questions], n,
-                        self.temperature if temperature is None else temperature)
+        out = self._run(
+            [solve_messages(q, self.style) for q in questions],
+            n,
+            self.temperature if temperature is None else temperature,
+        )
         return out[0] if single else out
 
     def refine(self, questions, solutions, critiques, n: int = 1):
         """``n`` revisions of each solution given its critique."""
         single, (questions, solutions, critiques) = _as_lists(questions, solutions, critiques)
-        out = self._run([refine_messages(q, s, c, self.style) for q, s, c in zip(questions, solutions, critiques)],
-                        n, self.refine_temperature)
+        out = self._run(
+            [refine_messages(q, s, c, self.style) for q, s, c in zip(questions, solutions, critiques)],
+            n,
+            self.refine_temperature,
+        )
         return out[0] if single else out
 
     def _run(self, conversations, n: int, temperature: float) -> list[list[str]]:
@@ -128,8 +150,10 @@ def _as_lists(*values) -> tuple[bool, list[list[str]]]:
     single = isinstance(values[0], str)
     lists = [[v] if single else list(v) for v in values]
     if any(isinstance(v, str) != single for v in values) or len({len(v) for v in lists}) > 1:
-        raise ValueError("give one string per argument, or equally long lists: "
-                         f"got lengths {[1 if isinstance(v, str) else len(v) for v in values]}")
+        raise ValueError(
+            "give one string per argument, or equally long lists: "
+            f"got lengths {[1 if isinstance(v, str) else len(v) for v in values]}"
+        )
     return single, lists
 
 
@@ -164,16 +188,23 @@ class ActorSettings:
         if self.kind == "openai" and not (self.model and self.base_url):
             raise ValueError("actor.kind 'openai' needs actor.model (the served name) and actor.base_url")
         if self.kind == "transformers" and not self.model:
-            raise ValueError("actor.model is empty: give the actor's checkpoint (or kind: self to refine with the critic)")
+            raise ValueError(
+                "actor.model is empty: give the actor's checkpoint (or kind: self to refine with the critic)"
+            )
 
 
 def make_actor(settings: ActorSettings, critic: LoadedModel | None = None, spec: Any = None) -> ChatActor:
     """The actor ``settings`` describe; ``kind: self`` needs the critic (its ``LoadedModel``) and,
     for its prompt style, its spec."""
-    style = settings.style or ("compact" if settings.kind == "self" and getattr(spec, "style", "") == "compact"
-                               else "default")
-    options = {"style": style, "temperature": settings.temperature,
-               "refine_temperature": settings.refine_temperature, "max_new_tokens": settings.max_new_tokens}
+    style = settings.style or (
+        "compact" if settings.kind == "self" and getattr(spec, "style", "") == "compact" else "default"
+    )
+    options = {
+        "style": style,
+        "temperature": settings.temperature,
+        "refine_temperature": settings.refine_temperature,
+        "max_new_tokens": settings.max_new_tokens,
+    }
     if settings.kind == "openai":
         chat = OpenAIChatModel(settings.model, base_url=settings.base_url, api_key=settings.api_key or None)
         return ChatActor(chat, **options)

@@ -64,9 +64,11 @@ def overlap_note(overlap: dict[str, Any] | None) -> str:
     if n == 0:
         return f"None of the {total} held-out records asks a question that a training record also asks."
     examples = ", ".join(f"`{i}`" for i in overlap["examples"])
-    return (f"**{n} of the {total} held-out records ask a question that a training record also asks** "
-            f"(e.g. {examples}): on them the figures above partly measure recall of the training data. "
-            "Give a held-out set split by question (`data.eval`) to measure generalisation.")
+    return (
+        f"**{n} of the {total} held-out records ask a question that a training record also asks** "
+        f"(e.g. {examples}): on them the figures above partly measure recall of the training data. "
+        "Give a held-out set split by question (`data.eval`) to measure generalisation."
+    )
 
 
 def data_section(sources: list[str], cards: dict[str, str]) -> str:
@@ -78,19 +80,46 @@ def data_section(sources: list[str], cards: dict[str, str]) -> str:
     return "\n".join(parts)
 
 
-def write_model_card(folder: str | Path, *, base_model: str, recipe: str, task: str, stages: str,
-                     config_hash: str, rewards: list[str], steps: int, template: str, verdict_format: str,
-                     metrics: dict[str, dict[str, float]], sources: list[str], cards: dict[str, str],
-                     extra_limitations: str = "", spec=None, overlap: dict[str, Any] | None = None) -> Path:
+def write_model_card(
+    folder: str | Path,
+    *,
+    base_model: str,
+    recipe: str,
+    task: str,
+    stages: str,
+    config_hash: str,
+    rewards: list[str],
+    steps: int,
+    template: str,
+    verdict_format: str,
+    metrics: dict[str, dict[str, float]],
+    sources: list[str],
+    cards: dict[str, str],
+    extra_limitations: str = "",
+    spec=None,
+    overlap: dict[str, Any] | None = None,
+) -> Path:
     """Write ``README.md`` (the model card) into a checkpoint folder and return its path; ``spec``
     (a ``CriticSpec``) adds its fields as a table, ``overlap`` (``held_out_overlap``) a sentence on
     held-out records whose question is also in the training records."""
     text = string.Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
-        title=f"{Path(folder).name}: {task} critic", base_model=base_model, recipe=recipe, task=task,
-        stages=stages, config_hash=config_hash, rewards=", ".join(f"`{r}`" for r in rewards) or "none",
-        steps=steps, created=datetime.date.today().isoformat(), template=template,
-        verdict_format=verdict_format, metrics=metrics_table(metrics), data=data_section(sources, cards),
-        extra_limitations=extra_limitations, spec=spec_table(spec), overlap=overlap_note(overlap))
+        title=f"{Path(folder).name}: {task} critic",
+        base_model=base_model,
+        recipe=recipe,
+        task=task,
+        stages=stages,
+        config_hash=config_hash,
+        rewards=", ".join(f"`{r}`" for r in rewards) or "none",
+        steps=steps,
+        created=datetime.date.today().isoformat(),
+        template=template,
+        verdict_format=verdict_format,
+        metrics=metrics_table(metrics),
+        data=data_section(sources, cards),
+        extra_limitations=extra_limitations,
+        spec=spec_table(spec),
+        overlap=overlap_note(overlap),
+    )
     path = Path(folder) / "README.md"
     path.write_text(text, encoding="utf-8")
     return path

@@ -49,8 +49,9 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in seen:
-            raise ConfigError(f"duplicate key '{key}' at line {key_node.start_mark.line + 1} "
-                              f"(first defined at line {seen[key] + 1})")
+            raise ConfigError(
+                f"duplicate key '{key}' at line {key_node.start_mark.line + 1} (first defined at line {seen[key] + 1})"
+            )
         seen[key] = key_node.start_mark.line
     return loader.construct_mapping(node, deep=deep)
 
@@ -86,7 +87,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         for i, part in enumerate(parts[:-1]):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"override '{item}': '{'.'.join(parts[:i + 1])}' is not a section")
+                raise ConfigError(f"override '{item}': '{'.'.join(parts[: i + 1])}' is not a section")
             node = child
         node[parts[-1]] = yaml.load(value, Loader=_StrictLoader)
     return data
@@ -130,8 +131,11 @@ def from_dict(cls: type[T], data: Any, prefix: str = "", base: T | None = None) 
             values[key] = _coerce(hints[key], value, path)
     if base is not None:
         values = {**{name: getattr(base, name) for name in fields}, **values}
-    missing = [name for name, f in fields.items() if name not in values
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         raise ConfigError(f"missing required key '{prefix}{missing[0]}'")
     try:
@@ -189,8 +193,9 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
         raise ConfigError(errors[0] if len(errors) == 1 else f"'{path}' has the wrong type: {value!r}")
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"'{path}' must be one of {list(args)}, got {value!r}"
-                              f"{did_you_mean(str(value), map(str, args))}")
+            raise ConfigError(
+                f"'{path}' must be one of {list(args)}, got {value!r}{did_you_mean(str(value), map(str, args))}"
+            )
         return value
     if origin in (list, tuple):
         if not isinstance(value, list):

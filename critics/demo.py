@@ -76,11 +76,20 @@ def write_claims(path: Path, n: int, seed: int, margin: int = 3, far: tuple[int,
     rows = []
     for i in range(n):
         claim, true = make_claim(rng, margin, far)
-        rows.append({"question": f"Is it true that {claim}?", "solution": claim, "is_correct": true,
-                     "model": "claims", "group": f"claim-{i}"})
-    rows += [{"question": "Is it true that 01+01>001?", "is_correct": True},         # no solution
-             {"question": "", "solution": "01+01>001", "is_correct": True},          # empty question
-             {"question": "Is it true that 02+02>003?", "solution": "02+02>003", "is_correct": "yes"}]  # wrong type
+        rows.append(
+            {
+                "question": f"Is it true that {claim}?",
+                "solution": claim,
+                "is_correct": true,
+                "model": "claims",
+                "group": f"claim-{i}",
+            }
+        )
+    rows += [
+        {"question": "Is it true that 01+01>001?", "is_correct": True},  # no solution
+        {"question": "", "solution": "01+01>001", "is_correct": True},  # empty question
+        {"question": "Is it true that 02+02>003?", "solution": "02+02>003", "is_correct": "yes"},
+    ]  # wrong type
     with path.open("w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(row) + "\n" for row in rows)
         handle.write("{not json\n")
@@ -113,8 +122,10 @@ def critique(claim: str, drop_carry: bool = False) -> str:
         if x != y:
             break
     verdict = "Correct" if value > int(threshold) else "Incorrect"
-    return (f"{a % 10}+{b % 10}={units} {a // 10}+{b // 10}+{carry}={tens} {total} {limit} "
-            f"{' '.join(comparison)} \\boxed{{{verdict}}}")
+    return (
+        f"{a % 10}+{b % 10}={units} {a // 10}+{b // 10}+{carry}={tens} {total} {limit} "
+        f"{' '.join(comparison)} \\boxed{{{verdict}}}"
+    )
 
 
 def build_dataset(settings: DemoSettings, progress: bool) -> BuildResult:
@@ -122,16 +133,19 @@ def build_dataset(settings: DemoSettings, progress: bool) -> BuildResult:
     out = Path(settings.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_claims(out / "claims.jsonl", settings.n_claims, settings.seed, settings.margin, settings.far)
-    config = BuildConfig(sources=[SolutionsSource(path=str(out / "claims.jsonl"))],
-                         builder=PointwiseBuilder(label_from="source"),
-                         name="demo-sum-claims", output_dir=str(out / "data"), seed=settings.seed)
+    config = BuildConfig(
+        sources=[SolutionsSource(path=str(out / "claims.jsonl"))],
+        builder=PointwiseBuilder(label_from="source"),
+        name="demo-sum-claims",
+        output_dir=str(out / "data"),
+        seed=settings.seed,
+    )
     result = build(config, progress=progress)
     dataset = result.load()
     rng = random.Random(settings.seed)
     # The teacher's critiques, slips and all: the SFT recipe keeps those whose verdict matches the
     # label, which drops a slip that flips the verdict but keeps one that happens not to.
-    with_critiques = dataset.map(lambda row: {"critique": critique(row["response"],
-                                                                   rng.random() < settings.slip_rate)})
+    with_critiques = dataset.map(lambda row: {"critique": critique(row["response"], rng.random() < settings.slip_rate)})
     with_critiques.save_to_disk(str(out / "data_with_critiques"))
     return result
 
@@ -147,9 +161,20 @@ def run(settings: DemoSettings, progress: bool = True) -> dict[str, Any]:
     data_result = build_dataset(settings, progress)
     base = save_tiny_checkpoint(out / "tiny-base", seed=settings.seed)
     sft_result, rl_result = sft_then_grpo(
-        out, base, "pointwise", PointwiseVerdictReward(), sft_steps=settings.sft_steps, grpo_steps=settings.grpo_steps,
-        grpo_learning_rate=settings.grpo_learning_rate, grpo_batch_size=64, eval_size=settings.eval_size,
-        eval_batch_size=128, max_length=128, seed=settings.seed, progress=progress)
+        out,
+        base,
+        "pointwise",
+        PointwiseVerdictReward(),
+        sft_steps=settings.sft_steps,
+        grpo_steps=settings.grpo_steps,
+        grpo_learning_rate=settings.grpo_learning_rate,
+        grpo_batch_size=64,
+        eval_size=settings.eval_size,
+        eval_batch_size=128,
+        max_length=128,
+        seed=settings.seed,
+        progress=progress,
+    )
     return {"data": data_result, "sft": sft_result, "grpo": rl_result}
 
 
@@ -162,9 +187,22 @@ def quiet() -> None:
     hf_logging.disable_progress_bar()
 
 
-def sft_then_grpo(out: Path, base: Path, task: str, reward, *, sft_steps: int, grpo_steps: int,
-                  grpo_learning_rate: float, grpo_batch_size: int, eval_size: int, eval_batch_size: int,
-                  max_length: int, seed: int, progress: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def sft_then_grpo(
+    out: Path,
+    base: Path,
+    task: str,
+    reward,
+    *,
+    sft_steps: int,
+    grpo_steps: int,
+    grpo_learning_rate: float,
+    grpo_batch_size: int,
+    eval_size: int,
+    eval_batch_size: int,
+    max_length: int,
+    seed: int,
+    progress: bool,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Steps 2 and 3 of the demos: SFT of ``base`` on ``out/data_with_critiques``, then GRPO with
     ``reward`` (group 8, temperature 1.0, no KL), the compact template, held-out accuracy before
     and after each stage. No GRPO (None) when ``grpo_steps`` is 0."""
@@ -175,19 +213,47 @@ def sft_then_grpo(out: Path, base: Path, task: str, reward, *, sft_steps: int, g
     data = DataSettings(train=str(out / "data_with_critiques"), eval_size=eval_size, task=task)
     template = TemplateSettings(style="compact", think=False)
     evaluation = EvalSettings(max_new_tokens=64, batch_size=eval_batch_size)
-    sft_result = sft.run(sft.SFTRecipeConfig(
-        model=ModelConfig(name_or_path=str(base), device="cpu"), data=data, template=template, eval=evaluation,
-        run=RunSettings(output_dir=str(out / "sft"), max_steps=sft_steps, learning_rate=3e-3,
-                        lr_scheduler_type="cosine", warmup_steps=0.05, per_device_train_batch_size=16,
-                        save_steps=sft_steps, logging_steps=10, seed=seed),
-        max_length=max_length), progress=progress)
+    sft_result = sft.run(
+        sft.SFTRecipeConfig(
+            model=ModelConfig(name_or_path=str(base), device="cpu"),
+            data=data,
+            template=template,
+            eval=evaluation,
+            run=RunSettings(
+                output_dir=str(out / "sft"),
+                max_steps=sft_steps,
+                learning_rate=3e-3,
+                lr_scheduler_type="cosine",
+                warmup_steps=0.05,
+                per_device_train_batch_size=16,
+                save_steps=sft_steps,
+                logging_steps=10,
+                seed=seed,
+            ),
+            max_length=max_length,
+        ),
+        progress=progress,
+    )
     if not grpo_steps:
         return sft_result, None
-    rl_result = critic_rl.run(critic_rl.CriticRLConfig(
-        model=ModelConfig(name_or_path=sft_result["final"], device="cpu"), data=data, template=template,
-        eval=evaluation, rewards=[reward],
-        grpo=critic_rl.GRPOSettings(num_generations=8, temperature=1.0, beta=0.0, max_completion_length=64),
-        run=RunSettings(output_dir=str(out / "grpo"), max_steps=grpo_steps, learning_rate=grpo_learning_rate,
-                        per_device_train_batch_size=grpo_batch_size, save_steps=grpo_steps, logging_steps=5,
-                        seed=seed)), progress=progress)
+    rl_result = critic_rl.run(
+        critic_rl.CriticRLConfig(
+            model=ModelConfig(name_or_path=sft_result["final"], device="cpu"),
+            data=data,
+            template=template,
+            eval=evaluation,
+            rewards=[reward],
+            grpo=critic_rl.GRPOSettings(num_generations=8, temperature=1.0, beta=0.0, max_completion_length=64),
+            run=RunSettings(
+                output_dir=str(out / "grpo"),
+                max_steps=grpo_steps,
+                learning_rate=grpo_learning_rate,
+                per_device_train_batch_size=grpo_batch_size,
+                save_steps=grpo_steps,
+                logging_steps=5,
+                seed=seed,
+            ),
+        ),
+        progress=progress,
+    )
     return sft_result, rl_result

@@ -92,8 +92,10 @@ class CriticSumCheck:
             question, answer = message_text(prompt, "user"), _final_answer(message_text(completion, "assistant"))
             if answer and answer.isdigit() and len(answer) == 3:
                 s = int(answer)
-                items += [{"question": question, "response": f"{question}>{max(s - 1, 0):03d}"},
-                          {"question": question, "response": f"{question}>{s:03d}"}]
+                items += [
+                    {"question": question, "response": f"{question}>{max(s - 1, 0):03d}"},
+                    {"question": question, "response": f"{question}>{s:03d}"},
+                ]
                 asked.append(i)
         results = self.critic.critique(items) if items else []
         self.too_long += sum(r.prompt != "ok" for r in results)
@@ -111,8 +113,9 @@ class CriticSumCheck:
         return out
 
 
-def warm_start(base: Path, rows: list[dict[str, Any]], settings: PolicyDemoSettings, out: Path, seed: int,
-               progress: bool) -> Path:
+def warm_start(
+    base: Path, rows: list[dict[str, Any]], settings: PolicyDemoSettings, out: Path, seed: int, progress: bool
+) -> Path:
     """Fine-tune the tiny policy on the slipping teacher's work; returns the checkpoint folder."""
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -122,16 +125,34 @@ def warm_start(base: Path, rows: list[dict[str, Any]], settings: PolicyDemoSetti
 
     set_threads_for_cpu(True)
     rng = random.Random(seed)
-    examples = [{"prompt": [{"role": "user", "content": r["question"]}],
-                 "completion": [{"role": "assistant", "content": column_sum(r["a"], r["b"],
-                                                                            rng.random() < settings.slip_rate)}]}
-                for r in rows]
+    examples = [
+        {
+            "prompt": [{"role": "user", "content": r["question"]}],
+            "completion": [
+                {"role": "assistant", "content": column_sum(r["a"], r["b"], rng.random() < settings.slip_rate)}
+            ],
+        }
+        for r in rows
+    ]
     tokenizer, model = AutoTokenizer.from_pretrained(base), AutoModelForCausalLM.from_pretrained(base)
-    args = SFTConfig(output_dir=str(out), max_steps=settings.sft_steps, per_device_train_batch_size=16,
-                     learning_rate=3e-3, lr_scheduler_type="cosine", warmup_steps=0.05, use_cpu=True, bf16=False,
-                     report_to=[], save_strategy="no", logging_steps=25, max_length=64, seed=seed)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(examples),
-                         processing_class=tokenizer)
+    args = SFTConfig(
+        output_dir=str(out),
+        max_steps=settings.sft_steps,
+        per_device_train_batch_size=16,
+        learning_rate=3e-3,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=25,
+        max_length=64,
+        seed=seed,
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=datasets.Dataset.from_list(examples), processing_class=tokenizer
+    )
     show_progress(trainer, progress)
     trainer.train()
     final = out / "final"
@@ -144,13 +165,27 @@ def train_judge(output_dir: Path, seed: int, settings: PolicyDemoSettings, progr
     """The demo critic's recipe on near and far thresholds, a teacher without slips, SFT only."""
     from critics import demo
 
-    return demo.run(demo.DemoSettings(output_dir=str(output_dir), seed=seed, sft_steps=settings.judge_sft_steps,
-                                      grpo_steps=0, slip_rate=0.0, far=settings.judge_far, eval_size=1000),
-                    progress=progress)
+    return demo.run(
+        demo.DemoSettings(
+            output_dir=str(output_dir),
+            seed=seed,
+            sft_steps=settings.judge_sft_steps,
+            grpo_steps=0,
+            slip_rate=0.0,
+            far=settings.judge_far,
+            eval_size=1000,
+        ),
+        progress=progress,
+    )
 
 
-def run(output_dir: str, seed: int = 0, settings: PolicyDemoSettings | None = None, progress: bool = True,
-        critic_checkpoint: str | None = None) -> dict[str, Any]:
+def run(
+    output_dir: str,
+    seed: int = 0,
+    settings: PolicyDemoSettings | None = None,
+    progress: bool = True,
+    critic_checkpoint: str | None = None,
+) -> dict[str, Any]:
     """Train the judge (unless ``critic_checkpoint`` is given), serve it, warm-start the policy and
     train it with ``policy_grpo`` against the served judge."""
     from critics.models import ModelConfig
@@ -169,23 +204,33 @@ def run(output_dir: str, seed: int = 0, settings: PolicyDemoSettings | None = No
         judge = train_judge(out / "judge", seed, settings, progress)
         critic_checkpoint = judge["sft"]["final"]
     rows = write_prompts(out / "sum_prompts.jsonl", settings.n_prompts, seed + 1)
-    start = warm_start(save_tiny_checkpoint(out / "policy-base", seed=seed + 2), rows, settings,
-                       out / "policy-sft", seed, progress)
+    start = warm_start(
+        save_tiny_checkpoint(out / "policy-base", seed=seed + 2), rows, settings, out / "policy-sft", seed, progress
+    )
     critic = Critic.from_pretrained(critic_checkpoint, backend_options={"device": "cpu"}, max_batch_size=256)
     with serve_in_background(critic) as (url, _):
         reward = CriticSumCheck(url)
         config = policy_grpo.PolicyGRPOConfig(
             model=ModelConfig(name_or_path=str(start), device="cpu"),
             data=policy_grpo.PolicyDataSettings(train=str(out / "sum_prompts.jsonl"), eval_size=settings.eval_size),
-            run=RunSettings(output_dir=str(out / "policy-grpo"), max_steps=settings.grpo_steps,
-                            learning_rate=settings.grpo_learning_rate, per_device_train_batch_size=64,
-                            save_steps=settings.grpo_steps, logging_steps=5, seed=seed),
+            run=RunSettings(
+                output_dir=str(out / "policy-grpo"),
+                max_steps=settings.grpo_steps,
+                learning_rate=settings.grpo_learning_rate,
+                per_device_train_batch_size=64,
+                save_steps=settings.grpo_steps,
+                logging_steps=5,
+                seed=seed,
+            ),
             grpo=GRPOSettings(num_generations=8, temperature=1.0, beta=0.0, max_completion_length=32),
-            critic=None, rewards=[reward],
-            eval=policy_grpo.PolicyEvalSettings(max_new_tokens=32, batch_size=500, verifier="exact"))
+            critic=None,
+            rewards=[reward],
+            eval=policy_grpo.PolicyEvalSettings(max_new_tokens=32, batch_size=500, verifier="exact"),
+        )
         result = policy_grpo.run(config, progress=progress)
-    logged = [e["reward"] for e in json.loads((Path(result["final"]) / "log_history.json").read_text())
-              if "reward" in e]
+    logged = [
+        e["reward"] for e in json.loads((Path(result["final"]) / "log_history.json").read_text()) if "reward" in e
+    ]
     result["rewards"] = [sum(logged[:4]) / len(logged[:4]), sum(logged[-4:]) / len(logged[-4:])]
     result["url"], result["critic_failed"], result["critic_invalid"] = url, reward.failed, reward.invalid
     result["judge"], result["critic"] = judge, critic_checkpoint

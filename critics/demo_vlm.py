@@ -26,8 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-COLOURS = {"red": (220, 40, 40), "orange": (245, 140, 20), "yellow": (235, 215, 30),
-           "green": (40, 170, 60), "blue": (40, 70, 220), "purple": (140, 50, 180)}
+COLOURS = {
+    "red": (220, 40, 40),
+    "orange": (245, 140, 20),
+    "yellow": (235, 215, 30),
+    "green": (40, 170, 60),
+    "blue": (40, 70, 220),
+    "purple": (140, 50, 180),
+}
 SHAPES = ("circle", "square")
 SLIPS = {"orange": "red", "purple": "blue", "yellow": "green"}  # the teacher's habit
 QUESTION = "What colour is the shape?"
@@ -76,10 +82,20 @@ def write_images(folder: Path, n: int, seed: int, confusable_share: float = 0.5)
     for i in range(n):
         colour, shape = rng.choice(list(COLOURS)), rng.choice(SHAPES)
         draw(colour, shape, rng).save(folder / "images" / f"{i:05d}.png")
-        wrong = (SLIPS[colour] if colour in SLIPS and rng.random() < confusable_share
-                 else rng.choice([c for c in COLOURS if c != colour]))
-        rows.append({"image": f"images/{i:05d}.png", "question": QUESTION, "chosen": f"It is {colour}.",
-                     "rejected": f"It is {wrong}.", "subset": colour})
+        wrong = (
+            SLIPS[colour]
+            if colour in SLIPS and rng.random() < confusable_share
+            else rng.choice([c for c in COLOURS if c != colour])
+        )
+        rows.append(
+            {
+                "image": f"images/{i:05d}.png",
+                "question": QUESTION,
+                "chosen": f"It is {colour}.",
+                "rejected": f"It is {wrong}.",
+                "subset": colour,
+            }
+        )
     index = folder / "index.jsonl"
     index.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return index
@@ -101,8 +117,10 @@ def critique(row: dict[str, Any], seen: str) -> str:
     """
     a, b = colour_of(row["response_a"]), colour_of(row["response_b"])
     verdict = "B" if b == seen and a != seen else "A"
-    return (f"It is {seen}. A: {a}, {'yes' if a == seen else 'no'}. B: {b}, {'yes' if b == seen else 'no'}. "
-            f"\\boxed{{{verdict}}}")
+    return (
+        f"It is {seen}. A: {a}, {'yes' if a == seen else 'no'}. B: {b}, {'yes' if b == seen else 'no'}. "
+        f"\\boxed{{{verdict}}}"
+    )
 
 
 def build_dataset(settings: VLMDemoSettings, progress: bool):
@@ -113,9 +131,16 @@ def build_dataset(settings: VLMDemoSettings, progress: bool):
 
     out = Path(settings.output_dir)
     index = write_images(out / "shapes", settings.n_images, settings.seed, settings.confusable_share)
-    result = build(BuildConfig(sources=[ImagePreferenceFolder(path=str(index))], builder=PairwiseBuilder(),
-                               name="demo-coloured-shapes", output_dir=str(out / "data"), seed=settings.seed),
-                   progress=progress)
+    result = build(
+        BuildConfig(
+            sources=[ImagePreferenceFolder(path=str(index))],
+            builder=PairwiseBuilder(),
+            name="demo-coloured-shapes",
+            output_dir=str(out / "data"),
+            seed=settings.seed,
+        ),
+        progress=progress,
+    )
     rng = random.Random(settings.seed + 1)
 
     def teach(row: dict[str, Any]) -> dict[str, str]:
@@ -139,7 +164,18 @@ def run(settings: VLMDemoSettings, progress: bool = True) -> dict[str, Any]:
     data_result = build_dataset(settings, progress)
     base = save_tiny_vlm(out / "tiny-vlm-base", seed=settings.seed)
     sft_result, rl_result = sft_then_grpo(
-        out, base, "pairwise", PairwiseReward(), sft_steps=settings.sft_steps, grpo_steps=settings.grpo_steps,
-        grpo_learning_rate=settings.grpo_learning_rate, grpo_batch_size=settings.grpo_batch_size,
-        eval_size=settings.eval_size, eval_batch_size=64, max_length=256, seed=settings.seed, progress=progress)
+        out,
+        base,
+        "pairwise",
+        PairwiseReward(),
+        sft_steps=settings.sft_steps,
+        grpo_steps=settings.grpo_steps,
+        grpo_learning_rate=settings.grpo_learning_rate,
+        grpo_batch_size=settings.grpo_batch_size,
+        eval_size=settings.eval_size,
+        eval_batch_size=64,
+        max_length=256,
+        seed=settings.seed,
+        progress=progress,
+    )
     return {"data": data_result, "sft": sft_result, "grpo": rl_result}

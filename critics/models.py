@@ -104,8 +104,9 @@ def load_causal_lm(config: ModelConfig, apply_lora: bool = True):
     if not config.name_or_path:
         raise ValueError("model.name_or_path is empty: give a local checkpoint folder or a hub name")
     if config.freeze_vision:
-        raise ValueError("model.freeze_vision applies to vision-language models, which this recipe does not load "
-                         "(critic_rl does)")
+        raise ValueError(
+            "model.freeze_vision applies to vision-language models, which this recipe does not load (critic_rl does)"
+        )
     tokenizer = load_tokenizer(config)
     model = AutoModelForCausalLM.from_pretrained(config.name_or_path, **_model_kwargs(config))
     if model.generation_config.pad_token_id is None:
@@ -131,7 +132,8 @@ def load_sequence_classifier(config: ModelConfig, num_labels: int = 1, apply_lor
         model = AutoModel.from_pretrained(config.name_or_path, **_model_kwargs(config))
     else:
         model = AutoModelForSequenceClassification.from_pretrained(
-            config.name_or_path, num_labels=num_labels, **_model_kwargs(config))
+            config.name_or_path, num_labels=num_labels, **_model_kwargs(config)
+        )
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return _place(_with_lora(model, config, "SEQ_CLS") if apply_lora else model, config), tokenizer
@@ -143,8 +145,13 @@ def lora_config(config: ModelConfig, task_type: str = "CAUSAL_LM"):
         return None
     from peft import LoraConfig
 
-    return LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-                      target_modules=list(config.lora.target_modules), task_type=task_type)
+    return LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=list(config.lora.target_modules),
+        task_type=task_type,
+    )
 
 
 def _with_lora(model, config: ModelConfig, task_type: str):

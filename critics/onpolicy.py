@@ -86,9 +86,16 @@ class SampleConfig:
     limit: int = 0
 
 
-def sample_records(actor, questions: list[dict[str, Any]], settings: SampleSettings, *, source: str = "onpolicy",
-                   question_column: str = "question", answer_column: str = "gold_answer",
-                   progress: bool = False) -> tuple[list[PointwiseRecord], list[dict[str, Any]], dict[str, Any]]:
+def sample_records(
+    actor,
+    questions: list[dict[str, Any]],
+    settings: SampleSettings,
+    *,
+    source: str = "onpolicy",
+    question_column: str = "question",
+    answer_column: str = "gold_answer",
+    progress: bool = False,
+) -> tuple[list[PointwiseRecord], list[dict[str, Any]], dict[str, Any]]:
     """Sample, label and balance; return ``(records, quarantine, report)``."""
     from data_pipelines.verifiers import VERIFIERS
 
@@ -107,7 +114,7 @@ def sample_records(actor, questions: list[dict[str, Any]], settings: SampleSetti
     per_question: list[Counter] = []
     starts = range(0, len(usable), settings.batch_size)
     for start in tqdm(starts, desc="sampling solutions", unit=" batch", disable=not progress):
-        batch = usable[start:start + settings.batch_size]
+        batch = usable[start : start + settings.batch_size]
         solutions = actor.solve([q for _, q, _ in batch], settings.samples, settings.temperature)
         for (qid, question, gold), texts in zip(batch, solutions):
             labels = Counter()
@@ -116,9 +123,16 @@ def sample_records(actor, questions: list[dict[str, Any]], settings: SampleSetti
                 if label is None:
                     quarantine.append({"row": qid, "sample": k, "reason": reason, "response": text[:2000]})
                     continue
-                record = PointwiseRecord(id=f"{qid}-s{k}", source=source, question=question, response=text,
-                                         label=label, gold_answer=gold, verifier=settings.verifier,
-                                         metadata=json.dumps({"question_id": qid, "sample": k, "check": reason}))
+                record = PointwiseRecord(
+                    id=f"{qid}-s{k}",
+                    source=source,
+                    question=question,
+                    response=text,
+                    label=label,
+                    gold_answer=gold,
+                    verifier=settings.verifier,
+                    metadata=json.dumps({"question_id": qid, "sample": k, "check": reason}),
+                )
                 try:
                     record.validate()
                 except RecordError as exc:
@@ -158,19 +172,29 @@ def balance_labels(records: list[PointwiseRecord], seed: int = 0) -> list[Pointw
     return [r for i, r in enumerate(records) if i in keep]
 
 
-def _report(before: Counter, records: list[PointwiseRecord], per_question: list[Counter],
-            quarantine: list[dict], settings: SampleSettings) -> dict[str, Any]:
+def _report(
+    before: Counter,
+    records: list[PointwiseRecord],
+    per_question: list[Counter],
+    quarantine: list[dict],
+    settings: SampleSettings,
+) -> dict[str, Any]:
     after = Counter(r.label for r in records)
     labelled = sum(before.values())
-    return {"questions": len(per_question), "samples_per_question": settings.samples,
-            "temperature": settings.temperature, "verifier": settings.verifier,
-            "pass@1": before["correct"] / labelled if labelled else float("nan"),
-            "labels_before_balance": dict(before), "labels": dict(after),
-            "correct_share": after["correct"] / len(records) if records else float("nan"),
-            "questions_always_solved": sum(1 for c in per_question if c and not c["incorrect"]),
-            "questions_never_solved": sum(1 for c in per_question if c and not c["correct"]),
-            "quarantined": len(quarantine),
-            "quarantine_reasons": dict(Counter(q["reason"] for q in quarantine).most_common())}
+    return {
+        "questions": len(per_question),
+        "samples_per_question": settings.samples,
+        "temperature": settings.temperature,
+        "verifier": settings.verifier,
+        "pass@1": before["correct"] / labelled if labelled else float("nan"),
+        "labels_before_balance": dict(before),
+        "labels": dict(after),
+        "correct_share": after["correct"] / len(records) if records else float("nan"),
+        "questions_always_solved": sum(1 for c in per_question if c and not c["incorrect"]),
+        "questions_never_solved": sum(1 for c in per_question if c and not c["correct"]),
+        "quarantined": len(quarantine),
+        "quarantine_reasons": dict(Counter(q["reason"] for q in quarantine).most_common()),
+    }
 
 
 def run(config: SampleConfig, progress: bool = True) -> dict[str, Any]:
@@ -183,20 +207,27 @@ def run(config: SampleConfig, progress: bool = True) -> dict[str, Any]:
     check_writable(Path(config.output_dir).parent, "output_dir")  # before the actor loads, not after it sampled
     rows = list(load_records(config.questions, {}))
     if config.limit:
-        rows = rows[:config.limit]
+        rows = rows[: config.limit]
     actor = make_actor(config.actor)
     try:
         records, quarantine, report = sample_records(
-            actor, rows, config.sampling, source=config.name, question_column=config.question_column,
-            answer_column=config.answer_column, progress=progress)
+            actor,
+            rows,
+            config.sampling,
+            source=config.name,
+            question_column=config.question_column,
+            answer_column=config.answer_column,
+            progress=progress,
+        )
     finally:
         actor.close()
     write(Path(config.output_dir), records, quarantine, report, config)
     return report
 
 
-def write(out: Path, records: list[PointwiseRecord], quarantine: list[dict], report: dict[str, Any],
-          config: SampleConfig) -> None:
+def write(
+    out: Path, records: list[PointwiseRecord], quarantine: list[dict], report: dict[str, Any], config: SampleConfig
+) -> None:
     """Write the outputs into a staging folder and swap it in (a crash never leaves half a dataset)."""
     import datasets
 
@@ -213,14 +244,23 @@ def data_card(report: dict[str, Any], config: SampleConfig) -> str:
     """The markdown card of an on-policy sample."""
     actor = config.actor.model if config.actor.kind != "openai" else f"{config.actor.model} at {config.actor.base_url}"
     labels = report["labels"]
-    return "\n".join([
-        f"# Data card: {config.name}", "",
-        f"On-policy pointwise records: {report['samples_per_question']} solutions per question from `{actor}` "
-        f"at temperature {report['temperature']}, labelled by the `{report['verifier']}` verifier against the "
-        f"gold answers of `{config.questions}`.", "",
-        "| questions | pass@1 | correct | incorrect | quarantined |", "|---:|---:|---:|---:|---:|",
-        f"| {report['questions']:,} | {report['pass@1']:.3f} | {labels.get('correct', 0):,} | "
-        f"{labels.get('incorrect', 0):,} | {report['quarantined']:,} |", "",
-        f"Before balancing ({config.sampling.balance}): {report['labels_before_balance']}. Questions always solved: "
-        f"{report['questions_always_solved']}, never solved: {report['questions_never_solved']}.", "",
-        f"Quarantine reasons: {report['quarantine_reasons'] or 'none'}.", ""])
+    return "\n".join(
+        [
+            f"# Data card: {config.name}",
+            "",
+            f"On-policy pointwise records: {report['samples_per_question']} solutions per question from `{actor}` "
+            f"at temperature {report['temperature']}, labelled by the `{report['verifier']}` verifier against the "
+            f"gold answers of `{config.questions}`.",
+            "",
+            "| questions | pass@1 | correct | incorrect | quarantined |",
+            "|---:|---:|---:|---:|---:|",
+            f"| {report['questions']:,} | {report['pass@1']:.3f} | {labels.get('correct', 0):,} | "
+            f"{labels.get('incorrect', 0):,} | {report['quarantined']:,} |",
+            "",
+            f"Before balancing ({config.sampling.balance}): {report['labels_before_balance']}. Questions always solved: "
+            f"{report['questions_always_solved']}, never solved: {report['questions_never_solved']}.",
+            "",
+            f"Quarantine reasons: {report['quarantine_reasons'] or 'none'}.",
+            "",
+        ]
+    )

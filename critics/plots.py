@@ -9,8 +9,9 @@ from typing import Any
 CURVES = ("loss", "reward", "rewards/", "kl", "learning_rate", "completions/mean_length", "entropy")
 
 
-def plot_training_curves(log_history: Sequence[dict[str, Any]], path: str | Path,
-                         title: str = "training", wanted: Sequence[str] = CURVES) -> Path | None:
+def plot_training_curves(
+    log_history: Sequence[dict[str, Any]], path: str | Path, title: str = "training", wanted: Sequence[str] = CURVES
+) -> Path | None:
     """One panel per logged metric whose name starts with one of ``wanted``; None if nothing was logged."""
     import matplotlib
 
@@ -40,7 +41,7 @@ def plot_training_curves(log_history: Sequence[dict[str, Any]], path: str | Path
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()

@@ -33,19 +33,32 @@ def build_tokenizer(corpus: Iterable[str] = ()):
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")  # "." matches no newline
     tok.decoder = decoders.Fuse()
     characters = sorted(set(BASE_CHARACTERS).union(*map(set, corpus)))
-    trainer = trainers.WordLevelTrainer(vocab_size=len(characters) + 8, special_tokens=SPECIAL_TOKENS,
-                                        min_frequency=1)
+    trainer = trainers.WordLevelTrainer(vocab_size=len(characters) + 8, special_tokens=SPECIAL_TOKENS, min_frequency=1)
     tok.train_from_iterator(characters, trainer=trainer)
     hf_tok = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<|pad|>", eos_token="<|im_end|>", unk_token="<|endoftext|>",
-        additional_special_tokens=["<|im_start|>", "<|endoftext|>"], padding_side="left")
+        tokenizer_object=tok,
+        pad_token="<|pad|>",
+        eos_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>", "<|endoftext|>"],
+        padding_side="left",
+    )
     hf_tok.chat_template = CHAT_TEMPLATE
     return hf_tok
 
 
-def build_model(tokenizer, *, hidden_size: int = 128, num_layers: int = 2, max_positions: int = 1024,
-                seed: int = 0, classifier: bool = False, num_heads: int = 4, num_kv_heads: int = 2,
-                intermediate_size: int | None = None):
+def build_model(
+    tokenizer,
+    *,
+    hidden_size: int = 128,
+    num_layers: int = 2,
+    max_positions: int = 1024,
+    seed: int = 0,
+    classifier: bool = False,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    intermediate_size: int | None = None,
+):
     """A randomly initialised Llama, by default of about 0.3M parameters (causal LM, or a 1-label scorer).
 
     ``intermediate_size`` defaults to twice ``hidden_size``.
@@ -55,10 +68,19 @@ def build_model(tokenizer, *, hidden_size: int = 128, num_layers: int = 2, max_p
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=intermediate_size or 2 * hidden_size,
-        num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
-        max_position_embeddings=max_positions, tie_word_embeddings=not classifier, bos_token_id=None,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, num_labels=1)
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size or 2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=not classifier,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=1,
+    )
     model = (LlamaForSequenceClassification if classifier else LlamaForCausalLM)(config)
     if not classifier:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -66,8 +88,9 @@ def build_model(tokenizer, *, hidden_size: int = 128, num_layers: int = 2, max_p
     return model
 
 
-def save_tiny_checkpoint(path: str | Path, *, corpus: Iterable[str] = (), classifier: bool = False,
-                         **model_kwargs) -> Path:
+def save_tiny_checkpoint(
+    path: str | Path, *, corpus: Iterable[str] = (), classifier: bool = False, **model_kwargs
+) -> Path:
     """Build a tiny tokenizer and model and save them as a normal checkpoint folder."""
     path = Path(path)
     tokenizer = build_tokenizer(corpus)
@@ -101,21 +124,45 @@ def save_tiny_vlm(path: str | Path, seed: int = 0) -> Path:
     template = (Path(trl.__file__).parent / "chat_templates" / "qwen2_5_vl.jinja").read_text()
     # 28 = patch 14 x merge 2; pixel bounds give 2x2..4x4 merged tokens per image
     image_processor = Qwen2VLImageProcessorPil(size={"shortest_edge": 56 * 56, "longest_edge": 112 * 112})
-    processor = ImageOnlyQwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                             chat_template=template)
+    processor = ImageOnlyQwen2_5_VLProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, chat_template=template
+    )
     config = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
-                                          "mrope_section": [2, 3, 3]},  # sums to head_dim / 2
-                         bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id),
-        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
-                           fullatt_block_indexes=[1], window_size=56, patch_size=14, spatial_merge_size=2,
-                           temporal_patch_size=2),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True)
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [2, 3, 3],
+            },  # sums to head_dim / 2
+            bos_token_id=None,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        ),
+        vision_config=dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=64,
+            fullatt_block_indexes=[1],
+            window_size=56,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+        ),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
     return _save_vlm(path, Qwen2_5_VLForConditionalGeneration, config, processor, seed)
 
 
@@ -136,7 +183,8 @@ LLAVA_TEMPLATE = (  # ChatML, with "<image>" where an image part stands
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
     "{{ message['content'] }}{% else %}{% for part in message['content'] %}{% if part['type'] == 'image' %}<image>"
     "{% else %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 def save_tiny_llava(path: str | Path, seed: int = 0) -> Path:
@@ -149,17 +197,40 @@ def save_tiny_llava(path: str | Path, seed: int = 0) -> Path:
     tokenizer = build_tokenizer()
     tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|endoftext|>", "<image>"]})
     image_processor = LlavaImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})
-    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=LLAVA_TEMPLATE,
-                               patch_size=14, num_additional_image_tokens=1, vision_feature_select_strategy="default")
+    processor = LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        chat_template=LLAVA_TEMPLATE,
+        patch_size=14,
+        num_additional_image_tokens=1,
+        vision_feature_select_strategy="default",
+    )
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                       image_size=28, patch_size=14, projection_dim=32),
-        text_config=LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                                bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
-                                pad_token_id=tokenizer.pad_token_id),
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_layer=-1,
-        vision_feature_select_strategy="default")
+        vision_config=CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=28,
+            patch_size=14,
+            projection_dim=32,
+        ),
+        text_config=LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            bos_token_id=None,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        ),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
     return _save_vlm(path, LlavaForConditionalGeneration, config, processor, seed)
 
 
@@ -220,13 +291,22 @@ def _save_tiny_polar(module, path: Path, seed: int) -> Path:
     import torch
 
     tokenizer = build_tokenizer()
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|endoftext|>", "<|reward|>",
-                                                                "[UNUSED_TOKEN_130]"]})
+    tokenizer.add_special_tokens(
+        {"additional_special_tokens": ["<|im_start|>", "<|endoftext|>", "<|reward|>", "[UNUSED_TOKEN_130]"]}
+    )
     tokenizer.padding_side = "right"
-    config = module.TinyPolarConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                                    num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                    max_position_embeddings=1024, bos_token_id=None,
-                                    eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = module.TinyPolarConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     module.TinyPolarConfig.register_for_auto_class()
     module.TinyPolarRewardModel.register_for_auto_class("AutoModel")
     torch.manual_seed(seed)

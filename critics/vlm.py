@@ -12,9 +12,10 @@ critic: ``AutoProcessor`` falls back to the bare tokenizer when it cannot resolv
 
 from __future__ import annotations
 
-from critics.models import ModelConfig, _model_kwargs, _place, lora_config
 from transformers.models.qwen2_5_vl.processing_qwen2_5_vl import Qwen2_5_VLProcessor
 from transformers.models.qwen2_vl.processing_qwen2_vl import Qwen2VLProcessor
+
+from critics.models import ModelConfig, _model_kwargs, _place, lora_config
 
 VISION_TOWER_NAMES = ("visual", "vision_tower", "vision_model")
 
@@ -59,8 +60,9 @@ def load_processor(config: ModelConfig):
         raise ValueError(
             f"{path}: the stock processor needs a video processor, and video processors need "
             "torchvision, which is not installed. Fix: install torchvision, or set "
-            "\"processor_class\": \"ImageOnlyQwen2_5_VLProcessor\" (or \"ImageOnlyQwen2VLProcessor\") "
-            "in the folder's processor_config.json to use critics' image-only processor.") from exc
+            '"processor_class": "ImageOnlyQwen2_5_VLProcessor" (or "ImageOnlyQwen2VLProcessor") '
+            "in the folder's processor_config.json to use critics' image-only processor."
+        ) from exc
     check_processor(processor, path)
     tokenizer = processor.tokenizer
     if tokenizer.pad_token is None:
@@ -77,16 +79,16 @@ def check_processor(processor, path: str) -> None:
             "so images would be dropped without a word. Cause: the folder's processor class is not "
             "registered with AutoProcessor (AutoProcessor then falls back to the bare tokenizer). "
             "Fix: call AutoProcessor.register(<config class>, <processor class>) before loading, or "
-            "for Qwen2(.5)-VL set \"processor_class\" to \"ImageOnlyQwen2_5_VLProcessor\" / "
-            "\"ImageOnlyQwen2VLProcessor\" in processor_config.json.")
+            'for Qwen2(.5)-VL set "processor_class" to "ImageOnlyQwen2_5_VLProcessor" / '
+            '"ImageOnlyQwen2VLProcessor" in processor_config.json.'
+        )
 
 
 def vision_tower(model) -> tuple[str, object]:
     """``(qualified name, module)`` of the model's vision encoder: the shallowest module named
     ``visual``, ``vision_tower`` or ``vision_model`` (``model.visual``, ``model.model.visual``, ...).
     """
-    found = [(name, module) for name, module in model.named_modules()
-             if name.rsplit(".", 1)[-1] in VISION_TOWER_NAMES]
+    found = [(name, module) for name, module in model.named_modules() if name.rsplit(".", 1)[-1] in VISION_TOWER_NAMES]
     if not found:
         raise ValueError(f"{type(model).__name__} has no module named one of {VISION_TOWER_NAMES}")
     return min(found, key=lambda item: item[0].count("."))
@@ -170,8 +172,9 @@ def decode_data_url(url: str):
 
     header, sep, payload = url.partition(",") if isinstance(url, str) else ("", "", "")
     if not (sep and header.startswith("data:image/") and header.endswith(";base64")):
-        raise ValueError("images must be base64 data URLs (data:image/png;base64,...); the server fetches no URL "
-                         "and reads no path")
+        raise ValueError(
+            "images must be base64 data URLs (data:image/png;base64,...); the server fetches no URL and reads no path"
+        )
     try:
         image = Image.open(io.BytesIO(base64.b64decode(payload, validate=True)))
         image.load()
@@ -190,13 +193,19 @@ def attach_images(messages: list[dict], images: list) -> list[dict]:
     for message in messages:
         content = message["content"]
         if isinstance(content, list):
-            content = [{"type": "image", "image": next(pending)} if part.get("type") == "image" else part
-                       for part in content]
+            content = [
+                {"type": "image", "image": next(pending)} if part.get("type") == "image" else part for part in content
+            ]
         out.append({**message, "content": content})
     return out
 
 
 def conversation_images(conversation: list[dict]) -> list:
     """The images of a conversation's messages, in order."""
-    return [part["image"] for message in conversation if isinstance(message.get("content"), list)
-            for part in message["content"] if part.get("type") == "image"]
+    return [
+        part["image"]
+        for message in conversation
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if part.get("type") == "image"
+    ]

@@ -41,9 +41,9 @@ from tqdm.auto import tqdm
 import data_pipelines
 from data_pipelines.builders import BUILDERS, Builder
 from data_pipelines.builders.base import Item
-from data_pipelines.registry import as_plain
 from data_pipelines.card import dataset_stats, write_card
 from data_pipelines.files import OutputError, check_writable, recover, staged_folder, writing
+from data_pipelines.registry import as_plain
 from data_pipelines.schema import DEFAULT_MAX_CHARS, Record, RecordError
 from data_pipelines.sources import SOURCES, Source
 from data_pipelines.sources.base import RowError, is_local
@@ -85,8 +85,10 @@ class BuildConfig:
             raise ValueError(f"num_proc must be >= 1, got {self.num_proc}")
         for source in self.sources:
             if source.shape not in self.builder.shapes:
-                raise ValueError(f"builder '{self.builder.registry_name}' reads {self.builder.shapes} "
-                                 f"rows, but source '{source.name}' gives '{source.shape}' rows")
+                raise ValueError(
+                    f"builder '{self.builder.registry_name}' reads {self.builder.shapes} "
+                    f"rows, but source '{source.name}' gives '{source.shape}' rows"
+                )
 
 
 @dataclass
@@ -178,8 +180,9 @@ def drop_duplicates(items: list[Item], quarantine: list[dict]) -> list[Item]:
     for row_id, data in items:
         key = content_key(data)
         if key in first:
-            quarantine.append({"id": row_id, "stage": "dedupe", "reason": f"duplicate of {first[key]}",
-                               "raw": _clip(data)})
+            quarantine.append(
+                {"id": row_id, "stage": "dedupe", "reason": f"duplicate of {first[key]}", "raw": _clip(data)}
+            )
         else:
             first[key] = row_id
             kept.append((row_id, data))
@@ -193,8 +196,7 @@ def content_key(data: dict[str, Any]) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
-def build_records(config: BuildConfig, items: list[Item], quarantine: list[dict],
-                  progress: bool) -> list[Record]:
+def build_records(config: BuildConfig, items: list[Item], quarantine: list[dict], progress: bool) -> list[Record]:
     """Build and validate records in input order; rejected rows go to ``quarantine``."""
     builder, seed = config.builder, config.seed
     builder.prepare(items, seed)
@@ -236,16 +238,17 @@ def _work(chunk: list[Item]) -> list[Record | RowError]:
     return builder.build_many(chunk, seed)
 
 
-def _run_chunks(builder: Builder, items: list[Item], seed: int,
-                num_proc: int) -> Iterator[tuple[list[Item], list[Record | RowError]]]:
+def _run_chunks(
+    builder: Builder, items: list[Item], seed: int, num_proc: int
+) -> Iterator[tuple[list[Item], list[Record | RowError]]]:
     """Yield ``(chunk, results)`` in order, from a process pool when ``num_proc > 1``."""
     if builder.in_process:  # the builder runs its own workers (a sandbox pool)
         size = max(CHUNK, 64 * num_proc)
         for start in range(0, len(items), size):
-            chunk = items[start:start + size]
+            chunk = items[start : start + size]
             yield chunk, builder.build_many(chunk, seed, workers=num_proc)
         return
-    chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
+    chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
     if num_proc == 1 or len(chunks) < 2:
         for chunk in chunks:
             yield chunk, builder.build_many(chunk, seed)
@@ -255,8 +258,15 @@ def _run_chunks(builder: Builder, items: list[Item], seed: int,
         yield from zip(chunks, pool.imap(_work, chunks))
 
 
-def save(out: Path, config: BuildConfig, records: Sequence[Record], quarantine: list[dict],
-         stats: dict[str, Any], extra_md: str, fingerprint: str) -> None:
+def save(
+    out: Path,
+    config: BuildConfig,
+    records: Sequence[Record],
+    quarantine: list[dict],
+    stats: dict[str, Any],
+    extra_md: str,
+    fingerprint: str,
+) -> None:
     """Write all outputs into a staging folder, then swap it in, so a crash never leaves a half build."""
     import datasets
 

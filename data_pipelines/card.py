@@ -13,8 +13,7 @@ from data_pipelines.schema import Record
 QUARANTINE_REASONS_SHOWN = 15
 
 
-def dataset_stats(config: Any, records: Sequence[Record], quarantine: list[dict],
-                  rows_in: int) -> dict[str, Any]:
+def dataset_stats(config: Any, records: Sequence[Record], quarantine: list[dict], rows_in: int) -> dict[str, Any]:
     """Counts, label balance, per-source counts, text lengths and quarantine reasons."""
     return {
         "name": config.name,
@@ -49,8 +48,10 @@ def label_counts(records: Sequence[Record]) -> dict[str, int]:
     field = "same_policy" if records and records[0].task == "reference" else "label"
     if records and not hasattr(records[0], field):
         return {}
-    return {str(k): v for k, v in sorted(Counter(getattr(r, field, None) for r in records).items(),
-                                          key=lambda kv: str(kv[0]))}
+    return {
+        str(k): v
+        for k, v in sorted(Counter(getattr(r, field, None) for r in records).items(), key=lambda kv: str(kv[0]))
+    }
 
 
 def length_stats(records: Sequence[Record]) -> dict[str, dict[str, float]]:
@@ -63,8 +64,12 @@ def length_stats(records: Sequence[Record]) -> dict[str, dict[str, float]]:
         fields.append("steps")
     for name in fields:
         sizes = sorted(_size(getattr(r, name)) for r in records)
-        out[name] = {"mean": round(statistics.fmean(sizes), 1), "median": statistics.median(sizes),
-                     "p95": sizes[min(len(sizes) - 1, int(0.95 * len(sizes)))], "max": sizes[-1]}
+        out[name] = {
+            "mean": round(statistics.fmean(sizes), 1),
+            "median": statistics.median(sizes),
+            "p95": sizes[min(len(sizes) - 1, int(0.95 * len(sizes)))],
+            "max": sizes[-1],
+        }
     return out
 
 
@@ -72,17 +77,27 @@ def _size(value: Any) -> int:
     return sum(len(v) for v in value) if isinstance(value, list) else len(value)
 
 
-def write_card(path: Path, config: Any, records: Sequence[Record], quarantine: list[dict],
-               stats: dict[str, Any], extra_md: str) -> None:
+def write_card(
+    path: Path, config: Any, records: Sequence[Record], quarantine: list[dict], stats: dict[str, Any], extra_md: str
+) -> None:
     """Write the markdown data card."""
-    lines = [f"# Data card: {stats['name']}", "",
-             f"Task `{stats['task']}`, built by `{config.builder.registry_name}` with seed {stats['seed']} "
-             f"in {stats.get('seconds', 0):.1f} s.", "",
-             "## Counts", "",
-             f"| rows in | rows out | quarantined |", "|---:|---:|---:|",
-             f"| {stats['rows_in']:,} | {stats['rows_out']:,} | {stats['rows_quarantined']:,} |", "",
-             duplicates_line(stats.get("duplicates_dropped")), "",
-             "## Sources", ""]
+    lines = [
+        f"# Data card: {stats['name']}",
+        "",
+        f"Task `{stats['task']}`, built by `{config.builder.registry_name}` with seed {stats['seed']} "
+        f"in {stats.get('seconds', 0):.1f} s.",
+        "",
+        "## Counts",
+        "",
+        "| rows in | rows out | quarantined |",
+        "|---:|---:|---:|",
+        f"| {stats['rows_in']:,} | {stats['rows_out']:,} | {stats['rows_quarantined']:,} |",
+        "",
+        duplicates_line(stats.get("duplicates_dropped")),
+        "",
+        "## Sources",
+        "",
+    ]
     lines += [f"- `{s.describe()}`" for s in config.sources]
     lines += ["", "| source | rows |", "|---|---:|"]
     lines += [f"| {name} | {n:,} |" for name, n in stats["sources"].items()]
@@ -90,16 +105,22 @@ def write_card(path: Path, config: Any, records: Sequence[Record], quarantine: l
     total = max(1, stats["rows_out"])
     lines += [f"| {label} | {n:,} | {n / total:.1%} |" for label, n in stats["labels"].items()]
     lines += ["", "## Lengths (characters)", "", "| field | mean | median | p95 | max |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {name} | {s['mean']:,} | {s['median']:,} | {s['p95']:,} | {s['max']:,} |"
-              for name, s in stats["lengths"].items()]
+    lines += [
+        f"| {name} | {s['mean']:,} | {s['median']:,} | {s['p95']:,} | {s['max']:,} |"
+        for name, s in stats["lengths"].items()
+    ]
     if extra_md:
         lines += ["", extra_md]
     lines += ["", "## Quarantine", ""]
     if not quarantine:
         lines.append("No row was quarantined.")
     else:
-        lines += ["Every quarantined row is in `quarantine.jsonl` with its reason and raw text.", "",
-                  "| reason | rows |", "|---|---:|"]
+        lines += [
+            "Every quarantined row is in `quarantine.jsonl` with its reason and raw text.",
+            "",
+            "| reason | rows |",
+            "|---|---:|",
+        ]
         reasons = list(stats["quarantine_reasons"].items())
         lines += [f"| {_cell(reason)} | {n:,} |" for reason, n in reasons[:QUARANTINE_REASONS_SHOWN]]
         if len(reasons) > QUARANTINE_REASONS_SHOWN:
@@ -115,8 +136,10 @@ def duplicates_line(dropped: int | None) -> str:
     """
     if dropped is None:
         return "Exact duplicates: not checked (`drop_duplicates: false`); copies of a row may straddle a train / held-out split."
-    return (f"Exact duplicates: {dropped:,} rows dropped, each in `quarantine.jsonl` as `duplicate of <id>` "
-            "(same source and content, ids aside).")
+    return (
+        f"Exact duplicates: {dropped:,} rows dropped, each in `quarantine.jsonl` as `duplicate of <id>` "
+        "(same source and content, ids aside)."
+    )
 
 
 def _cell(text: str) -> str:

@@ -49,11 +49,14 @@ import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache
 from itertools import count
 
 from data_pipelines import sandbox_worker
-from data_pipelines.sandbox_worker import MB as _MB, PATH as _PATH, recv as _recv, send as _send
+from data_pipelines.sandbox_worker import MB as _MB
+from data_pipelines.sandbox_worker import PATH as _PATH
+from data_pipelines.sandbox_worker import recv as _recv
+from data_pipelines.sandbox_worker import send as _send
 
 __all__ = ["Sandbox", "SandboxLimits", "SandboxResult", "SandboxUnavailable", "available_backends"]
 
@@ -115,13 +118,15 @@ class SandboxUnavailable(RuntimeError):
 
 
 # ------------------------------------------------------------------------------- host side
-@lru_cache(maxsize=None)
+@cache
 def _backend_available(name: str) -> bool:
     """Whether ``name`` can actually create its namespaces here (probed once per process)."""
     if name == "none":
         return True
-    probe = {"bwrap": ["bwrap", *_BWRAP_NS, "--ro-bind", "/", "/", "true"],
-             "unshare": ["unshare", *_UNSHARE_NS, "true"]}.get(name)
+    probe = {
+        "bwrap": ["bwrap", *_BWRAP_NS, "--ro-bind", "/", "/", "true"],
+        "unshare": ["unshare", *_UNSHARE_NS, "true"],
+    }.get(name)
     if probe is None or shutil.which(probe[0]) is None:
         return False
     try:
@@ -167,9 +172,14 @@ def _installation_paths() -> set[str]:
     """What the worker must see of this Python: the prefixes (a venv's, the stdlib's), the folder
     of every link from ``sys.executable`` to the interpreter, and this package's folder (the
     zygote's script). Paths stay as written, not resolved: they are looked up that way."""
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             os.path.dirname(os.path.realpath(sys.executable)),
-             os.path.dirname(os.path.abspath(sandbox_worker.__file__))}
+    paths = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.realpath(sys.executable)),
+        os.path.dirname(os.path.abspath(sandbox_worker.__file__)),
+    }
     link = os.path.abspath(sys.executable)
     for _ in range(40):  # the kernel's own limit on links followed
         paths.add(os.path.dirname(link))
@@ -213,8 +223,13 @@ def _bwrap_binds(top: str, paths: list[str]) -> list[str]:
 
 def _worker_argv(backend: str, limits: SandboxLimits, uid: int) -> list[str]:
     covered = {} if backend == "none" else _covered_installation(os.geteuid() == 0)
-    config = {"uid": uid, "mounts": backend == "unshare", "scratch_mb": limits.scratch_mb, "expose": covered,
-              "root": None if backend == "none" else "/tmp"}
+    config = {
+        "uid": uid,
+        "mounts": backend == "unshare",
+        "scratch_mb": limits.scratch_mb,
+        "expose": covered,
+        "root": None if backend == "none" else "/tmp",
+    }
     zygote = [sys.executable, "-I", os.path.abspath(sandbox_worker.__file__), "--zygote", json.dumps(config)]
     if backend == "bwrap":
         caps = [arg for cap in _ZYGOTE_CAPS for arg in ("--cap-add", cap)] if os.geteuid() == 0 else []
@@ -222,10 +237,33 @@ def _worker_argv(backend: str, limits: SandboxLimits, uid: int) -> list[str]:
         for top, paths in covered.items():
             if top != "/tmp":
                 private += ["--perms", "0755", "--tmpfs", top, *_bwrap_binds(top, paths), "--remount-ro", top]
-        scratch = ["--size", str(limits.scratch_mb * _MB), "--tmpfs", "/tmp",
-                   *_bwrap_binds("/tmp", covered.get("/tmp", []))]  # after the tmpfs, on top of it
-        return ["bwrap", *_BWRAP_NS, "--ro-bind", "/", "/", *private, "--dev", "/dev", "--proc", "/proc", *scratch,
-                "--clearenv", "--new-session", "--cap-drop", "ALL", *caps, "--", *zygote]
+        scratch = [
+            "--size",
+            str(limits.scratch_mb * _MB),
+            "--tmpfs",
+            "/tmp",
+            *_bwrap_binds("/tmp", covered.get("/tmp", [])),
+        ]  # after the tmpfs, on top of it
+        return [
+            "bwrap",
+            *_BWRAP_NS,
+            "--ro-bind",
+            "/",
+            "/",
+            *private,
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            *scratch,
+            "--clearenv",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+            *caps,
+            "--",
+            *zygote,
+        ]
     if backend == "unshare":
         return ["unshare", *_UNSHARE_NS, "--mount-proc", "--", *zygote]
     return zygote
@@ -247,8 +285,10 @@ class _Cgroup:
         except OSError:
             return None
         if os.path.isdir("/sys/fs/cgroup/pids") and os.path.isdir("/sys/fs/cgroup/memory"):
-            plan = [(f"/sys/fs/cgroup/pids{own.get('pids', '/')}", {"pids.max": pids}),
-                    (f"/sys/fs/cgroup/memory{own.get('memory', '/')}", {"memory.limit_in_bytes": memory})]
+            plan = [
+                (f"/sys/fs/cgroup/pids{own.get('pids', '/')}", {"pids.max": pids}),
+                (f"/sys/fs/cgroup/memory{own.get('memory', '/')}", {"memory.limit_in_bytes": memory}),
+            ]
         elif os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
             plan = [(f"/sys/fs/cgroup{own.get('', '/')}", {"pids.max": pids, "memory.max": memory})]
         else:
@@ -308,8 +348,14 @@ class _Worker:
             argv = self.cgroup.wrap(argv)
         self._log = tempfile.TemporaryFile()
         # A fixed, minimal environment: nothing of the host's (tokens, keys) reaches the worker.
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-                                     env={"PATH": _PATH, "LANG": "C.UTF-8"}, start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env={"PATH": _PATH, "LANG": "C.UTF-8"},
+            start_new_session=True,
+        )
         hello = _recv(self.proc.stdout.fileno(), time.monotonic() + 60)
         if not hello:
             detail = self._stderr_tail()
@@ -389,8 +435,9 @@ class Sandbox:
             self._idle.put(worker)
         self._finalizer = weakref.finalize(self, _close_all, self._workers)
 
-    def run(self, code: str, stdin: str | None = None, tests: str | None = None,
-            expose: Sequence[str] = ()) -> SandboxResult:
+    def run(
+        self, code: str, stdin: str | None = None, tests: str | None = None, expose: Sequence[str] = ()
+    ) -> SandboxResult:
         """Run ``code`` (a whole program, ``__name__ == "__main__"``) and return what happened.
 
         Args:
@@ -412,8 +459,12 @@ class Sandbox:
             self._idle.put(worker)
         return SandboxResult(**reply)
 
-    def run_many(self, codes: Iterable[str], tests: Iterable[str | None] | None = None,
-                 expose: Iterable[Sequence[str]] | None = None) -> Iterator[SandboxResult]:
+    def run_many(
+        self,
+        codes: Iterable[str],
+        tests: Iterable[str | None] | None = None,
+        expose: Iterable[Sequence[str]] | None = None,
+    ) -> Iterator[SandboxResult]:
         """Run many programs on all workers at once; yields results in input order, lazily.
 
         Args:

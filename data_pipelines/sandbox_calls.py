@@ -51,7 +51,7 @@ def write_frame(fd: int, data: bytes) -> None:
     """Write ``data`` to ``fd`` as one length-prefixed frame."""
     data = struct.pack("!I", len(data)) + data
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 def read_exact(fd: int, size: int, deadline: float | None = None) -> bytes | None:
@@ -148,7 +148,7 @@ def decode(data: bytes, reference):
 def _tagged(obj: dict, reference):
     if len(obj) != 1:
         raise ValueError("a JSON object must hold exactly one tag")
-    (tag, body), = obj.items()
+    ((tag, body),) = obj.items()
     if tag in _TAGS and type(body) is list:
         return _TAGS[tag](body)
     if tag == "d" and type(body) is list and all(type(pair) is list and len(pair) == 2 for pair in body):
@@ -159,8 +159,14 @@ def _tagged(obj: dict, reference):
         return complex(*body)
     if tag == "y" and type(body) is str and isinstance(getattr(builtins, body, None), type):
         return getattr(builtins, body)
-    if tag == "h" and reference is not None and type(body) is list and len(body) == 2 \
-            and type(body[0]) is int and type(body[1]) is str:
+    if (
+        tag == "h"
+        and reference is not None
+        and type(body) is list
+        and len(body) == 2
+        and type(body[0]) is int
+        and type(body[1]) is str
+    ):
         return reference(body[0], body[1][:100])
     raise ValueError(f"unknown tag {tag[:20]!r}")
 
@@ -219,9 +225,13 @@ def _answer_calls(namespace: dict) -> None:
         objects.append(obj)
         return [len(objects) - 1, type(obj).__name__]
 
-    manifest = {name: ("module", str(getattr(value, "__name__", ""))) if isinstance(value, types.ModuleType)
-                else ("object", reference(value)) for name, value in list(namespace.items())
-                if isinstance(name, str) and not name.startswith("__")}
+    manifest = {
+        name: ("module", str(getattr(value, "__name__", "")))
+        if isinstance(value, types.ModuleType)
+        else ("object", reference(value))
+        for name, value in list(namespace.items())
+        if isinstance(name, str) and not name.startswith("__")
+    }
     _flush(sys.stdout, sys.stderr)  # the output keeps the order of events: program, then each call
     write_frame(OUT_FD, encode(manifest, None))
     while (request := read_frame(IN_FD)) is not None:
@@ -299,7 +309,7 @@ class _Channel:
             self._fail(text if text.startswith("SystemExit: ") else f"SystemExit: the program raised {text}")
         if issubclass(cls, _NOT_RERAISED):
             return RuntimeError(text)
-        message = text[len(name) + 2:] if text.startswith(f"{name}: ") else text
+        message = text[len(name) + 2 :] if text.startswith(f"{name}: ") else text
         try:
             return cls(message)
         except TypeError:  # a constructor that needs more arguments (UnicodeDecodeError)
@@ -343,9 +353,11 @@ class ProgramObject:
         return f"<program object #{self._id}: {self._type or 'object'}>"
 
     def _opaque(self, *args):
-        raise TypeError(f"the tests cannot compare, hash, iterate or test the truth of {self!r}: only plain "
-                        "builtin values (int, float, str, bytes, list, tuple, dict, set, None) come back from "
-                        "the program")
+        raise TypeError(
+            f"the tests cannot compare, hash, iterate or test the truth of {self!r}: only plain "
+            "builtin values (int, float, str, bytes, list, tuple, dict, set, None) come back from "
+            "the program"
+        )
 
     __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = __bool__ = __len__ = __iter__ = _opaque
     __contains__ = __index__ = __int__ = __float__ = _opaque
@@ -386,8 +398,11 @@ def _test_namespace(channel: _Channel, used: set[str], expose: set[str]) -> dict
     if manifest is None:
         channel._fail("SystemExit: the program ended before the tests ran")
     try:
-        entries = [(name, kind, body) for name, (kind, body) in decode(manifest, None).items()
-                   if type(name) is str and type(kind) is str]
+        entries = [
+            (name, kind, body)
+            for name, (kind, body) in decode(manifest, None).items()
+            if type(name) is str and type(kind) is str
+        ]
     except (ValueError, TypeError, AttributeError):
         channel._fail("ValueError: the program's globals are malformed")
     namespace = {"__name__": "__main__", "__builtins__": builtins}

@@ -62,9 +62,27 @@ _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REMOUNT, _MS_BIND, _MS_REC = 
 # Imported once in the zygote so programs start warm (typing alone costs ~5 ms per program). Not
 # threading, nor what imports it (subprocess, queue, concurrent.futures): its at-fork handler
 # alone costs every child ~100 copy-on-write page faults, ~0.35 ms, twice per run with tests.
-_PRELOAD = ("typing", "math", "re", "string", "collections", "itertools", "functools", "heapq", "bisect",
-            "random", "hashlib", "statistics", "fractions", "decimal", "copy", "datetime", "operator",
-            "traceback", "io")
+_PRELOAD = (
+    "typing",
+    "math",
+    "re",
+    "string",
+    "collections",
+    "itertools",
+    "functools",
+    "heapq",
+    "bisect",
+    "random",
+    "hashlib",
+    "statistics",
+    "fractions",
+    "decimal",
+    "copy",
+    "datetime",
+    "operator",
+    "traceback",
+    "io",
+)
 
 
 @dataclass
@@ -134,8 +152,16 @@ def _zygote_main(config: dict) -> None:
     z.pidns = _probe(lambda: _enter_new_pidns(z) and _leave_new_pidns(z) and _enter_new_pidns(z))
     gc.freeze()  # a program's garbage collections then skip (and do not copy-on-write) our objects
     uid = z.uid if z.uid_switch else os.geteuid()
-    send(proto_out, {"uid": uid, "tests_uid": uid + 1 if z.uid_switch else uid, "uid_switch": z.uid_switch,
-                     "pidns": z.pidns, "root": None if config["root"] else root})
+    send(
+        proto_out,
+        {
+            "uid": uid,
+            "tests_uid": uid + 1 if z.uid_switch else uid,
+            "uid_switch": z.uid_switch,
+            "pidns": z.pidns,
+            "root": None if config["root"] else root,
+        },
+    )
     try:
         while (request := recv(proto_in)) is not None:
             send(proto_out, _serve(z, request, proto_in))
@@ -203,8 +229,14 @@ class _Run:
 
     def close_child_ends(self) -> None:
         """Our copies of the children's ends: else no child would ever see EOF from the other."""
-        for fd in [self.stdin, self.null, self.out[1], self.err[1], self.report[1],
-                   *([self.tests_report[1], *self.requests, *self.answers] if self.tests_report else [])]:
+        for fd in [
+            self.stdin,
+            self.null,
+            self.out[1],
+            self.err[1],
+            self.report[1],
+            *([self.tests_report[1], *self.requests, *self.answers] if self.tests_report else []),
+        ]:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
@@ -223,12 +255,26 @@ def _serve(z: _Zygote, request: dict, proto_in: int) -> dict:
     tests = request["tests"]
     run, start = _Run(z, request["stdin"], tests is not None), time.monotonic()
     try:
-        procs = {"program": _spawn(z, "program", run.scratch[0], run.program_fds(), limits,
-                                   lambda: calls.run_program(request["code"], serve=tests is not None))}
+        procs = {
+            "program": _spawn(
+                z,
+                "program",
+                run.scratch[0],
+                run.program_fds(),
+                limits,
+                lambda: calls.run_program(request["code"], serve=tests is not None),
+            )
+        }
         if tests is not None:
             limit = max(MB, limits.memory_mb * MB // 16)  # the largest answer the tests will decode
-            procs["tests"] = _spawn(z, "tests", run.scratch[1], run.tests_fds(), limits,
-                                    lambda: calls.run_tests(tests, request.get("expose", ()), limit))
+            procs["tests"] = _spawn(
+                z,
+                "tests",
+                run.scratch[1],
+                run.tests_fds(),
+                limits,
+                lambda: calls.run_tests(tests, request.get("expose", ()), limit),
+            )
         run.close_child_ends()
         return _supervise(z, limits, run.read_ends(), procs, start, proto_in)
     finally:
@@ -318,8 +364,11 @@ def _supervise(z: _Zygote, limits, fds: dict[str, int], procs: dict[str, int], s
     tests_report = captured.get(fds.get("tests_report"))
     reply.update(_report_fields(bytes(captured[fds["report"]]), None if tests_report is None else bytes(tests_report)))
     cap = limits.max_output_bytes
-    reply.update(stdout=bytes(out[:cap]).decode(errors="replace"), stderr=bytes(err[:cap]).decode(errors="replace"),
-                 wall_seconds=round(time.monotonic() - start, 4))
+    reply.update(
+        stdout=bytes(out[:cap]).decode(errors="replace"),
+        stderr=bytes(err[:cap]).decode(errors="replace"),
+        wall_seconds=round(time.monotonic() - start, 4),
+    )
     if reply["status"] == "error" and (reply["exception"] or "").startswith("MemoryError"):
         reply["status"] = "memory"
     reply["tests_passed"] = reply["tests_passed"] and reply["status"] == "ok"

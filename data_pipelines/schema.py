@@ -167,8 +167,15 @@ class ReferenceRecord(Record):
     candidate_model: str
 
     task: ClassVar[str] = "reference"
-    text_fields: ClassVar[tuple[str, ...]] = ("id", "source", "question", "reference", "candidate",
-                                              "reference_model", "candidate_model")
+    text_fields: ClassVar[tuple[str, ...]] = (
+        "id",
+        "source",
+        "question",
+        "reference",
+        "candidate",
+        "reference_model",
+        "candidate_model",
+    )
 
     def check_label(self) -> None:
         _check_choice("same_policy", self.same_policy, [True, False])
@@ -197,8 +204,7 @@ class AdversarialRecord(Record):
 
 
 RECORD_TYPES: dict[str, type[Record]] = {
-    cls.task: cls for cls in (PointwiseRecord, PairwiseRecord, StepRecord, ReferenceRecord,
-                              AdversarialRecord)
+    cls.task: cls for cls in (PointwiseRecord, PairwiseRecord, StepRecord, ReferenceRecord, AdversarialRecord)
 }
 TASKS = list(RECORD_TYPES)
 
@@ -232,13 +238,20 @@ class PolarTripleRecord(Record):
     negative_model: str
 
     task: ClassVar[str] = "polar_triple"
-    text_fields: ClassVar[tuple[str, ...]] = ("id", "source", "question", "reference", "positive",
-                                              "negative", "reference_model", "negative_model")
+    text_fields: ClassVar[tuple[str, ...]] = (
+        "id",
+        "source",
+        "question",
+        "reference",
+        "positive",
+        "negative",
+        "reference_model",
+        "negative_model",
+    )
 
     def check_label(self) -> None:
         if self.reference_model == self.negative_model:
-            raise RecordError("negative_model must differ from reference_model "
-                              f"(both {self.reference_model!r})")
+            raise RecordError(f"negative_model must differ from reference_model (both {self.reference_model!r})")
 
 
 @dataclass

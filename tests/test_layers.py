@@ -18,8 +18,18 @@ PACKAGES = ("critics", "data_pipelines")
 # floor -> the module prefixes on it; a module belongs to the longest prefix that matches it
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("data_pipelines",)),
-    ("models", ("critics", "critics.config", "critics.models", "critics.vlm", "critics.tiny", "critics.plots",
-                "critics.cards")),
+    (
+        "models",
+        (
+            "critics",
+            "critics.config",
+            "critics.models",
+            "critics.vlm",
+            "critics.tiny",
+            "critics.plots",
+            "critics.cards",
+        ),
+    ),
     ("judging", ("critics.judging",)),
     ("serving", ("critics.serving", "critics.actors")),
     ("rewards", ("critics.rewards",)),
@@ -90,14 +100,20 @@ def _floorless(name: str) -> bool:
 
 
 def test_imports_point_down():
-    upward = [f"{source} ({LAYERS[floor(source)][0]}) imports {target} ({LAYERS[floor(target)][0]})"
-              for source, targets in graph().items() for target in sorted(targets) if floor(target) > floor(source)]
+    upward = [
+        f"{source} ({LAYERS[floor(source)][0]}) imports {target} ({LAYERS[floor(target)][0]})"
+        for source, targets in graph().items()
+        for target in sorted(targets)
+        if floor(target) > floor(source)
+    ]
     assert not upward, "imports that point up a floor:\n" + "\n".join(upward)
 
 
 def test_data_pipelines_never_imports_critics_and_nothing_imports_the_cli():
     edges = graph()
-    assert not [s for s, ts in edges.items() if s.startswith("data_pipelines") and any(t.startswith("critics") for t in ts)]
+    assert not [
+        s for s, ts in edges.items() if s.startswith("data_pipelines") and any(t.startswith("critics") for t in ts)
+    ]
     assert not [s for s, ts in edges.items() if "critics.cli" in ts]
 
 
@@ -137,10 +153,13 @@ def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-@pytest.mark.parametrize(("edges", "cycles"), [
-    ({"a": {"b"}, "b": {"a"}, "c": {"a"}}, [["a", "b"]]),
-    ({"a": {"b"}, "b": {"c"}, "c": set()}, []),
-])
+@pytest.mark.parametrize(
+    ("edges", "cycles"),
+    [
+        ({"a": {"b"}, "b": {"a"}, "c": {"a"}}, [["a", "b"]]),
+        ({"a": {"b"}, "b": {"c"}, "c": set()}, []),
+    ],
+)
 def test_the_cycle_finder_finds_cycles(edges, cycles):
     assert strongly_connected(edges) == cycles
 

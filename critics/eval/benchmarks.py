@@ -28,8 +28,17 @@ from __future__ import annotations
 from critics.eval import preference_benchmarks, solution_benchmarks
 from critics.eval.benchmark_base import BENCHMARKS, Benchmark, Item, Request, stratified_order, stratified_sample
 
-__all__ = ["BENCHMARKS", "Benchmark", "Item", "Request", "parse_bench", "preference_benchmarks", "solution_benchmarks",
-           "stratified_order", "stratified_sample"]
+__all__ = [
+    "BENCHMARKS",
+    "Benchmark",
+    "Item",
+    "Request",
+    "parse_bench",
+    "preference_benchmarks",
+    "solution_benchmarks",
+    "stratified_order",
+    "stratified_sample",
+]
 
 
 def parse_bench(spec: str) -> tuple[str, str | None]:

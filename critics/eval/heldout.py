@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+
 from critics.judging.chat import LocalChatModel
 from critics.judging.generation import LoadedModel
 from critics.judging.judge import judge
@@ -10,8 +11,9 @@ from critics.judging.spec import CriticSpec
 from critics.judging.tasks import expected_verdict
 
 
-def critique_accuracy(lm: LoadedModel, dataset, spec: CriticSpec, *, batch_size: int = 64,
-                      progress: bool = True) -> dict[str, float]:
+def critique_accuracy(
+    lm: LoadedModel, dataset, spec: CriticSpec, *, batch_size: int = 64, progress: bool = True
+) -> dict[str, float]:
     """Accuracy of the critic's verdicts on labelled records, with its standard error.
 
     Returns ``accuracy``, ``stderr`` (binomial), ``valid`` (share of outputs with a parsable
@@ -28,11 +30,14 @@ def critique_accuracy(lm: LoadedModel, dataset, spec: CriticSpec, *, batch_size:
     critiques = []
     step = batch_size * 4  # a progress bar that moves, and sorting by length within each chunk
     for start in tqdm(range(0, len(rows), step), desc="held-out critiques", disable=not progress, unit=" chunk"):
-        critiques += judge(chat, rows[start:start + step], spec)
+        critiques += judge(chat, rows[start : start + step], spec)
     right = sum(c.verdict.ok and c.verdict.value == expected_verdict(r) for c, r in zip(critiques, rows))
     n = len(rows)
     accuracy = right / n
-    return {"accuracy": accuracy, "stderr": math.sqrt(accuracy * (1 - accuracy) / n),
-            "valid": sum(c.verdict.ok for c in critiques) / n, "too_long": sum(c.prompt != "ok" for c in critiques),
-            "n": n}
-
+    return {
+        "accuracy": accuracy,
+        "stderr": math.sqrt(accuracy * (1 - accuracy) / n),
+        "valid": sum(c.verdict.ok for c in critiques) / n,
+        "too_long": sum(c.prompt != "ok" for c in critiques),
+        "n": n,
+    }

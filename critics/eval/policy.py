@@ -13,8 +13,15 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def policy_accuracy(lm, rows: Sequence[dict[str, Any]], *, max_new_tokens: int = 64, verifier: str = "exact",
-                    batch_size: int = 16, instruction: str = "") -> dict[str, float]:
+def policy_accuracy(
+    lm,
+    rows: Sequence[dict[str, Any]],
+    *,
+    max_new_tokens: int = 64,
+    verifier: str = "exact",
+    batch_size: int = 16,
+    instruction: str = "",
+) -> dict[str, float]:
     """Accuracy of the model's greedy answers to ``rows`` (``question``, ``answer``, optional ``images``).
 
     ``lm`` is a ``LoadedModel``: a vision-language one takes rows with image paths or PIL images,
@@ -42,5 +49,9 @@ def policy_accuracy(lm, rows: Sequence[dict[str, Any]], *, max_new_tokens: int =
     verdicts = [check(text, str(row["answer"])) for text, row in zip(texts, rows)]
     n = len(rows)
     accuracy = sum(v.correct is True for v in verdicts) / n if n else float("nan")
-    return {"accuracy": accuracy, "stderr": math.sqrt(accuracy * (1 - accuracy) / n) if n else float("nan"),
-            "n": n, "answered": sum(v.correct is not None for v in verdicts) / n if n else float("nan")}
+    return {
+        "accuracy": accuracy,
+        "stderr": math.sqrt(accuracy * (1 - accuracy) / n) if n else float("nan"),
+        "n": n,
+        "answered": sum(v.correct is not None for v in verdicts) / n if n else float("nan"),
+    }

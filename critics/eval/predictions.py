@@ -37,23 +37,31 @@ def check_resume(folder: Path, settings: dict[str, Any], limit: int, items: list
         before = json.loads(path.read_text())
         changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
         if changed:
-            raise ValueError(f"{folder} holds predictions made with other settings ({changed}): use another "
-                             "--output-dir, or delete that folder to start over")
+            raise ValueError(
+                f"{folder} holds predictions made with other settings ({changed}): use another "
+                "--output-dir, or delete that folder to start over"
+            )
         judged = json.loads(sample_path.read_text()) if sample_path.is_file() else []
         outside = set(judged) - set(keys)
         if outside:
             saved = before.get("limit") or 0
-            why = (f"--limit {limit} is smaller than the saved run's {saved or 'all'}" if limit and (not saved
-                   or limit < saved) else "the benchmark's files changed since")
-            raise ValueError(f"{folder} holds predictions of {len(judged)} items, {len(outside)} of them not in this "
-                             f"run's sample ({why}): a resumed run may only add items; use another --output-dir, "
-                             "or delete that folder to start over")
+            why = (
+                f"--limit {limit} is smaller than the saved run's {saved or 'all'}"
+                if limit and (not saved or limit < saved)
+                else "the benchmark's files changed since"
+            )
+            raise ValueError(
+                f"{folder} holds predictions of {len(judged)} items, {len(outside)} of them not in this "
+                f"run's sample ({why}): a resumed run may only add items; use another --output-dir, "
+                "or delete that folder to start over"
+            )
     path.write_text(json.dumps({**settings, "limit": limit}, indent=2))
     sample_path.write_text(json.dumps(keys))
 
 
-def judge_missing(items: list[Item], judge: Any, samples: int, batch_size: int, path: Path, desc: str,
-                  progress: bool = True) -> tuple[dict[str, Any], dict[str, str], int]:
+def judge_missing(
+    items: list[Item], judge: Any, samples: int, batch_size: int, path: Path, desc: str, progress: bool = True
+) -> tuple[dict[str, Any], dict[str, str], int]:
     """Judge every request sample not in ``path`` yet, appending each batch as it finishes.
 
     Returns:
@@ -62,14 +70,20 @@ def judge_missing(items: list[Item], judge: Any, samples: int, batch_size: int, 
         None) is not saved, so the next run retries it.
     """
     saved, texts, cut = read_predictions(path)
-    todo = [(request_key(item, r, s), request.payload) for item in items
-            for r, request in enumerate(item.requests) for s in range(samples)]
+    todo = [
+        (request_key(item, r, s), request.payload)
+        for item in items
+        for r, request in enumerate(item.requests)
+        for s in range(samples)
+    ]
     # longest first, so each batch pads its prompts to similar lengths (and the first batch shows the peak memory)
     todo = sorted(((k, p) for k, p in todo if k not in saved), key=lambda kp: -len(json.dumps(kp[1])))
-    with path.open("a", encoding="utf-8") as handle, \
-            tqdm(total=len(todo), desc=f"judging {desc}", unit=" request", disable=not progress) as bar:
+    with (
+        path.open("a", encoding="utf-8") as handle,
+        tqdm(total=len(todo), desc=f"judging {desc}", unit=" request", disable=not progress) as bar,
+    ):
         for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
+            batch = todo[start : start + batch_size]
             answers = judge([p for _, p in batch])
             for (k, _), answer in zip(batch, answers):
                 if answer is None:
@@ -77,8 +91,9 @@ def judge_missing(items: list[Item], judge: Any, samples: int, batch_size: int, 
                 verdict, score, text, prompt = answer
                 value = score if judge.scalar else verdict
                 saved[k], texts[k], cut[k] = value, text or "", prompt != "ok"
-                handle.write(json.dumps({"key": k, "value": value, "critique": (text or "")[:4000],
-                                         "prompt": prompt}) + "\n")
+                handle.write(
+                    json.dumps({"key": k, "value": value, "critique": (text or "")[:4000], "prompt": prompt}) + "\n"
+                )
             handle.flush()
             bar.update(len(batch))
     return saved, texts, sum(cut.values())

@@ -27,11 +27,14 @@ class PairwiseEval(Benchmark):
         chosen_at = "A" if index % 2 == 0 else "B"
         a, b = (row["chosen"], row["rejected"]) if chosen_at == "A" else (row["rejected"], row["chosen"])
         if self.scalar:
-            requests = [Request({"task": "pointwise", "question": row["question"], "response": r})
-                        for r in (row["chosen"], row["rejected"])]
+            requests = [
+                Request({"task": "pointwise", "question": row["question"], "response": r})
+                for r in (row["chosen"], row["rejected"])
+            ]
         else:
-            requests = [Request({"task": "pairwise", "question": row["question"], "response_a": a, "response_b": b},
-                                chosen_at)]
+            requests = [
+                Request({"task": "pairwise", "question": row["question"], "response_a": a, "response_b": b}, chosen_at)
+            ]
         return Item(rid, row.get("subset") or self.name, requests, {"chosen_at": chosen_at})
 
     def correct(self, items, verdicts) -> list[bool | None]:
@@ -53,8 +56,11 @@ class PairwiseEval(Benchmark):
         table: dict[str, dict[str, int]] = {}
         for item, ok, v in zip(items, correct, verdicts):
             by_position[item.info["chosen_at"]].append(float(bool(ok)))
-            said = ("invalid" if v[0] is None or v[1] is None else "higher" if ok else "not higher") if self.scalar \
+            said = (
+                ("invalid" if v[0] is None or v[1] is None else "higher" if ok else "not higher")
+                if self.scalar
                 else ("invalid" if v[0] is None else str(v[0]))
+            )
             row = table.setdefault(f"better is {item.info['chosen_at']}", {})
             row[said] = row.get(said, 0) + 1
         return {"confusion": table, "position": position_accuracy(by_position)}
@@ -65,11 +71,20 @@ def position_accuracy(by_position: dict[str, list[float]]) -> dict[str, tuple[fl
     return {k: (sum(x) / len(x) if x else float("nan"), len(x)) for k, x in by_position.items()}
 
 
-for _name, _source in (("rewardbench", "rewardbench"), ("llmbar", "llmbar"), ("hh_rlhf", "hh_rlhf"),
-                       ("ultrafeedback", "ultrafeedback"), ("pairwise", "rewardbench")):
-    BENCHMARKS.register(_name)(type(f"{_name.title().replace('_', '')}Eval", (PairwiseEval,),
-                                    {"name": _name, "source": _source,
-                                     "__doc__": f"Pairwise preference read by the ``{_source}`` source."}))
+for _name, _source in (
+    ("rewardbench", "rewardbench"),
+    ("llmbar", "llmbar"),
+    ("hh_rlhf", "hh_rlhf"),
+    ("ultrafeedback", "ultrafeedback"),
+    ("pairwise", "rewardbench"),
+):
+    BENCHMARKS.register(_name)(
+        type(
+            f"{_name.title().replace('_', '')}Eval",
+            (PairwiseEval,),
+            {"name": _name, "source": _source, "__doc__": f"Pairwise preference read by the ``{_source}`` source."},
+        )
+    )
 
 
 @BENCHMARKS.register("vl_rewardbench")
@@ -116,17 +131,23 @@ class JudgeBenchEval(Benchmark):
         if self.scalar:
             requests = [Request({"task": "pointwise", "question": question, "response": r}) for r in (a, b)]
         else:
-            requests = [Request({"task": "pairwise", "question": question, "response_a": a, "response_b": b}, better),
-                        Request({"task": "pairwise", "question": question, "response_a": b, "response_b": a},
-                                swapped_better)]
+            requests = [
+                Request({"task": "pairwise", "question": question, "response_a": a, "response_b": b}, better),
+                Request({"task": "pairwise", "question": question, "response_a": b, "response_b": a}, swapped_better),
+            ]
         from critics.eval.metrics import judgebench_category
 
         source = str(row.get("source") or "judgebench")
-        return Item(str(row.get("pair_id") or rid), judgebench_category(source) if row.get("source") else source,
-                    requests, {"label": label, "chosen_at": better})
+        return Item(
+            str(row.get("pair_id") or rid),
+            judgebench_category(source) if row.get("source") else source,
+            requests,
+            {"label": label, "chosen_at": better},
+        )
 
     def decisions(self, verdicts) -> tuple[list[str | None], list[str | None] | None]:
         """The decisions of the original and the swapped game (None for a scalar model's one game)."""
+
         def decision(v):
             return None if v is None else "A>B" if v == "A" else "B>A"
 
@@ -162,10 +183,15 @@ class RMBenchEval(Benchmark):
 
     def rows(self):
         folder = Path(self.path) if self.path else None
-        if folder is not None and (folder / "total_dataset.json").is_file() and \
-                any((folder / f"{d}_filtered.json").is_file() for d in RMBENCH_FILE_DOMAINS):
-            raise ValueError(f"{folder} holds total_dataset.json and the per-domain *_filtered.json files, the same "
-                             f"items twice: give {folder / 'total_dataset.json'}, or a folder without it")
+        if (
+            folder is not None
+            and (folder / "total_dataset.json").is_file()
+            and any((folder / f"{d}_filtered.json").is_file() for d in RMBENCH_FILE_DOMAINS)
+        ):
+            raise ValueError(
+                f"{folder} holds total_dataset.json and the per-domain *_filtered.json files, the same "
+                f"items twice: give {folder / 'total_dataset.json'}, or a folder without it"
+            )
         return raw_rows(self.path, "THU-KEG/RM-Bench", "train")
 
     def item(self, rid, row, index):
@@ -181,8 +207,9 @@ class RMBenchEval(Benchmark):
                 for j in range(3):
                     at = "A" if (i + j + index) % 2 == 0 else "B"
                     a, b = (chosen[i], rejected[j]) if at == "A" else (rejected[j], chosen[i])
-                    requests.append(Request({"task": "pairwise", "question": prompt, "response_a": a,
-                                             "response_b": b}, at))
+                    requests.append(
+                        Request({"task": "pairwise", "question": prompt, "response_a": a, "response_b": b}, at)
+                    )
         return Item(str(row.get("id", rid)), domain, requests, {"domain": domain})
 
     def wins(self, items, verdicts):
@@ -191,8 +218,13 @@ class RMBenchEval(Benchmark):
 
         if self.scalar:
             return [style_wins(v[:3], v[3:]) for v in verdicts]
-        return [[[None if v[3 * i + j] is None else v[3 * i + j] == item.requests[3 * i + j].expected
-                  for j in range(3)] for i in range(3)] for item, v in zip(items, verdicts)]
+        return [
+            [
+                [None if v[3 * i + j] is None else v[3 * i + j] == item.requests[3 * i + j].expected for j in range(3)]
+                for i in range(3)
+            ]
+            for item, v in zip(items, verdicts)
+        ]
 
     def score(self, items, verdicts):
         from critics.eval.metrics import rmbench_scores
@@ -217,8 +249,10 @@ def rmbench_domain(row: dict, rid: str) -> str:
     given = row.get("domain")
     if given is None:
         if from_file is None:
-            raise RowError(f"no 'domain' field, and the file name '{stem}' names no RM-Bench domain "
-                           f"({', '.join(RMBENCH_FILE_DOMAINS)}, optionally with _filtered)")
+            raise RowError(
+                f"no 'domain' field, and the file name '{stem}' names no RM-Bench domain "
+                f"({', '.join(RMBENCH_FILE_DOMAINS)}, optionally with _filtered)"
+            )
         return from_file
     if given not in RMBENCH_FILE_DOMAINS:
         raise RowError(f"unknown domain {given!r}; expected one of {', '.join(RMBENCH_FILE_DOMAINS)}")

@@ -28,9 +28,16 @@ from critics.rewards.refinement import Judged, refine_and_verify, refinement_sta
 from data_pipelines.verifiers.math import extract_final_answer
 
 
-def critique_then_refine(rows: Sequence[dict[str, Any]], critiques: Sequence[str], actor: Any, *,
-                         samples: int = 1, verifier: str = "math", batch_size: int = 256,
-                         verifier_options: dict[str, Any] | None = None) -> dict[str, float]:
+def critique_then_refine(
+    rows: Sequence[dict[str, Any]],
+    critiques: Sequence[str],
+    actor: Any,
+    *,
+    samples: int = 1,
+    verifier: str = "math",
+    batch_size: int = 256,
+    verifier_options: dict[str, Any] | None = None,
+) -> dict[str, float]:
     """Post-refinement accuracy of ``actor`` given ``critiques`` of pointwise ``rows``.
 
     Every solution is refined, whatever the verdict (an actor told "correct" usually keeps its
@@ -45,17 +52,22 @@ def critique_then_refine(rows: Sequence[dict[str, Any]], critiques: Sequence[str
         return {"refine_accuracy": float("nan"), "n": 0}
     judged = []
     for start in range(0, len(rows), batch_size):
-        batch, texts = rows[start:start + batch_size], critiques[start:start + batch_size]
+        batch, texts = rows[start : start + batch_size], critiques[start : start + batch_size]
         outcomes = refine_and_verify(actor, batch, texts, samples, verifier, verifier_options)
         for row, text, (after, changed) in zip(batch, texts, outcomes):
             verdict = read_verdict(text, {**row, "task": "pointwise"})
-            judged.append(Judged(verdict.value == row["label"] if verdict.ok else None, row["label"] == "correct",
-                                 after, changed))
+            judged.append(
+                Judged(verdict.value == row["label"] if verdict.ok else None, row["label"] == "correct", after, changed)
+            )
     stats = refinement_stats(judged)
     n = len(judged)
     accuracy = stats["refine_accuracy"]
-    return {**stats, "stderr": math.sqrt(max(accuracy * (1 - accuracy), 0.0) / n),
-            "accuracy_before": sum(j.before for j in judged) / n, "n": n}
+    return {
+        **stats,
+        "stderr": math.sqrt(max(accuracy * (1 - accuracy), 0.0) / n),
+        "accuracy_before": sum(j.before for j in judged) / n,
+        "n": n,
+    }
 
 
 def critic_critiques(lm, rows: Sequence[dict[str, Any]], spec, *, batch_size: int = 64) -> list[str]:
@@ -63,12 +75,21 @@ def critic_critiques(lm, rows: Sequence[dict[str, Any]], spec, *, batch_size: in
     from critics.judging.chat import LocalChatModel
     from critics.judging.judge import judge
 
-    return [c.text for c in judge(LocalChatModel(lm, batch_size=batch_size),
-                                  [{**dict(r), "task": "pointwise"} for r in rows], spec)]
+    return [
+        c.text
+        for c in judge(
+            LocalChatModel(lm, batch_size=batch_size), [{**dict(r), "task": "pointwise"} for r in rows], spec
+        )
+    ]
 
 
-def filtered_majority_vote(questions: Sequence[dict[str, Any]], ks: Sequence[int], *, verifier: str = "math",
-                           verifier_options: dict[str, Any] | None = None) -> dict[int, dict[str, float]]:
+def filtered_majority_vote(
+    questions: Sequence[dict[str, Any]],
+    ks: Sequence[int],
+    *,
+    verifier: str = "math",
+    verifier_options: dict[str, Any] | None = None,
+) -> dict[int, dict[str, float]]:
     """Majority-vote accuracy over the first k solutions per question, unfiltered and critic-filtered.
 
     Args:
@@ -97,11 +118,17 @@ def filtered_majority_vote(questions: Sequence[dict[str, Any]], ks: Sequence[int
             kept_total += len(kept)
             for name, pool in (("unfiltered", solutions), ("filtered", kept)):
                 winner = _majority(pool)
-                right[name] += winner is not None and check(winner, str(q["gold_answer"]),
-                                                            **(verifier_options or {})).correct is True
+                right[name] += (
+                    winner is not None
+                    and check(winner, str(q["gold_answer"]), **(verifier_options or {})).correct is True
+                )
         n = max(len(questions), 1)
-        out[k] = {"unfiltered": right["unfiltered"] / n, "filtered": right["filtered"] / n,
-                  "n": len(questions), "kept": kept_total / n}
+        out[k] = {
+            "unfiltered": right["unfiltered"] / n,
+            "filtered": right["filtered"] / n,
+            "n": len(questions),
+            "kept": kept_total / n,
+        }
     return out
 
 

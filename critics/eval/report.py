@@ -49,13 +49,17 @@ def results_table(summary: dict[str, Any]) -> str:
     |---|---|---:|---:|---:|---:|---:|---:|
     | llmbar | accuracy | 0.500 | 4 | 0 | 2 | 0 | 1 |
     """
-    lines = ["| benchmark | metric | value | items | quarantined | invalid verdicts | failed requests | too long |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| benchmark | metric | value | items | quarantined | invalid verdicts | failed requests | too long |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for spec, m in summary["benchmarks"].items():
         value, label = m["headline"]
         value = f"error: {m['error']}" if "error" in m else _fmt(value)
-        lines.append(f"| {m.get('label', spec)} | {label} | {value} | {m['items']} | {m['quarantined']} | "
-                     f"{m.get('invalid_verdicts', 0)} | {m['failed_requests']} | {m.get('too_long', 0)} |")
+        lines.append(
+            f"| {m.get('label', spec)} | {label} | {value} | {m['items']} | {m['quarantined']} | "
+            f"{m.get('invalid_verdicts', 0)} | {m['failed_requests']} | {m.get('too_long', 0)} |"
+        )
     return "\n".join(lines)
 
 
@@ -103,9 +107,17 @@ def subset_counts(metrics: dict[str, Any]) -> dict[str, int]:
 def write_report(out: Path, summary: dict[str, Any]) -> Path:
     """Write ``report.md`` and the plots; return the report's path."""
     plots = write_plots(out, summary)
-    lines = [f"# Evaluation of `{summary['target']}`", "", f"{summary['date']}; settings: "
-             + ", ".join(f"{k}={v}" for k, v in summary["settings"].items() if k not in ("target", "benches")), "",
-             f"Critic spec: {spec_line(summary.get('critic'))}", "", results_table(summary), ""]
+    lines = [
+        f"# Evaluation of `{summary['target']}`",
+        "",
+        f"{summary['date']}; settings: "
+        + ", ".join(f"{k}={v}" for k, v in summary["settings"].items() if k not in ("target", "benches")),
+        "",
+        f"Critic spec: {spec_line(summary.get('critic'))}",
+        "",
+        results_table(summary),
+        "",
+    ]
     for spec, m in summary["benchmarks"].items():
         lines += bench_section(spec, m)
     lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
@@ -126,13 +138,29 @@ def bench_section(spec: str, m: dict[str, Any]) -> list[str]:
         lines.append("")
     position = m.get("breakdown", {}).get("position")
     if position:
-        lines += ["Position bias: accuracy when the better answer is A: "
-                  f"{_fmt(position['A'][0])} (n={position['A'][1]}); when it is B: "
-                  f"{_fmt(position['B'][0])} (n={position['B'][1]}).", ""]
+        lines += [
+            "Position bias: accuracy when the better answer is A: "
+            f"{_fmt(position['A'][0])} (n={position['A'][1]}); when it is B: "
+            f"{_fmt(position['B'][0])} (n={position['B'][1]}).",
+            "",
+        ]
     if m.get("by_k"):
         lines += ["Voting over k samples: " + ", ".join(f"k={k}: {_fmt(v)}" for k, v in m["by_k"].items()), ""]
-    extras = {k: m[k] for k in ("macro_accuracy", "inconsistent", "rewardbench_score", "f1", "precision", "recall",
-                                "hard", "normal", "easy") if k in m}
+    extras = {
+        k: m[k]
+        for k in (
+            "macro_accuracy",
+            "inconsistent",
+            "rewardbench_score",
+            "f1",
+            "precision",
+            "recall",
+            "hard",
+            "normal",
+            "easy",
+        )
+        if k in m
+    }
     if extras:
         lines += [", ".join(f"{k}: {_fmt(v)}" for k, v in extras.items()), ""]
     return lines
@@ -154,7 +182,9 @@ def write_plots(out: Path, summary: dict[str, Any]) -> list[Path]:
     subsets = {spec: subset_values(m) for spec, m in benches.items() if subset_values(m)}
     if subsets:
         written.append(_bars(plt, out / "subsets.png", "per subset", subsets))
-    positions = {spec: m["breakdown"]["position"] for spec, m in benches.items() if m.get("breakdown", {}).get("position")}
+    positions = {
+        spec: m["breakdown"]["position"] for spec, m in benches.items() if m.get("breakdown", {}).get("position")
+    }
     if positions:
         bars = {spec: {"better is A": p["A"][0], "better is B": p["B"][0]} for spec, p in positions.items()}
         written.append(_bars(plt, out / "position_bias.png", "accuracy by the better answer's position", bars))

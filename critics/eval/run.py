@@ -44,11 +44,15 @@ class UnusableBenchmark(ValueError):
         self.quarantined = quarantined
 
 
-HEADLINE = {"processbench": ("mean_subset_f1", "F1 (mean over subsets)"), "judgebench": ("accuracy", "accuracy"),
-            "rmbench": ("overall", "overall"), "pointwise": ("accuracy", "accuracy"),
-            "refine": ("refine_accuracy", "accuracy after refinement"),
-            "bestofn": ("filtered", "majority vote over critic-accepted solutions"),
-            "vl_rewardbench": ("accuracy", "accuracy")}
+HEADLINE = {
+    "processbench": ("mean_subset_f1", "F1 (mean over subsets)"),
+    "judgebench": ("accuracy", "accuracy"),
+    "rmbench": ("overall", "overall"),
+    "pointwise": ("accuracy", "accuracy"),
+    "refine": ("refine_accuracy", "accuracy after refinement"),
+    "bestofn": ("filtered", "majority vote over critic-accepted solutions"),
+    "vl_rewardbench": ("accuracy", "accuracy"),
+}
 
 
 @dataclass
@@ -106,12 +110,18 @@ class EvalConfig:
             raise ValueError(f"limit must be 0 (all items) or more, got {self.limit}")
         if self.samples > 1 and not (self.temperature or 0) > 0:
             raise ValueError("samples > 1 votes over sampled critiques: set temperature > 0 (e.g. 1.0)")
-        overrides = [k for k in ("style", "think", "max_new_tokens", "temperature", "spec") if getattr(self, k) is not None]
+        overrides = [
+            k for k in ("style", "think", "max_new_tokens", "temperature", "spec") if getattr(self, k) is not None
+        ]
         if self.remote and overrides:
-            raise ValueError(f"{', '.join(overrides)}: a served critic judges by its own spec; set them where it is "
-                             "served (critics serve ... --style ...)")
+            raise ValueError(
+                f"{', '.join(overrides)}: a served critic judges by its own spec; set them where it is "
+                "served (critics serve ... --style ...)"
+            )
         if any(BENCHMARKS.get(parse_bench(s)[0]).needs_actor for s in self.benches) and not self.actor:
-            raise ValueError("the refine benchmark needs an actor: --actor CHECKPOINT (or --actor URL --actor-model NAME)")
+            raise ValueError(
+                "the refine benchmark needs an actor: --actor CHECKPOINT (or --actor URL --actor-model NAME)"
+            )
 
     @property
     def remote(self) -> bool:
@@ -129,9 +139,16 @@ class Judge:
         if config.remote:
             self.critic = open_critic(config.target, api_key=config.api_key, timeout=600.0)
         else:
-            self.critic = open_critic(config.target, spec=config.spec, backend_options={"device": config.device},
-                                      max_batch_size=config.batch_size, style=config.style, think=config.think,
-                                      max_new_tokens=config.max_new_tokens, temperature=config.temperature)
+            self.critic = open_critic(
+                config.target,
+                spec=config.spec,
+                backend_options={"device": config.device},
+                max_batch_size=config.batch_size,
+                style=config.style,
+                think=config.think,
+                max_new_tokens=config.max_new_tokens,
+                temperature=config.temperature,
+            )
         self.scalar = None if config.remote else self.critic.is_scalar  # a server's: known once it answers
 
     def __call__(self, payloads: list[dict[str, Any]]) -> list[tuple[Any, float | None, str, str] | None]:
@@ -141,8 +158,10 @@ class Judge:
             except ConnectionError:
                 return [None] * len(payloads)
         sent = [inline_images(p) for p in payloads] if self.config.remote else payloads
-        return [None if c.verdict.reason == self.unreachable else (c.verdict.value, c.score, c.text, c.prompt)
-                for c in self.critic.critique(sent)]
+        return [
+            None if c.verdict.reason == self.unreachable else (c.verdict.value, c.score, c.text, c.prompt)
+            for c in self.critic.critique(sent)
+        ]
 
     @property
     def spec(self):
@@ -195,8 +214,13 @@ def run(config: EvalConfig, judge: Any = None, actor: Any = None) -> dict[str, A
     finally:
         judge.close()
     settings = {k: v for k, v in asdict(config).items() if k not in ("api_key", "progress")}
-    summary = {"target": config.target, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-               "critic": critic, "settings": settings, "benchmarks": results}
+    summary = {
+        "target": config.target,
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "critic": critic,
+        "settings": settings,
+        "benchmarks": results,
+    }
     (out / "metrics.json").write_text(json.dumps(plain(summary), indent=2, default=_json_default))
     from critics.eval.report import write_report
 
@@ -215,25 +239,37 @@ def run_bench(spec: str, judge: Judge, config: EvalConfig, out: Path, actor: Any
     bench: Benchmark = BENCHMARKS.get(name)(path, config.limit or None, scalar, config.seed)
     items, quarantine = load_items(bench, folder)
     check_resume(folder, resume_settings(config, spec), config.limit, items)
-    saved, texts, too_long = judge_missing(items, judge, config.samples, config.batch_size,
-                                           folder / "predictions.jsonl", spec, config.progress)
-    keys = [[[request_key(item, r, s) for s in range(config.samples)] for r in range(len(item.requests))]
-            for item in items]
+    saved, texts, too_long = judge_missing(
+        items, judge, config.samples, config.batch_size, folder / "predictions.jsonl", spec, config.progress
+    )
+    keys = [
+        [[request_key(item, r, s) for s in range(config.samples)] for r in range(len(item.requests))] for item in items
+    ]
     failed = sum(k not in saved for item in keys for request in item for k in request)  # retried next run
     invalid = sum(k in saved and saved[k] is None for item in keys for request in item for k in request)
     samples = [[[saved.get(k) for k in request] for request in item] for item in keys]
     if bench.needs_actor:
         bench.critiques = [[texts.get(request[0], "") for request in item] for item in keys]
         bench.actor = actor or make_eval_actor(config)
-    voted = {j: [[vote(request[:j], scalar) for request in item] for item in samples]
-             for j in range(1, config.samples + 1)}
+    voted = {
+        j: [[vote(request[:j], scalar) for request in item] for item in samples] for j in range(1, config.samples + 1)
+    }
     metrics = bench.score(items, voted[config.samples])
-    metrics.update(name=name, path=path, label=folder.name, items=len(items), quarantined=len(quarantine),
-                   scalar=scalar, failed_requests=failed, invalid_verdicts=invalid, too_long=too_long,
-                   subset_items=dict(Counter(item.subset for item in items)),
-                   breakdown=bench.breakdown(items, voted[config.samples]),
-                   by_k={j: headline(name, bench.score(items, voted[j]))[0] for j in voted} if config.samples > 1
-                   else {}, headline=headline(name, metrics))
+    metrics.update(
+        name=name,
+        path=path,
+        label=folder.name,
+        items=len(items),
+        quarantined=len(quarantine),
+        scalar=scalar,
+        failed_requests=failed,
+        invalid_verdicts=invalid,
+        too_long=too_long,
+        subset_items=dict(Counter(item.subset for item in items)),
+        breakdown=bench.breakdown(items, voted[config.samples]),
+        by_k={j: headline(name, bench.score(items, voted[j]))[0] for j in voted} if config.samples > 1 else {},
+        headline=headline(name, metrics),
+    )
     (folder / "metrics.json").write_text(json.dumps(plain(metrics), indent=2, default=_json_default))
     return metrics
 
@@ -247,17 +283,27 @@ def load_items(bench: Benchmark, folder: Path) -> tuple[list[Item], list[dict[st
         raise UnusableBenchmark(f"cannot read it: {exc}") from exc
     _write_jsonl(folder / "quarantine.jsonl", quarantine)
     if not items:
-        raise UnusableBenchmark(f"no usable items ({len(quarantine)} quarantined; see {folder / 'quarantine.jsonl'})",
-                                len(quarantine))
+        raise UnusableBenchmark(
+            f"no usable items ({len(quarantine)} quarantined; see {folder / 'quarantine.jsonl'})", len(quarantine)
+        )
     return items, quarantine
 
 
 def failed_bench(spec: str, error: Exception, out: Path) -> dict[str, Any]:
     """The entry of a benchmark that could not be evaluated: its error, and no numbers."""
     name, path = parse_bench(spec)
-    entry = {"name": name, "path": path, "label": folder_name(name, path), "error": str(error), "items": 0,
-             "quarantined": getattr(error, "quarantined", 0), "failed_requests": 0, "invalid_verdicts": 0,
-             "too_long": 0, "headline": (float("nan"), HEADLINE.get(name, ("accuracy", "accuracy"))[1])}
+    entry = {
+        "name": name,
+        "path": path,
+        "label": folder_name(name, path),
+        "error": str(error),
+        "items": 0,
+        "quarantined": getattr(error, "quarantined", 0),
+        "failed_requests": 0,
+        "invalid_verdicts": 0,
+        "too_long": 0,
+        "headline": (float("nan"), HEADLINE.get(name, ("accuracy", "accuracy"))[1]),
+    }
     folder = out / entry["label"]
     if folder.is_dir():
         (folder / "metrics.json").write_text(json.dumps(plain(entry), indent=2, default=_json_default))
@@ -277,9 +323,17 @@ def critic_spec(judge: Any) -> dict[str, Any] | None:
 
 def resume_settings(config: EvalConfig, spec: str) -> dict[str, Any]:
     """What saved judgments depend on, besides the sample (``critics.eval.predictions.check_resume``)."""
-    return {"target": config.target, "bench": spec, "samples": config.samples, "temperature": config.temperature,
-            "style": config.style, "think": config.think, "max_new_tokens": config.max_new_tokens,
-            "spec": config.spec, "seed": config.seed}
+    return {
+        "target": config.target,
+        "bench": spec,
+        "samples": config.samples,
+        "temperature": config.temperature,
+        "style": config.style,
+        "think": config.think,
+        "max_new_tokens": config.max_new_tokens,
+        "spec": config.spec,
+        "seed": config.seed,
+    }
 
 
 def make_eval_actor(config: EvalConfig):
@@ -288,10 +342,24 @@ def make_eval_actor(config: EvalConfig):
 
     length = config.max_new_tokens or ActorSettings.max_new_tokens  # the critic's override, else the actor's default
     if config.actor.startswith(("http://", "https://")):
-        return make_actor(ActorSettings(kind="openai", model=config.actor_model or "actor", base_url=config.actor,
-                                        style=config.actor_style, max_new_tokens=length))
-    return make_actor(ActorSettings(kind="transformers", model=config.actor, style=config.actor_style,
-                                    max_new_tokens=length, device=config.device))
+        return make_actor(
+            ActorSettings(
+                kind="openai",
+                model=config.actor_model or "actor",
+                base_url=config.actor,
+                style=config.actor_style,
+                max_new_tokens=length,
+            )
+        )
+    return make_actor(
+        ActorSettings(
+            kind="transformers",
+            model=config.actor,
+            style=config.actor_style,
+            max_new_tokens=length,
+            device=config.device,
+        )
+    )
 
 
 def vote(values: list[Any], scalar: bool) -> Any:
@@ -326,8 +394,12 @@ def append_to_card(checkpoint: Path, summary: dict[str, Any]) -> None:
 
     card = checkpoint / "README.md"
     text = card.read_text(encoding="utf-8") if card.is_file() else f"# {checkpoint.name}\n"
-    text = text.rstrip("\n") + f"\n\n## Evaluation ({summary['date'][:10]}, `critics eval`)\n\n" + \
-        results_table(summary) + "\n"
+    text = (
+        text.rstrip("\n")
+        + f"\n\n## Evaluation ({summary['date'][:10]}, `critics eval`)\n\n"
+        + results_table(summary)
+        + "\n"
+    )
     card.write_text(text, encoding="utf-8")
 
 

@@ -24,8 +24,11 @@ class ProcessBenchEval(Benchmark):
     def rows(self):
         if self.path:
             return source_rows("processbench", self.path)
-        return (r for split in ("gsm8k", "math", "olympiadbench", "omnimath")
-                for r in source_rows("processbench", None, split=split))
+        return (
+            r
+            for split in ("gsm8k", "math", "olympiadbench", "omnimath")
+            for r in source_rows("processbench", None, split=split)
+        )
 
     def item(self, rid, row, index):
         payload = {"task": "step", "question": row["question"], "steps": row["steps"]}
@@ -34,14 +37,23 @@ class ProcessBenchEval(Benchmark):
     def score(self, items, verdicts):
         from critics.eval.metrics import processbench_scores
 
-        return processbench_scores([v[0] for v in verdicts], [i.info["label"] for i in items], [i.subset for i in items])
+        return processbench_scores(
+            [v[0] for v in verdicts], [i.info["label"] for i in items], [i.subset for i in items]
+        )
 
     def breakdown(self, items, verdicts):
         table: dict[str, dict[str, int]] = {}
         for item, (v,) in zip(items, verdicts):
             truth = "all correct (-1)" if item.info["label"] == -1 else "has an error"
-            said = "invalid" if v is None else "-1" if v == -1 else "right step" if v == item.info["label"] else \
-                "wrong step"
+            said = (
+                "invalid"
+                if v is None
+                else "-1"
+                if v == -1
+                else "right step"
+                if v == item.info["label"]
+                else "wrong step"
+            )
             table.setdefault(truth, {}).setdefault(said, 0)
             table[truth][said] += 1
         return {"confusion": table}
@@ -95,9 +107,12 @@ class RefineEval(PointwiseEval):
 
     def item(self, rid, row, index):
         item = super().item(rid, row, index)
-        item.info.update(question=row["question"], response=row["response"],
-                         gold_answer=require(row, "gold_answer", (str, int, float)),
-                         verifier=row.get("verifier") if row.get("verifier") not in (None, "source") else "math")
+        item.info.update(
+            question=row["question"],
+            response=row["response"],
+            gold_answer=require(row, "gold_answer", (str, int, float)),
+            verifier=row.get("verifier") if row.get("verifier") not in (None, "source") else "math",
+        )
         return item
 
     def score(self, items, verdicts):
@@ -131,8 +146,9 @@ class BestOfNEval(Benchmark):
             raise RowError("solutions must be a non-empty list of strings")
         check = VERIFIERS.get(row.get("verifier") or "math")
         expected = ["correct" if check(t, gold).correct else "incorrect" for t in solutions]
-        requests = [Request({"task": "pointwise", "question": question, "response": t}, e)
-                    for t, e in zip(solutions, expected)]
+        requests = [
+            Request({"task": "pointwise", "question": question, "response": t}, e) for t, e in zip(solutions, expected)
+        ]
         return Item(str(row.get("id", rid)), "all", requests, {"gold_answer": gold, "solutions": solutions})
 
     def score(self, items, verdicts):
@@ -140,7 +156,13 @@ class BestOfNEval(Benchmark):
 
         n = max(len(i.requests) for i in items)
         ks = sorted({k for k in (1, 2, 4, 8, 16, 32, 64, n) if k <= n})
-        questions = [{"gold_answer": i.info["gold_answer"], "solutions": i.info["solutions"],
-                      "verdicts": [v == "correct" for v in vs]} for i, vs in zip(items, verdicts)]
+        questions = [
+            {
+                "gold_answer": i.info["gold_answer"],
+                "solutions": i.info["solutions"],
+                "verdicts": [v == "correct" for v in vs],
+            }
+            for i, vs in zip(items, verdicts)
+        ]
         votes = filtered_majority_vote(questions, ks)
         return {"filtered": votes[n]["filtered"], "unfiltered": votes[n]["unfiltered"], "by_n": votes, "n": len(items)}

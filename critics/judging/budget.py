@@ -79,7 +79,7 @@ class CharCounter:
         if len(text) <= chars:
             return text
         head = chars // 2
-        return text[:head] + MARKER + text[len(text) - (chars - head):]
+        return text[:head] + MARKER + text[len(text) - (chars - head) :]
 
 
 @dataclass
@@ -91,8 +91,14 @@ class Fitted:
     prompt_tokens: int
 
 
-def fit_row(row: dict[str, Any], render: Callable[[dict], list[dict]], measure: Callable[[list[dict]], int],
-            budget: int, counter, truncate: bool = True) -> Fitted:
+def fit_row(
+    row: dict[str, Any],
+    render: Callable[[dict], list[dict]],
+    measure: Callable[[list[dict]], int],
+    budget: int,
+    counter,
+    truncate: bool = True,
+) -> Fitted:
     """Fit one record to ``budget`` prompt tokens (module docstring).
 
     Args:
@@ -112,8 +118,10 @@ def fit_row(row: dict[str, Any], render: Callable[[dict], list[dict]], measure: 
     precut = {piece: text for piece, text in original.items() if len(text) > limit}
     if precut and not truncate:
         return Fitted(None, "too_long", budget + 1)
-    texts = {piece: CharCounter(CHARS_PER_TOKEN_BOUND).cut(text, budget) if piece in precut else text
-             for piece, text in original.items()}
+    texts = {
+        piece: CharCounter(CHARS_PER_TOKEN_BOUND).cut(text, budget) if piece in precut else text
+        for piece, text in original.items()
+    }
     current = _with(row, texts)
     n = measure(render(current))
     if n <= budget:
@@ -124,7 +132,9 @@ def fit_row(row: dict[str, Any], render: Callable[[dict], list[dict]], measure: 
     keep: dict[Any, int] = {}
     marker = counter.count(MARKER)
     for _ in range(ROUNDS):
-        candidates = [p for p in texts if p[0] != "question"]  # the question goes only when cutting the rest is not enough
+        candidates = [
+            p for p in texts if p[0] != "question"
+        ]  # the question goes only when cutting the rest is not enough
         remove = n - budget + marker * len(candidates) + 1
         if sum(max(0, keep.get(p, lengths[p]) - MIN_KEEP) for p in candidates) < remove:
             candidates = list(texts)
@@ -138,8 +148,9 @@ def fit_row(row: dict[str, Any], render: Callable[[dict], list[dict]], measure: 
     return Fitted(None, "too_long", n)
 
 
-def fit_messages(messages: list[dict[str, Any]], measure: Callable[[list[dict]], int], budget: int, counter,
-                 truncate: bool = True) -> Fitted:
+def fit_messages(
+    messages: list[dict[str, Any]], measure: Callable[[list[dict]], int], budget: int, counter, truncate: bool = True
+) -> Fitted:
     """Fit chat messages to ``budget``: the longest string contents are cut in the middle first."""
     limit = budget * CHARS_PER_TOKEN_BOUND
     texts = {i: m["content"] for i, m in enumerate(messages) if isinstance(m.get("content"), str)}

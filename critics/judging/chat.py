@@ -35,8 +35,9 @@ class ChatModel:
     tokenizer: Any = None
     context_tokens: int | None = None
 
-    def generate(self, conversations: Sequence[Conversation], *, max_new_tokens: int, temperature: float,
-                 n: int = 1) -> list[str]:
+    def generate(
+        self, conversations: Sequence[Conversation], *, max_new_tokens: int, temperature: float, n: int = 1
+    ) -> list[str]:
         """``n`` completions per conversation, a conversation's side by side."""
         raise NotImplementedError
 
@@ -46,13 +47,17 @@ class ChatModel:
 
     def measure(self, conversation: Conversation, generation_prompt: bool = True) -> int:
         """Prompt tokens of a conversation (estimated without a tokenizer; images not counted)."""
-        texts = [m["content"] if isinstance(m.get("content"), str) else
-                 "".join(p.get("text", "") for p in m.get("content") or [] if isinstance(p, dict))
-                 for m in conversation]
+        texts = [
+            m["content"]
+            if isinstance(m.get("content"), str)
+            else "".join(p.get("text", "") for p in m.get("content") or [] if isinstance(p, dict))
+            for m in conversation
+        ]
         return CharCounter().count("\n".join(texts)) + 4 * len(conversation)
 
-    def choice_logprobs(self, conversations: Sequence[Conversation], prefixes: Sequence[str],
-                        choices: Sequence[tuple[str, str]]) -> list[tuple[float, float]]:
+    def choice_logprobs(
+        self, conversations: Sequence[Conversation], prefixes: Sequence[str], choices: Sequence[tuple[str, str]]
+    ) -> list[tuple[float, float]]:
         """Log-probabilities of each of two continuations after ``prompt + prefix``."""
         raise NotImplementedError(f"the {self.name} backend cannot score continuations")
 
@@ -85,8 +90,16 @@ class LocalChatModel(ChatModel):
 
     name = "transformers"
 
-    def __init__(self, model: str | LoadedModel, *, device: str = "auto", dtype: str = "auto",
-                 trust_remote_code: bool = False, kind: str | None = None, batch_size: int = 64):
+    def __init__(
+        self,
+        model: str | LoadedModel,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        kind: str | None = None,
+        batch_size: int = 64,
+    ):
         if not isinstance(model, LoadedModel):
             config = ModelConfig(name_or_path=model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
             model = load_model(config, kind=kind)
@@ -96,13 +109,24 @@ class LocalChatModel(ChatModel):
         self.tokenizer, self.context_tokens = model.tokenizer, model.context_tokens
 
     def generate(self, conversations, *, max_new_tokens, temperature, n=1):
-        return generate(self.lm, list(conversations), max_new_tokens=max_new_tokens, temperature=temperature, n=n,
-                        batch_size=self.batch_size)
+        return generate(
+            self.lm,
+            list(conversations),
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            n=n,
+            batch_size=self.batch_size,
+        )
 
     def measure(self, conversation, generation_prompt=True):
         if self.lm.vision:  # image parts count at their most, filled or placeholders
-            images = sum(1 for m in conversation if isinstance(m.get("content"), list)
-                         for part in m["content"] if part.get("type") == "image")
+            images = sum(
+                1
+                for m in conversation
+                if isinstance(m.get("content"), list)
+                for part in m["content"]
+                if part.get("type") == "image"
+            )
             return self.lm.count_tokens(self.lm.prompt_text(conversation)) + _image_tokens(self.lm.processor) * images
         text = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=generation_prompt, tokenize=False)
         return self.lm.count_tokens(text)
@@ -128,7 +152,7 @@ class LocalChatModel(ChatModel):
         sums = []
         for row, (ids, start) in enumerate(zip(texts, spans)):
             positions = torch.arange(start, len(ids), device=logprobs.device)
-            sums.append(float(logprobs[row, positions - 1, input_ids[row, start:len(ids)]].sum()))
+            sums.append(float(logprobs[row, positions - 1, input_ids[row, start : len(ids)]].sum()))
         return [(sums[2 * i], sums[2 * i + 1]) for i in range(len(prompts))]
 
     def scalar_scores(self, conversations):
@@ -145,8 +169,9 @@ class LocalChatModel(ChatModel):
     def reference_scores(self, rows, layout, budgets):
         from critics.judging.polar import polar_scores
 
-        return polar_scores(self.lm.model, self.tokenizer, rows, budgets, batch_size=max(len(rows), 1),
-                            layout_name=layout)
+        return polar_scores(
+            self.lm.model, self.tokenizer, rows, budgets, batch_size=max(len(rows), 1), layout_name=layout
+        )
 
 
 def _image_tokens(processor) -> int:
@@ -165,8 +190,16 @@ class OpenAIChatModel(ChatModel):
 
     name = "openai"
 
-    def __init__(self, model: str, *, base_url: str, api_key: str | None = None, timeout: float = 120.0,
-                 max_retries: int = 2, concurrency: int = 32):
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 2,
+        concurrency: int = 32,
+    ):
         from openai import OpenAI
 
         self.model = model
@@ -174,8 +207,9 @@ class OpenAIChatModel(ChatModel):
         self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix="openai-chat")
 
     def _one(self, conversation: Conversation, max_new_tokens: int, temperature: float, n: int) -> list[str]:
-        response = self.client.chat.completions.create(model=self.model, messages=conversation, n=n,
-                                                       max_tokens=max_new_tokens, temperature=temperature)
+        response = self.client.chat.completions.create(
+            model=self.model, messages=conversation, n=n, max_tokens=max_new_tokens, temperature=temperature
+        )
         texts = [c.message.content or "" for c in sorted(response.choices, key=lambda c: c.index)]
         if len(texts) != n:
             raise RuntimeError(f"{self.model} at {self.client.base_url} returned {len(texts)} choices for n={n}")

@@ -90,7 +90,7 @@ def parse_check(text: str, kind: str, *, quoted: Iterable[str] = (), max_chars: 
     own = own_boxes(visible, boxes, quoted)
     if not own:
         return ParsedCheck(None, "check inside the quoted output" if boxes else "no check")
-    if not _AFTER_BOX.fullmatch(visible[own[-1].end:]):
+    if not _AFTER_BOX.fullmatch(visible[own[-1].end :]):
         return ParsedCheck(None, "text after the check")
     checks = [normalize_check(box.content, kind) for box in own]
     if checks[-1] is None:
@@ -122,9 +122,16 @@ def _comparable(check: str | None, kind: str) -> str | None:
     return normalize_claim(check) if kind == "factual" and check is not None else check
 
 
-def resolve_check(parsed: ParsedCheck, output: str, spec: dict[str, Any], validator: Validator,
-                  rng: random.Random, fallback: Fallback, *,
-                  validation: Validation | None = None) -> tuple[str | None, int, str]:
+def resolve_check(
+    parsed: ParsedCheck,
+    output: str,
+    spec: dict[str, Any],
+    validator: Validator,
+    rng: random.Random,
+    fallback: Fallback,
+    *,
+    validation: Validation | None = None,
+) -> tuple[str | None, int, str]:
     r"""The check to score, the extra validator calls spent to find it, and how it was chosen.
 
     A missing check (``parsed.check`` is None) or an invalid one (the validator says

@@ -85,8 +85,14 @@ def model_kind(path: str, trust_remote_code: bool = False) -> Kind:
     return "causal"
 
 
-def load_model(config: ModelConfig, *, kind: Kind | None = None, apply_lora: bool = False,
-               freeze_vision: bool = False, num_labels: int = 1) -> LoadedModel:
+def load_model(
+    config: ModelConfig,
+    *,
+    kind: Kind | None = None,
+    apply_lora: bool = False,
+    freeze_vision: bool = False,
+    num_labels: int = 1,
+) -> LoadedModel:
     """Load a checkpoint once, as what it is (``model_kind``) unless ``kind`` says.
 
     Args:
@@ -114,9 +120,17 @@ def load_model(config: ModelConfig, *, kind: Kind | None = None, apply_lora: boo
     return LoadedModel(model, tokenizer, "causal", None, name)
 
 
-def generate(lm: LoadedModel, conversations: Sequence[Conversation], *, max_new_tokens: int,
-             temperature: float = 0.0, n: int = 1, batch_size: int = 64, progress: bool = False,
-             cache: Literal["auto", "dynamic", "static"] = "auto") -> list[str]:
+def generate(
+    lm: LoadedModel,
+    conversations: Sequence[Conversation],
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    n: int = 1,
+    batch_size: int = 64,
+    progress: bool = False,
+    cache: Literal["auto", "dynamic", "static"] = "auto",
+) -> list[str]:
     """Complete chat conversations; returns ``n`` texts per conversation, in order (a conversation's
     samples side by side). The model's training mode is restored afterwards.
 
@@ -145,19 +159,27 @@ def generate(lm: LoadedModel, conversations: Sequence[Conversation], *, max_new_
     try:
         batches = range(0, len(order), batch_size)
         for start in tqdm(batches, desc="generate", disable=not progress, unit=" batch"):
-            chunk = order[start:start + batch_size]
-            results = _generate_batch(lm, [conversations[i] for i in chunk], [texts[i] for i in chunk],
-                                      max_new_tokens, temperature, samples, cache)
+            chunk = order[start : start + batch_size]
+            results = _generate_batch(
+                lm,
+                [conversations[i] for i in chunk],
+                [texts[i] for i in chunk],
+                max_new_tokens,
+                temperature,
+                samples,
+                cache,
+            )
             for k, i in enumerate(chunk):
-                found = results[k * samples:(k + 1) * samples]
+                found = results[k * samples : (k + 1) * samples]
                 out[i] = found if samples == n else found * n
     finally:
         lm.model.train(was_training)
     return [text for texts_of_one in out for text in texts_of_one]
 
 
-def _generate_batch(lm: LoadedModel, conversations, texts: list[str], max_new_tokens: int, temperature: float,
-                    samples: int, cache: str) -> list[str]:
+def _generate_batch(
+    lm: LoadedModel, conversations, texts: list[str], max_new_tokens: int, temperature: float, samples: int, cache: str
+) -> list[str]:
     import torch
 
     static = cache == "static" or (cache == "auto" and lm.model.device.type == "cuda")
@@ -168,7 +190,7 @@ def _generate_batch(lm: LoadedModel, conversations, texts: list[str], max_new_to
         options["cache_implementation"] = "static"
     with torch.inference_mode():
         generated = lm.model.generate(**inputs, **options)
-    return lm.tokenizer.batch_decode(generated[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    return lm.tokenizer.batch_decode(generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def _encode(lm: LoadedModel, conversations, texts: list[str], static: bool):
@@ -178,6 +200,7 @@ def _encode(lm: LoadedModel, conversations, texts: list[str], static: bool):
         from critics.vlm import conversation_images
 
         images = [image for c in conversations for image in conversation_images(c)]
-        return lm.processor(text=texts, images=images or None, return_tensors="pt", padding=True,
-                            pad_to_multiple_of=pad_to)
+        return lm.processor(
+            text=texts, images=images or None, return_tensors="pt", padding=True, pad_to_multiple_of=pad_to
+        )
     return lm.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False, pad_to_multiple_of=pad_to)

@@ -80,8 +80,10 @@ def conversation(row: dict[str, Any], spec: CriticSpec, images: bool) -> list[di
     """The critic's prompt for a row; with ``images`` (a vision critic) the row's images go in it."""
     if not images:
         if row.get("images"):
-            raise ValueError(f"record {row.get('id', '?')} has images, but the critic reads text only: judge it "
-                             "with a vision-language checkpoint and its processor")
+            raise ValueError(
+                f"record {row.get('id', '?')} has images, but the critic reads text only: judge it "
+                "with a vision-language checkpoint and its processor"
+            )
         return render(row, style=spec.style, think=spec.think)
     from critics.vlm import attach_images
 
@@ -96,13 +98,19 @@ def fit(chat_model: ChatModel, row: dict[str, Any], spec: CriticSpec) -> Fitted:
         messages = reward_conversation(row)
         if budget is None:
             return Fitted(messages, "ok", 0)
-        return fit_messages(messages, lambda m: chat_model.measure(m, generation_prompt=False), budget,
-                            chat_model.counter(), spec.truncate)
+        return fit_messages(
+            messages,
+            lambda m: chat_model.measure(m, generation_prompt=False),
+            budget,
+            chat_model.counter(),
+            spec.truncate,
+        )
     if budget is None:
         return Fitted(row, "ok", 0)
     images = chat_model.supports_images
-    return fit_row(row, lambda r: conversation(r, spec, images), chat_model.measure, budget, chat_model.counter(),
-                   spec.truncate)
+    return fit_row(
+        row, lambda r: conversation(r, spec, images), chat_model.measure, budget, chat_model.counter(), spec.truncate
+    )
 
 
 def reward_conversation(row: dict[str, Any]) -> list[dict[str, str]]:
@@ -110,8 +118,9 @@ def reward_conversation(row: dict[str, Any]) -> list[dict[str, str]]:
     return [{"role": "user", "content": row["question"]}, {"role": "assistant", "content": row["response"]}]
 
 
-def judge(chat_model: ChatModel, rows: Sequence[dict[str, Any]], spec: CriticSpec, *,
-          soft: bool = False) -> list[Critique]:
+def judge(
+    chat_model: ChatModel, rows: Sequence[dict[str, Any]], spec: CriticSpec, *, soft: bool = False
+) -> list[Critique]:
     """Judge ``rows`` (records with a ``task``) as ``spec`` says; one ``Critique`` per row, in order."""
     rows = list(rows)
     for row in rows:
@@ -148,8 +157,13 @@ def _quoting(original: dict[str, Any], shown: dict[str, Any]) -> dict[str, Any]:
     return {**original, "question": question}
 
 
-def _soft(chat_model: ChatModel, conversations: list[list[dict]], live: list[int], out: list[Critique],
-          rows: list[dict[str, Any]]) -> list[Critique]:
+def _soft(
+    chat_model: ChatModel,
+    conversations: list[list[dict]],
+    live: list[int],
+    out: list[Critique],
+    rows: list[dict[str, Any]],
+) -> list[Critique]:
     """P(first choice) at the critic's own last ``\\boxed{``, for valid verdicts of tasks with two choices."""
     picked = [(k, i) for k, i in enumerate(live) if out[i].verdict.ok and task(rows[i]["task"]).choices]
     if not picked:
@@ -157,10 +171,11 @@ def _soft(chat_model: ChatModel, conversations: list[list[dict]], live: list[int
     prefixes = []
     for _, i in picked:
         text = out[i].text
-        head = text[:text.rindex("\\boxed") + len("\\boxed")]
-        prefixes.append(head + text[len(head):].split("{", 1)[0] + "{")
-    logprobs = chat_model.choice_logprobs([conversations[k] for k, _ in picked], prefixes,
-                                          [task(rows[i]["task"]).choices for _, i in picked])
+        head = text[: text.rindex("\\boxed") + len("\\boxed")]
+        prefixes.append(head + text[len(head) :].split("{", 1)[0] + "{")
+    logprobs = chat_model.choice_logprobs(
+        [conversations[k] for k, _ in picked], prefixes, [task(rows[i]["task"]).choices for _, i in picked]
+    )
     out = list(out)
     for (_, i), (first, second) in zip(picked, logprobs):
         out[i] = Critique(out[i].text, out[i].verdict, 1.0 / (1.0 + math.exp(second - first)), out[i].prompt)
@@ -187,7 +202,7 @@ def mean_of_orders(rows: Sequence[dict[str, Any]], scores: Sequence[float | None
     [1.0, 1.0]
     """
     rows, scores = list(rows), list(scores)
-    first, swapped = scores[:len(rows)], iter(scores[len(rows):])
+    first, swapped = scores[: len(rows)], iter(scores[len(rows) :])
     out = []
     for row, a in zip(rows, first):
         if not task(row["task"]).both_orders:
@@ -199,8 +214,9 @@ def mean_of_orders(rows: Sequence[dict[str, Any]], scores: Sequence[float | None
     return out
 
 
-def fitted_prompt(chat_model: ChatModel, row: dict[str, Any], spec: CriticSpec,
-                  images: bool = False) -> tuple[list[dict] | None, str]:
+def fitted_prompt(
+    chat_model: ChatModel, row: dict[str, Any], spec: CriticSpec, images: bool = False
+) -> tuple[list[dict] | None, str]:
     """A training prompt for ``row`` within the spec's budget: ``(messages or None, status)``.
     With ``images`` the messages hold one image placeholder per image path (TRL fills them)."""
     count = len(row.get("images") or []) if images else None

@@ -57,17 +57,19 @@ class PolarBudgets:
         return 2 * self.prompt + self.reference + self.candidate + 2
 
 
-def layout(prompt: list[int], reference: list[int], candidate: list[int], budgets: PolarBudgets, *,
-           separator: int, reward: int) -> list[int]:
+def layout(
+    prompt: list[int], reference: list[int], candidate: list[int], budgets: PolarBudgets, *, separator: int, reward: int
+) -> list[int]:
     """The token ids the ``polar`` layout reads, each part cut to the end of its budget."""
-    p = prompt[-budgets.prompt:]
-    return p + reference[-budgets.reference:] + [separator] + p + candidate[-budgets.candidate:] + [reward]
+    p = prompt[-budgets.prompt :]
+    return p + reference[-budgets.reference :] + [separator] + p + candidate[-budgets.candidate :] + [reward]
 
 
 def add_polar_tokens(tokenizer, model=None) -> tuple[int, int]:
     """Add the separator and reward tokens (if missing) and grow the model's embeddings; return their ids."""
-    added = tokenizer.add_special_tokens({"additional_special_tokens": [SEPARATOR, REWARD]},
-                                         replace_extra_special_tokens=False)
+    added = tokenizer.add_special_tokens(
+        {"additional_special_tokens": [SEPARATOR, REWARD]}, replace_extra_special_tokens=False
+    )
     if model is not None and (added or model.get_input_embeddings().num_embeddings < len(tokenizer)):
         model.resize_token_embeddings(len(tokenizer))
     return tokenizer.convert_tokens_to_ids(SEPARATOR), tokenizer.convert_tokens_to_ids(REWARD)
@@ -86,8 +88,14 @@ class PolarEncoder:
         return self.tokenizer(_bounded(text, self.budgets), add_special_tokens=False)["input_ids"]
 
     def __call__(self, prompt: str, reference: str, candidate: str) -> list[int]:
-        return layout(self.ids(prompt), self.ids(reference), self.ids(candidate), self.budgets,
-                      separator=self.separator, reward=self.reward)
+        return layout(
+            self.ids(prompt),
+            self.ids(reference),
+            self.ids(candidate),
+            self.budgets,
+            separator=self.separator,
+            reward=self.reward,
+        )
 
 
 class InternLMPolarEncoder:
@@ -104,9 +112,10 @@ class InternLMPolarEncoder:
     def text(self, prompt: str, reference: str, candidate: str) -> str:
         """The layout as text (their ``wrapper="sft"``: a newline after each prompt)."""
         tok, keep = self.tokenizer, self.budgets.reference
-        p_ids, r_ids, c_ids = (tok.encode(_bounded(t, self.budgets), add_special_tokens=True)
-                               for t in (prompt, reference, candidate))
-        r_ids, c_ids = r_ids[-keep:], c_ids[-self.budgets.candidate:]
+        p_ids, r_ids, c_ids = (
+            tok.encode(_bounded(t, self.budgets), add_special_tokens=True) for t in (prompt, reference, candidate)
+        )
+        r_ids, c_ids = r_ids[-keep:], c_ids[-self.budgets.candidate :]
         prompt_budget = max((self.max_length - 4 - len(r_ids) - len(c_ids)) // 2, 1)
         p, r, c = (tok.decode(ids, skip_special_tokens=True) for ids in (p_ids[-prompt_budget:], r_ids, c_ids))
         return p + "\n" + r + REWARD + p + "\n" + c + INTERNLM_END
@@ -122,8 +131,15 @@ def encoder(name: str, tokenizer, budgets: PolarBudgets | None = None):
     return (PolarEncoder if name == "polar" else InternLMPolarEncoder)(tokenizer, budgets)
 
 
-def polar_scores(model, tokenizer, rows: Sequence[dict[str, Any]], budgets: PolarBudgets | None = None, *,
-                 batch_size: int = 32, layout_name: str = "polar") -> list[float]:
+def polar_scores(
+    model,
+    tokenizer,
+    rows: Sequence[dict[str, Any]],
+    budgets: PolarBudgets | None = None,
+    *,
+    batch_size: int = 32,
+    layout_name: str = "polar",
+) -> list[float]:
     """The reward of each ``{"question", "reference", "response"}`` row (no gradients, right-padded):
     the model's first output (a sequence classifier's logits, a remote-code reward model's scores)."""
     import torch
@@ -136,7 +152,7 @@ def polar_scores(model, tokenizer, rows: Sequence[dict[str, Any]], budgets: Pola
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     try:
         for start in range(0, len(sequences), batch_size):
-            batch = sequences[start:start + batch_size]
+            batch = sequences[start : start + batch_size]
             width = max(len(s) for s in batch)
             ids = torch.tensor([s + [pad] * (width - len(s)) for s in batch], device=model.device)
             mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch], device=model.device)

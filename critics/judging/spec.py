@@ -106,8 +106,10 @@ class CriticSpec:
         reads = {"chat": set(GENERATIVE_TASKS), "reward": {"pointwise"}}
         allowed = reads.get(self.layout, {"reference"})
         if not set(self.tasks) <= allowed:
-            raise ConfigError(f"spec.layout {self.layout!r} reads tasks {', '.join(sorted(allowed))}, not "
-                              f"{', '.join(t for t in self.tasks if t not in allowed)}")
+            raise ConfigError(
+                f"spec.layout {self.layout!r} reads tasks {', '.join(sorted(allowed))}, not "
+                f"{', '.join(t for t in self.tasks if t not in allowed)}"
+            )
         if self.layout in SCALAR_LAYOUTS and self.budgets is None:
             self.budgets = PolarBudgets()
         if not scalar and self.max_new_tokens < 1:
@@ -133,7 +135,9 @@ class CriticSpec:
     def prompt_budget(self) -> int | None:
         """Prompt tokens allowed: the explicit budget, capped by what the context leaves after the
         judgment; None when neither is known."""
-        left = None if self.context_tokens is None else self.context_tokens - (0 if self.scalar else self.max_new_tokens)
+        left = (
+            None if self.context_tokens is None else self.context_tokens - (0 if self.scalar else self.max_new_tokens)
+        )
         candidates = [v for v in (self.prompt_tokens, left) if v is not None]
         return max(min(candidates), 1) if candidates else None
 
@@ -161,8 +165,13 @@ class CriticSpec:
             raise ConfigError(f"no spec field {', '.join(unknown)}")
         changed = {k: v for k, v in changes.items() if getattr(self, k) != v}
         for key, value in changed.items():
-            logger.warning("%soverriding the critic spec's %s: %r -> %r", f"{where}: " if where else "", key,
-                           getattr(self, key), value)
+            logger.warning(
+                "%soverriding the critic spec's %s: %r -> %r",
+                f"{where}: " if where else "",
+                key,
+                getattr(self, key),
+                value,
+            )
         return dataclasses.replace(self, **changed) if changed else self
 
 
@@ -177,9 +186,14 @@ def spec_from_dict(data: dict[str, Any]) -> CriticSpec:
 BUILTIN_SPECS: dict[str, CriticSpec] = {
     # internlm/POLAR-1_8B, POLAR-7B (and their -Base): RewardModelClient's defaults (16,384 tokens in
     # all, responses cut to their last 4,096), AutoModel with the checkpoint's remote code.
-    "internlm_polar": CriticSpec(tasks=["reference"], layout="internlm_polar", max_new_tokens=0,
-                                 budgets=PolarBudgets(prompt=4096, reference=4096, candidate=4096),
-                                 context_tokens=16384, trust_remote_code=True),
+    "internlm_polar": CriticSpec(
+        tasks=["reference"],
+        layout="internlm_polar",
+        max_new_tokens=0,
+        budgets=PolarBudgets(prompt=4096, reference=4096, candidate=4096),
+        context_tokens=16384,
+        trust_remote_code=True,
+    ),
 }
 
 
@@ -204,18 +218,24 @@ def find_spec(given: CriticSpec | str | Path | None = None, checkpoint: str | Pa
     return _derived(folder) if folder is not None else None
 
 
-def load_spec(given: CriticSpec | str | Path | None = None, checkpoint: str | Path | None = None,
-              kind: str = "causal") -> CriticSpec:
+def load_spec(
+    given: CriticSpec | str | Path | None = None, checkpoint: str | Path | None = None, kind: str = "causal"
+) -> CriticSpec:
     """The spec of a critic (the module docstring's order): ``find_spec``, else the defaults for a
     model of ``kind`` (``scalar`` models default to the ``reward`` layout), with a warning."""
     found = find_spec(given, checkpoint)
     if found is not None:
         return found
     default = CriticSpec(tasks=["pointwise"], layout="reward") if kind == "scalar" else CriticSpec()
-    logger.warning("%s carries no critic spec (%s): using the documented defaults (%s); give --spec FILE if it "
-                   "was trained to read another prompt", checkpoint or "the critic", SPEC_FILE,
-                   "a scalar reward model scoring question + response" if kind == "scalar" else
-                   f"pointwise, default template, {default.max_new_tokens} new tokens")
+    logger.warning(
+        "%s carries no critic spec (%s): using the documented defaults (%s); give --spec FILE if it "
+        "was trained to read another prompt",
+        checkpoint or "the critic",
+        SPEC_FILE,
+        "a scalar reward model scoring question + response"
+        if kind == "scalar"
+        else f"pointwise, default template, {default.max_new_tokens} new tokens",
+    )
     return default
 
 
@@ -234,5 +254,9 @@ def _derived(folder: Path) -> CriticSpec | None:
     template = config.get("template") or {}
     length = (config.get("grpo") or {}).get("max_completion_length") or (config.get("eval") or {}).get("max_new_tokens")
     task_name = (config.get("data") or {}).get("task") or "pointwise"
-    return CriticSpec(tasks=[task_name], style=template.get("style", "default"), think=bool(template.get("think")),
-                      max_new_tokens=int(length or CriticSpec().max_new_tokens))
+    return CriticSpec(
+        tasks=[task_name],
+        style=template.get("style", "default"),
+        think=bool(template.get("think")),
+        max_new_tokens=int(length or CriticSpec().max_new_tokens),
+    )

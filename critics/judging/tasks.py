@@ -28,7 +28,7 @@ Better: A or B?
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,21 +125,57 @@ def _step_in_range(verdict: Verdict, row: Row) -> Verdict:
     return verdict
 
 
-TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("pointwise", fields=("question", "response"), judged=("response",), template=templates.pointwise_template,
-         normalize=Choices({"correct": "correct", "incorrect": "incorrect"}), labels=("correct", "incorrect"),
-         choices=("Correct", "Incorrect"), verdict_format="\\boxed{Correct} or \\boxed{Incorrect}"),
-    Task("pairwise", fields=("question", "response_a", "response_b"), judged=("response_a", "response_b"),
-         template=templates.pairwise_template, normalize=Choices({"a": "A", "b": "B"}), labels=("A", "B"),
-         choices=("A", "B"), swapped=(("response_a", "response_b"),), verdict_format="\\boxed{A} or \\boxed{B}"),
-    Task("step", fields=("question",), judged=("steps",), template=templates.step_template, normalize=Index(),
-         lists=("steps",), verdict_format="\\boxed{k}: the first wrong step from 0, -1 if none"),
-    Task("reference", fields=("question", "reference", "response"), judged=("response", "reference"),
-         label_column="same_policy"),
-    Task("adversarial", fields=("question", "output", "validator"), judged=("output",),
-         template=templates.adversarial_template, system=False, check=True, label_column="spec",
-         verdict_format="one check in \\boxed{}"),
-)}
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task(
+            "pointwise",
+            fields=("question", "response"),
+            judged=("response",),
+            template=templates.pointwise_template,
+            normalize=Choices({"correct": "correct", "incorrect": "incorrect"}),
+            labels=("correct", "incorrect"),
+            choices=("Correct", "Incorrect"),
+            verdict_format="\\boxed{Correct} or \\boxed{Incorrect}",
+        ),
+        Task(
+            "pairwise",
+            fields=("question", "response_a", "response_b"),
+            judged=("response_a", "response_b"),
+            template=templates.pairwise_template,
+            normalize=Choices({"a": "A", "b": "B"}),
+            labels=("A", "B"),
+            choices=("A", "B"),
+            swapped=(("response_a", "response_b"),),
+            verdict_format="\\boxed{A} or \\boxed{B}",
+        ),
+        Task(
+            "step",
+            fields=("question",),
+            judged=("steps",),
+            template=templates.step_template,
+            normalize=Index(),
+            lists=("steps",),
+            verdict_format="\\boxed{k}: the first wrong step from 0, -1 if none",
+        ),
+        Task(
+            "reference",
+            fields=("question", "reference", "response"),
+            judged=("response", "reference"),
+            label_column="same_policy",
+        ),
+        Task(
+            "adversarial",
+            fields=("question", "output", "validator"),
+            judged=("output",),
+            template=templates.adversarial_template,
+            system=False,
+            check=True,
+            label_column="spec",
+            verdict_format="one check in \\boxed{}",
+        ),
+    )
+}
 VERDICT_TASKS = tuple(name for name, t in TASKS.items() if t.normalize is not None)
 GENERATIVE_TASKS = tuple(name for name, t in TASKS.items() if t.generative)
 
@@ -201,8 +237,15 @@ def quoted_texts(row: Row) -> list[str]:
     return [t for t in [question if isinstance(question, str) else None, *judged_texts(row)] if t]
 
 
-def parse_verdict(text: str, task_name: str, *, quoted: Iterable[str] = (), max_chars: int | None = None,
-                  require_critique: bool = False, require_think: bool = False) -> Verdict:
+def parse_verdict(
+    text: str,
+    task_name: str,
+    *,
+    quoted: Iterable[str] = (),
+    max_chars: int | None = None,
+    require_critique: bool = False,
+    require_think: bool = False,
+) -> Verdict:
     """Parse a critic's output into its verdict for a task with boxed verdicts (never raises on the text).
 
     Rules and reasons: ``critics.judging.verdicts``.
@@ -213,8 +256,14 @@ def parse_verdict(text: str, task_name: str, *, quoted: Iterable[str] = (), max_
     spec = task(task_name)
     if spec.normalize is None:
         raise ValueError(f"no verdicts for task {task_name!r} (valid: {', '.join(VERDICT_TASKS)})")
-    return parse_boxed(text, spec.normalize, quoted=quoted, max_chars=max_chars,
-                       require_critique=require_critique, require_think=require_think)
+    return parse_boxed(
+        text,
+        spec.normalize,
+        quoted=quoted,
+        max_chars=max_chars,
+        require_critique=require_critique,
+        require_think=require_think,
+    )
 
 
 def read_verdict(text: str, row: Row, **rules: Any) -> Verdict:
@@ -227,8 +276,7 @@ def read_verdict(text: str, row: Row, **rules: Any) -> Verdict:
     """
     spec = task(row.get("task"))
     if spec.check:
-        parsed = parse_check(text, row.get("validator", ""), quoted=judged_texts(row),
-                             max_chars=rules.get("max_chars"))
+        parsed = parse_check(text, row.get("validator", ""), quoted=judged_texts(row), max_chars=rules.get("max_chars"))
         return Verdict(parsed.check, parsed.check is not None, parsed.reason)
     verdict = parse_verdict(text, spec.name, quoted=quoted_texts(row), **rules)
     return _step_in_range(verdict, row) if isinstance(spec.normalize, Index) else verdict

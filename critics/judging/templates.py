@@ -29,11 +29,15 @@ from typing import Any
 from data_pipelines.registry import did_you_mean
 
 STYLES = ("default", "compact", "long_cot")
-SYSTEM_PROMPT = ("You are a meticulous critic. You check solutions and responses carefully, explain "
-                 "what is right or wrong in them, and end with a verdict in \\boxed{}.")
-THINK_SUFFIX = ("You FIRST think about the reasoning process as an internal monologue and then provide the "
-                "final answer. The reasoning process MUST BE enclosed within <think> </think> tags. The "
-                "final answer MUST BE put in \\boxed{}.")
+SYSTEM_PROMPT = (
+    "You are a meticulous critic. You check solutions and responses carefully, explain "
+    "what is right or wrong in them, and end with a verdict in \\boxed{}."
+)
+THINK_SUFFIX = (
+    "You FIRST think about the reasoning process as an internal monologue and then provide the "
+    "final answer. The reasoning process MUST BE enclosed within <think> </think> tags. The "
+    "final answer MUST BE put in \\boxed{}."
+)
 COMPACT_THINK_SUFFIX = "Think in <think> </think> first."
 COMPACT_QUESTION_CHARS = 200  # the question's share of a compact pairwise prompt, in characters
 LONG_COT_INSTRUCTIONS = (
@@ -42,7 +46,8 @@ LONG_COT_INSTRUCTIONS = (
     "inference, and find the first error if there is one. After </think>, write your critique for "
     "the author of the solution: summarise what is wrong (or confirm that nothing is), and give "
     "concrete suggestions for how to correct it, so that the author can revise the solution from "
-    "your critique alone. Then give the verdict in \\boxed{} as asked above.")
+    "your critique alone. Then give the verdict in \\boxed{} as asked above."
+)
 
 Template = Callable[[dict[str, Any], str], str]  # (row, style) -> user message text
 
@@ -63,11 +68,13 @@ def pointwise_template(row: dict[str, Any], style: str = "default") -> str:
     """
     if style == "compact":
         return f"{_field(row, 'response')}\nCorrect or Incorrect?"
-    return ("Review the solution to the question below. Check every step, point out the first error "
-            "you find and explain it, then give your verdict.\n\n"
-            f"## Question\n{_field(row, 'question')}\n\n## Solution\n{_field(row, 'response')}\n\n"
-            "End your critique with the verdict on its own line: \\boxed{Correct} if the solution is "
-            "correct, or \\boxed{Incorrect} if it is not.")
+    return (
+        "Review the solution to the question below. Check every step, point out the first error "
+        "you find and explain it, then give your verdict.\n\n"
+        f"## Question\n{_field(row, 'question')}\n\n## Solution\n{_field(row, 'response')}\n\n"
+        "End your critique with the verdict on its own line: \\boxed{Correct} if the solution is "
+        "correct, or \\boxed{Incorrect} if it is not."
+    )
 
 
 def short_question(text: str, limit: int = COMPACT_QUESTION_CHARS) -> str:
@@ -80,7 +87,7 @@ def short_question(text: str, limit: int = COMPACT_QUESTION_CHARS) -> str:
     'Name every p...'
     """
     line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[:limit - 3] + "..."
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def pairwise_template(row: dict[str, Any], style: str = "default") -> str:
@@ -92,15 +99,19 @@ def pairwise_template(row: dict[str, Any], style: str = "default") -> str:
     if style == "compact":
         # The question comes after the answers: the VLM demo's tiny critic learns from this layout as fast
         # as with no question (0.94 held-out after SFT), and only 0.79 with the question first.
-        return (f"A: {_field(row, 'response_a')}\nB: {_field(row, 'response_b')}\n"
-                f"Q: {short_question(_field(row, 'question'))}\nBetter: A or B?")
-    return ("Compare the two responses to the question below and decide which one is better: more "
-            "correct, more helpful, and more faithful to the question's instructions. Do not let the "
-            "order or the length of the responses sway your judgement.\n\n"
-            f"## Question\n{_field(row, 'question')}\n\n## Response A\n{_field(row, 'response_a')}\n\n"
-            f"## Response B\n{_field(row, 'response_b')}\n\n"
-            "Explain your comparison, then give your verdict on its own line: \\boxed{A} if Response A "
-            "is better, or \\boxed{B} if Response B is better.")
+        return (
+            f"A: {_field(row, 'response_a')}\nB: {_field(row, 'response_b')}\n"
+            f"Q: {short_question(_field(row, 'question'))}\nBetter: A or B?"
+        )
+    return (
+        "Compare the two responses to the question below and decide which one is better: more "
+        "correct, more helpful, and more faithful to the question's instructions. Do not let the "
+        "order or the length of the responses sway your judgement.\n\n"
+        f"## Question\n{_field(row, 'question')}\n\n## Response A\n{_field(row, 'response_a')}\n\n"
+        f"## Response B\n{_field(row, 'response_b')}\n\n"
+        "Explain your comparison, then give your verdict on its own line: \\boxed{A} if Response A "
+        "is better, or \\boxed{B} if Response B is better."
+    )
 
 
 def step_template(row: dict[str, Any], style: str = "default") -> str:
@@ -108,16 +119,20 @@ def step_template(row: dict[str, Any], style: str = "default") -> str:
     steps = "\n".join(f"Step {i}: {step}" for i, step in enumerate(_field(row, "steps")))
     if style == "compact":
         return f"{steps}\nFirst wrong step, or -1?"
-    return ("The solution to the question below is split into steps numbered from 0. Review the steps "
-            "in order and find the earliest step that contains an error (a wrong calculation, a "
-            "logical flaw, or a misreading of the question).\n\n"
-            f"## Question\n{_field(row, 'question')}\n\n## Solution\n{steps}\n\n"
-            "Explain your review, then give the index of the earliest wrong step in \\boxed{} on its "
-            "own line, or -1 in \\boxed{} if every step is correct.")
+    return (
+        "The solution to the question below is split into steps numbered from 0. Review the steps "
+        "in order and find the earliest step that contains an error (a wrong calculation, a "
+        "logical flaw, or a misreading of the question).\n\n"
+        f"## Question\n{_field(row, 'question')}\n\n## Solution\n{steps}\n\n"
+        "Explain your review, then give the index of the earliest wrong step in \\boxed{} on its "
+        "own line, or -1 in \\boxed{} if every step is correct."
+    )
 
 
-CHECK_KINDS = {"code": "one test input (the call's arguments) on which the program most likely fails",
-               "factual": "the one claim of the answer most likely to be false"}
+CHECK_KINDS = {
+    "code": "one test input (the call's arguments) on which the program most likely fails",
+    "factual": "the one claim of the answer most likely to be false",
+}
 
 
 def adversarial_template(row: dict[str, Any], style: str = "default") -> str:
@@ -132,8 +147,10 @@ def adversarial_template(row: dict[str, Any], style: str = "default") -> str:
     if kind == "synthetic_sums":
         return f"{question}\n{output}\nWrong item?"
     wanted = CHECK_KINDS.get(kind, "one check most likely to fail")
-    return (f"## Task\n{question}\n\n## Answer\n{output}\n\nPropose {wanted}. Think first, then put exactly "
-            "one check in \\boxed{} at the end.")
+    return (
+        f"## Task\n{question}\n\n## Answer\n{output}\n\nPropose {wanted}. Think first, then put exactly "
+        "one check in \\boxed{} at the end."
+    )
 
 
 def check_style(style: str) -> None:
@@ -142,8 +159,9 @@ def check_style(style: str) -> None:
         raise ValueError(f"unknown template style '{style}'{did_you_mean(style, STYLES)}")
 
 
-def compose(text: str, *, style: str = "default", think: bool = False, images: int | None = None,
-            system: bool = True) -> list[dict[str, Any]]:
+def compose(
+    text: str, *, style: str = "default", think: bool = False, images: int | None = None, system: bool = True
+) -> list[dict[str, Any]]:
     """Chat messages around a template's text: the think or long-CoT instructions appended, a system
     message for ``default`` and ``long_cot`` (unless ``system`` is False), and with ``images`` (a
     count, 0 included) every content a list of parts, the user's opening with one

@@ -121,8 +121,15 @@ class Index:
         return int(content) if content.isascii() and pattern.fullmatch(content) else None
 
 
-def parse_boxed(text: str, normalize: Normalizer, *, quoted: Iterable[str] = (), max_chars: int | None = None,
-                require_critique: bool = False, require_think: bool = False) -> Verdict:
+def parse_boxed(
+    text: str,
+    normalize: Normalizer,
+    *,
+    quoted: Iterable[str] = (),
+    max_chars: int | None = None,
+    require_critique: bool = False,
+    require_think: bool = False,
+) -> Verdict:
     """Parse a critic's output into the verdict its last own box holds (never raises on the text).
 
     Args:
@@ -200,7 +207,7 @@ def find_boxes(text: str) -> list[Box] | None:
             i += 1
         if depth:
             return None
-        boxes.append(Box(match.start(), i, text[match.end():i - 1]))
+        boxes.append(Box(match.start(), i, text[match.end() : i - 1]))
     return boxes
 
 
@@ -236,7 +243,7 @@ def critique_chars(think: str | None, visible: str, boxes: list[Box]) -> int:
     """Letters and digits outside the boxes (the think block included)."""
     outside, last = [think or ""], 0
     for box in boxes:
-        outside.append(visible[last:box.start])
+        outside.append(visible[last : box.start])
         last = box.end
     outside.append(visible[last:])
     return sum(ch.isalnum() for part in outside for ch in part)

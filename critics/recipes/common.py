@@ -75,8 +75,12 @@ class RunSettings:
     def trainer_args(self) -> dict[str, Any]:
         """These settings as keyword arguments of a TRL config."""
         args = as_plain(self)
-        args.update(report_to=[] if self.report_to == "none" else [self.report_to], save_strategy="steps",
-                    disable_tqdm=False, data_seed=self.seed)
+        args.update(
+            report_to=[] if self.report_to == "none" else [self.report_to],
+            save_strategy="steps",
+            disable_tqdm=False,
+            data_seed=self.seed,
+        )
         return args
 
 
@@ -124,8 +128,12 @@ class AtomicCheckpoints:
         # saved again at the same step (e.g. the last step): the swap replaces the old one atomically
         replace_folder(os.path.join(staging, name), os.path.join(run_dir, name))
         shutil.rmtree(staging, ignore_errors=True)
-        rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
-                           best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=False)
+        rotate_checkpoints(
+            output_dir=run_dir,
+            save_total_limit=self.args.save_total_limit,
+            best_model_checkpoint=self.state.best_model_checkpoint,
+            use_mtime=False,
+        )
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
@@ -133,8 +141,11 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     root = Path(output_dir)
     if not root.is_dir():
         return None
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := CHECKPOINT.match(p.name)) and p.is_dir()
-             and (p / "trainer_state.json").is_file()]
+    found = [
+        (int(m.group(1)), p)
+        for p in root.iterdir()
+        if (m := CHECKPOINT.match(p.name)) and p.is_dir() and (p / "trainer_state.json").is_file()
+    ]
     return max(found)[1] if found else None
 
 
@@ -157,8 +168,10 @@ def resume_point(output_dir: str | Path, resume: bool) -> str | None:
             raise FileNotFoundError(f"--resume: no complete checkpoint in {output_dir}")
         return str(checkpoint)
     if checkpoint is not None:
-        raise FileExistsError(f"{output_dir} already holds {checkpoint.name}: pass --resume to continue "
-                              "that run, or choose another output_dir")
+        raise FileExistsError(
+            f"{output_dir} already holds {checkpoint.name}: pass --resume to continue "
+            "that run, or choose another output_dir"
+        )
     return None
 
 
@@ -211,8 +224,12 @@ def held_out_overlap(train, held_out, column: str = "question", shown: int = 5) 
     >>> held_out_overlap(train, held)
     {'held_out': 2, 'question_in_train': 1, 'examples': ['c']}
     """
-    if held_out is None or len(held_out) == 0 or column not in train.column_names \
-            or column not in held_out.column_names:
+    if (
+        held_out is None
+        or len(held_out) == 0
+        or column not in train.column_names
+        or column not in held_out.column_names
+    ):
         return None
     asked = set(train[column])
     ids = held_out["id"] if "id" in held_out.column_names else range(len(held_out))
@@ -251,12 +268,19 @@ class EvalSettings:
     batch_size: int = 64
 
 
-def critic_spec(template: TemplateSettings, tasks: list[str], max_new_tokens: int, lm: Any,
-                **fields: Any) -> CriticSpec:
+def critic_spec(
+    template: TemplateSettings, tasks: list[str], max_new_tokens: int, lm: Any, **fields: Any
+) -> CriticSpec:
     """The spec a recipe writes into its checkpoints: the template it trained with, the tasks of its
     records, the judgment length it was trained to write within, its model's context."""
-    return CriticSpec(tasks=tasks, style=template.style, think=template.think, max_new_tokens=max_new_tokens,
-                      context_tokens=lm.context_tokens, **fields)
+    return CriticSpec(
+        tasks=tasks,
+        style=template.style,
+        think=template.think,
+        max_new_tokens=max_new_tokens,
+        context_tokens=lm.context_tokens,
+        **fields,
+    )
 
 
 def record_tasks(dataset, task: str = "") -> list[str]:
@@ -278,8 +302,9 @@ def evaluate(trainer, dataset, settings: EvalSettings, progress: bool = True) ->
 
     from critics.eval.heldout import critique_accuracy
 
-    spec = dataclasses.replace(trainer.critic_spec, max_new_tokens=settings.max_new_tokens or
-                               trainer.critic_spec.max_new_tokens)
+    spec = dataclasses.replace(
+        trainer.critic_spec, max_new_tokens=settings.max_new_tokens or trainer.critic_spec.max_new_tokens
+    )
     return critique_accuracy(loaded(trainer), dataset, spec, batch_size=settings.batch_size, progress=progress)
 
 
@@ -341,11 +366,22 @@ def write_run_files(final: Path, config: Any, metrics: dict[str, Any], log_histo
     plot_training_curves(log_history, final / "training_curves.png", title=final.parent.name)
 
 
-def train_and_finish(config: Any, trainer, data: LoadedData, checkpoint: str | None, *, recipe: str,
-                     stage: str, stages: str, rewards: list[str], metrics: dict[str, Any],
-                     progress: bool, extra_limitations: str = "",
-                     extra_eval: Callable[[Any, Any], dict[str, float]] | None = None,
-                     evaluate_before: bool = True) -> dict[str, Any]:
+def train_and_finish(
+    config: Any,
+    trainer,
+    data: LoadedData,
+    checkpoint: str | None,
+    *,
+    recipe: str,
+    stage: str,
+    stages: str,
+    rewards: list[str],
+    metrics: dict[str, Any],
+    progress: bool,
+    extra_limitations: str = "",
+    extra_eval: Callable[[Any, Any], dict[str, float]] | None = None,
+    evaluate_before: bool = True,
+) -> dict[str, Any]:
     """The part every recipe's ``run`` shares: evaluate, train (or resume), evaluate, then write
     ``final/`` with the model, run files and model card. ``metrics`` may hold recipe extras;
     ``extra_eval(trainer)`` adds its figures to each held-out evaluation; a later stage of
@@ -368,11 +404,22 @@ def train_and_finish(config: Any, trainer, data: LoadedData, checkpoint: str | N
     accuracy = {k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v}
     with writing(config.run.output_dir, "run.output_dir"):
         write_run_files(final, config, metrics, trainer.state.log_history)
-        write_model_card(final, base_model=config.model.name_or_path, recipe=recipe, task=config.data.task or "mixed",
-                         stages=stages, config_hash=config_hash(config), rewards=rewards,
-                         steps=trainer.state.global_step,
-                         template=f"{config.template.style}{' + think' if config.template.think else ''}",
-                         verdict_format=trainer.critic_spec.verdict_format, spec=trainer.critic_spec, metrics=accuracy,
-                         sources=[config.data.train], cards=data.cards, extra_limitations=extra_limitations,
-                         overlap=data.overlap)
+        write_model_card(
+            final,
+            base_model=config.model.name_or_path,
+            recipe=recipe,
+            task=config.data.task or "mixed",
+            stages=stages,
+            config_hash=config_hash(config),
+            rewards=rewards,
+            steps=trainer.state.global_step,
+            template=f"{config.template.style}{' + think' if config.template.think else ''}",
+            verdict_format=trainer.critic_spec.verdict_format,
+            spec=trainer.critic_spec,
+            metrics=accuracy,
+            sources=[config.data.train],
+            cards=data.cards,
+            extra_limitations=extra_limitations,
+            overlap=data.overlap,
+        )
     return {"final": str(final), "metrics": metrics}

@@ -21,9 +21,20 @@ from critics.judging.chat import LocalChatModel
 from critics.judging.generation import load_model
 from critics.judging.judge import prompt_dataset
 from critics.models import ModelConfig, lora_config, precision_args
-from critics.recipes.common import (AtomicCheckpoints, BudgetLog, DataSettings, EvalSettings, RunSettings,
-                                    TemplateSettings, critic_spec, load_data, record_tasks, resume_point,
-                                    set_threads_for_cpu, train_and_finish)
+from critics.recipes.common import (
+    AtomicCheckpoints,
+    BudgetLog,
+    DataSettings,
+    EvalSettings,
+    RunSettings,
+    TemplateSettings,
+    critic_spec,
+    load_data,
+    record_tasks,
+    resume_point,
+    set_threads_for_cpu,
+    train_and_finish,
+)
 from critics.rewards import REWARDS
 from critics.rewards.verdict import VerdictReward
 
@@ -89,8 +100,12 @@ def grpo_args(config: CriticRLConfig):
     """The ``trl.GRPOConfig`` for this recipe on this machine."""
     from trl import GRPOConfig
 
-    return GRPOConfig(**config.run.trainer_args(), **precision_args(config.model),
-                      **dataclasses.asdict(config.grpo), reward_weights=config.reward_weights)
+    return GRPOConfig(
+        **config.run.trainer_args(),
+        **precision_args(config.model),
+        **dataclasses.asdict(config.grpo),
+        reward_weights=config.reward_weights,
+    )
 
 
 def build(config: CriticRLConfig):
@@ -115,18 +130,27 @@ def build(config: CriticRLConfig):
     data = load_data(config.data, config.run.seed)
     lm = load_model(config.model, freeze_vision=config.model.freeze_vision)
     if not lm.vision and has_images(data.train):
-        raise ValueError(f"{config.model.name_or_path} is a text-only model, but the records carry images: "
-                         "give a vision-language checkpoint")
-    spec = critic_spec(config.template, record_tasks(data.train, config.data.task), config.grpo.max_completion_length,
-                       lm)
+        raise ValueError(
+            f"{config.model.name_or_path} is a text-only model, but the records carry images: "
+            "give a vision-language checkpoint"
+        )
+    spec = critic_spec(
+        config.template, record_tasks(data.train, config.data.task), config.grpo.max_completion_length, lm
+    )
     train, counts = prompt_dataset(data.train, LocalChatModel(lm), spec, images=lm.vision)
     if lm.vision:  # the processor renders the images; TRL reads them from the ``images`` column
         train = load_images(train) if has_images(train) else train
         peft_config = vlm_lora_config(config.model, vision_tower(lm.model)[0])
     else:
         peft_config = lora_config(config.model)
-    trainer = CriticGRPOTrainer(model=lm.model, reward_funcs=reward_functions(config), args=grpo_args(config),
-                                train_dataset=train, processing_class=lm.processing_class, peft_config=peft_config)
+    trainer = CriticGRPOTrainer(
+        model=lm.model,
+        reward_funcs=reward_functions(config),
+        args=grpo_args(config),
+        train_dataset=train,
+        processing_class=lm.processing_class,
+        peft_config=peft_config,
+    )
     trainer.critic_spec, trainer.critic_loaded = spec, lm
     trainer.add_callback(BudgetLog(counts))
     return trainer, data
@@ -136,6 +160,15 @@ def run(config: CriticRLConfig, resume: bool = False, progress: bool = True) -> 
     """Train, evaluate before and after, and write the final checkpoint with its card."""
     checkpoint = resume_point(config.run.output_dir, resume)
     trainer, data = build(config)
-    return train_and_finish(config, trainer, data, checkpoint, recipe="critic_rl", stage="GRPO",
-                            stages="GRPO on verifiable verdicts",
-                            rewards=[type(r).__name__ for r in config.rewards], metrics={}, progress=progress)
+    return train_and_finish(
+        config,
+        trainer,
+        data,
+        checkpoint,
+        recipe="critic_rl",
+        stage="GRPO",
+        stages="GRPO on verifiable verdicts",
+        rewards=[type(r).__name__ for r in config.rewards],
+        metrics={},
+        progress=progress,
+    )

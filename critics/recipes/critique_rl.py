@@ -29,8 +29,17 @@ from critics.actors import ActorSettings
 from critics.models import ModelConfig
 from critics.recipes import critic_rl
 from critics.recipes.common import DataSettings, EvalSettings, RunSettings, TemplateSettings, train_and_finish
-from critics.recipes.staged import (attach_actor, check_refine_columns, finished_result, next_stage_model,
-                                    refine_evaluation, stage_metrics, stage_plan, stage_run, write_recipe_config)
+from critics.recipes.staged import (
+    attach_actor,
+    check_refine_columns,
+    finished_result,
+    next_stage_model,
+    refine_evaluation,
+    stage_metrics,
+    stage_plan,
+    stage_run,
+    write_recipe_config,
+)
 from critics.rewards.refinement import CritiqueRLStageTwoReward, DiscriminationReward, RefineMode
 
 
@@ -83,8 +92,9 @@ class CritiqueRLConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataSettings = field(default_factory=DataSettings)
     run: StagedRunSettings = field(default_factory=StagedRunSettings)
-    grpo: critic_rl.GRPOSettings = field(default_factory=lambda: critic_rl.GRPOSettings(
-        num_generations=4, temperature=0.7, beta=0.01))
+    grpo: critic_rl.GRPOSettings = field(
+        default_factory=lambda: critic_rl.GRPOSettings(num_generations=4, temperature=0.7, beta=0.01)
+    )
     stage_one: StageOneSettings = field(default_factory=StageOneSettings)
     stage_two: StageTwoSettings = field(default_factory=StageTwoSettings)
     template: TemplateSettings = field(default_factory=TemplateSettings)
@@ -95,16 +105,23 @@ def stage_config(config: CritiqueRLConfig, stage: str, model_path: str, reward: 
     """The ``critic_rl`` config of one stage: its model, its folder, its steps, its reward."""
     steps = config.stage_one.max_steps if stage == "stage1" else config.stage_two.max_steps
     model = ModelConfig(**{**vars(config.model), "name_or_path": model_path})
-    return critic_rl.CriticRLConfig(model=model, data=config.data, grpo=config.grpo, rewards=[reward],
-                                    run=stage_run(config.run, Path(config.run.output_dir) / stage, steps),
-                                    template=config.template, eval=config.eval)
+    return critic_rl.CriticRLConfig(
+        model=model,
+        data=config.data,
+        grpo=config.grpo,
+        rewards=[reward],
+        run=stage_run(config.run, Path(config.run.output_dir) / stage, steps),
+        template=config.template,
+        eval=config.eval,
+    )
 
 
 def stage_two_reward(config: CritiqueRLConfig) -> CritiqueRLStageTwoReward:
     """The stage-II reward, without its actor yet (``attach_actor`` sets it once the trainer exists)."""
     two = config.stage_two
-    return CritiqueRLStageTwoReward(mode=two.mode, discrimination_weight=two.discrimination_weight,
-                                    samples=two.samples, verifier=two.verifier)
+    return CritiqueRLStageTwoReward(
+        mode=two.mode, discrimination_weight=two.discrimination_weight, samples=two.samples, verifier=two.verifier
+    )
 
 
 def build_stage_two(config: CritiqueRLConfig, stage_one_model: str):
@@ -129,9 +146,19 @@ def run(config: CritiqueRLConfig, resume: bool = False, progress: bool = True) -
         trainer, data = critic_rl.build(one)
         check_refine_columns(data.train, "data.train")
         extra = _refine_eval(config, data.eval)
-        result = train_and_finish(one, trainer, data, one_checkpoint, recipe="critique_rl", stage="stage I",
-                                  stages="Critique-RL stage I (discrimination)", rewards=["DiscriminationReward"],
-                                  metrics=metrics, progress=progress, extra_eval=extra)
+        result = train_and_finish(
+            one,
+            trainer,
+            data,
+            one_checkpoint,
+            recipe="critique_rl",
+            stage="stage I",
+            stages="Critique-RL stage I (discrimination)",
+            rewards=["DiscriminationReward"],
+            metrics=metrics,
+            progress=progress,
+            extra_eval=extra,
+        )
         metrics = result["metrics"]
         write_recipe_config(Path(result["final"]), "critique_rl", config)
         del trainer
@@ -140,18 +167,27 @@ def run(config: CritiqueRLConfig, resume: bool = False, progress: bool = True) -
     stage_one_model = next_stage_model(out / "stage1", config.model.lora.r > 0)
     trainer, data = build_stage_two(config, stage_one_model)
     extra = extra or _refine_eval(config, data.eval)
-    result = train_and_finish(stage_config(config, "stage2", stage_one_model, trainer.reward_funcs[0]), trainer, data,
-                              two_checkpoint, recipe="critique_rl", stage="stage II",
-                              stages="Critique-RL stage I (discrimination), then stage II (refinement + 0.2 x "
-                                     "discrimination) from the stage-I checkpoint, KL to the stage-I critic",
-                              rewards=["DiscriminationReward", "CritiqueRLStageTwoReward"], metrics=metrics,
-                              progress=progress, extra_eval=extra, evaluate_before=False)
+    result = train_and_finish(
+        stage_config(config, "stage2", stage_one_model, trainer.reward_funcs[0]),
+        trainer,
+        data,
+        two_checkpoint,
+        recipe="critique_rl",
+        stage="stage II",
+        stages="Critique-RL stage I (discrimination), then stage II (refinement + 0.2 x "
+        "discrimination) from the stage-I checkpoint, KL to the stage-I critic",
+        rewards=["DiscriminationReward", "CritiqueRLStageTwoReward"],
+        metrics=metrics,
+        progress=progress,
+        extra_eval=extra,
+        evaluate_before=False,
+    )
     write_recipe_config(Path(result["final"]), "critique_rl", config)
     return result
 
 
 def _refine_eval(config: CritiqueRLConfig, held_out):
     check_refine_columns(held_out, "data.eval")
-    return refine_evaluation(held_out, config.actor, config.eval, samples=config.stage_two.samples,
-                             verifier=config.stage_two.verifier)
-
+    return refine_evaluation(
+        held_out, config.actor, config.eval, samples=config.stage_two.samples, verifier=config.stage_two.verifier
+    )

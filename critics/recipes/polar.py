@@ -24,12 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from critics.models import ModelConfig, lora_config, precision_args
 from critics.judging.polar import PolarBudgets, PolarEncoder, add_polar_tokens, polar_scores
 from critics.judging.records import load_records
 from critics.judging.spec import SPEC_FILE, CriticSpec
-from critics.recipes.common import (AtomicCheckpoints, RunSettings, config_hash, held_out_overlap, save_final,
-                                    set_threads_for_cpu, show_progress, write_run_files)
+from critics.models import ModelConfig, lora_config, precision_args
+from critics.recipes.common import (
+    AtomicCheckpoints,
+    RunSettings,
+    config_hash,
+    held_out_overlap,
+    save_final,
+    set_threads_for_cpu,
+    show_progress,
+    write_run_files,
+)
 from critics.recipes.staged import next_stage_model, stage_metrics, stage_plan, stage_run, write_recipe_config
 from data_pipelines.files import writing
 
@@ -98,9 +106,11 @@ def stage_data(config: PolarConfig, stage: str, seed: int):
     good, bad = PAIRS[stage]
     missing = [c for c in ("question", "reference", good, bad) if c not in train.column_names]
     if missing:
-        raise ValueError(f"data.{stage}: the records lack {', '.join(missing)} (a {stage} stage needs question, "
-                         f"reference, {good}, {bad}: the polar_{'triples' if stage == 'pretrain' else 'preference'} "
-                         "builder writes them)")
+        raise ValueError(
+            f"data.{stage}: the records lack {', '.join(missing)} (a {stage} stage needs question, "
+            f"reference, {good}, {bad}: the polar_{'triples' if stage == 'pretrain' else 'preference'} "
+            "builder writes them)"
+        )
     held_path = getattr(config.data, f"{stage}_eval")
     if held_path:
         held = load_records(held_path, cards)
@@ -118,13 +128,19 @@ def pair_accuracy(model, tokenizer, rows, stage: str, budgets: PolarBudgets, bat
     """Share of held-out rows whose good candidate scores strictly above the bad one, with its standard error."""
     rows = list(rows)
     good, bad = PAIRS[stage]
-    items = [{"question": r["question"], "reference": r["reference"], "response": r[k]} for r in rows for k in (good, bad)]
+    items = [
+        {"question": r["question"], "reference": r["reference"], "response": r[k]} for r in rows for k in (good, bad)
+    ]
     scores = polar_scores(model, tokenizer, items, budgets, batch_size=batch_size)
     wins = [scores[2 * i] > scores[2 * i + 1] for i in range(len(rows))]
     n = len(wins)
     accuracy = sum(wins) / n if n else float("nan")
-    return {"accuracy": accuracy, "stderr": math.sqrt(accuracy * (1 - accuracy) / n) if n else float("nan"), "n": n,
-            "margin": sum(scores[2 * i] - scores[2 * i + 1] for i in range(n)) / n if n else float("nan")}
+    return {
+        "accuracy": accuracy,
+        "stderr": math.sqrt(accuracy * (1 - accuracy) / n) if n else float("nan"),
+        "n": n,
+        "margin": sum(scores[2 * i] - scores[2 * i + 1] for i in range(n)) / n if n else float("nan"),
+    }
 
 
 def build_stage(config: PolarConfig, stage: str, model_path: str, train_rows):
@@ -137,29 +153,52 @@ def build_stage(config: PolarConfig, stage: str, model_path: str, train_rows):
     class PolarRewardTrainer(AtomicCheckpoints, RewardTrainer):
         """RewardTrainer whose checkpoints are written atomically."""
 
-    model_config = dataclasses.replace(config.model, name_or_path=model_path,
-                                       lora=dataclasses.replace(config.model.lora, r=0))
+    model_config = dataclasses.replace(
+        config.model, name_or_path=model_path, lora=dataclasses.replace(config.model.lora, r=0)
+    )
     model, tokenizer = load_sequence_classifier(model_config, num_labels=1)
     add_polar_tokens(tokenizer, model)
     tokenizer.padding_side = "right"
     encode = PolarEncoder(tokenizer, config.budgets)
     good, bad = PAIRS[stage]
-    pairs = datasets.Dataset.from_list([{"chosen_ids": encode(r["question"], r["reference"], r[good]),
-                                         "rejected_ids": encode(r["question"], r["reference"], r[bad])}
-                                        for r in train_rows])
+    pairs = datasets.Dataset.from_list(
+        [
+            {
+                "chosen_ids": encode(r["question"], r["reference"], r[good]),
+                "rejected_ids": encode(r["question"], r["reference"], r[bad]),
+            }
+            for r in train_rows
+        ]
+    )
     steps = getattr(config, stage).max_steps
     run = stage_run(config.run, Path(config.run.output_dir) / stage, steps or -1)
-    args = RewardConfig(**run.trainer_args(), **precision_args(config.model), num_train_epochs=1, max_length=None,
-                        center_rewards_coefficient=None)
-    trainer = PolarRewardTrainer(model=model, args=args, train_dataset=pairs, processing_class=tokenizer,
-                                 peft_config=lora_config(config.model, "SEQ_CLS"))
-    trainer.critic_spec = CriticSpec(tasks=["reference"], layout="polar", max_new_tokens=0, budgets=config.budgets,
-                                     context_tokens=config.budgets.total)
+    args = RewardConfig(
+        **run.trainer_args(),
+        **precision_args(config.model),
+        num_train_epochs=1,
+        max_length=None,
+        center_rewards_coefficient=None,
+    )
+    trainer = PolarRewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=pairs,
+        processing_class=tokenizer,
+        peft_config=lora_config(config.model, "SEQ_CLS"),
+    )
+    trainer.critic_spec = CriticSpec(
+        tasks=["reference"],
+        layout="polar",
+        max_new_tokens=0,
+        budgets=config.budgets,
+        context_tokens=config.budgets.total,
+    )
     return trainer
 
 
-def run_stage(config: PolarConfig, stage: str, model_path: str, checkpoint: str | None, metrics: dict[str, Any],
-              progress: bool) -> Path:
+def run_stage(
+    config: PolarConfig, stage: str, model_path: str, checkpoint: str | None, metrics: dict[str, Any], progress: bool
+) -> Path:
     """Train one stage (evaluating before and after) and write its ``final/`` with card and run files."""
     from critics.cards import write_model_card
 
@@ -168,8 +207,11 @@ def run_stage(config: PolarConfig, stage: str, model_path: str, checkpoint: str 
     trainer = build_stage(config, stage, model_path, train)
 
     def held_out():
-        return pair_accuracy(trainer.model, trainer.processing_class, held, stage, config.budgets,
-                             config.eval_batch_size) if len(held) else None
+        return (
+            pair_accuracy(trainer.model, trainer.processing_class, held, stage, config.budgets, config.eval_batch_size)
+            if len(held)
+            else None
+        )
 
     label = "policy discrimination" if stage == "pretrain" else "preference with references"
     if checkpoint is None:
@@ -182,14 +224,25 @@ def run_stage(config: PolarConfig, stage: str, model_path: str, checkpoint: str 
     with writing(final.parent, "run.output_dir"):
         write_run_files(final, config, metrics, trainer.state.log_history)
         write_recipe_config(final, "polar", config)  # over the stage's config: what ``critics train`` reads
-        write_model_card(final, base_model=config.model.name_or_path, recipe="polar", task="policy discriminator",
-                         stages="POLAR pre-training (policy discrimination)" if stage == "pretrain" else
-                         "POLAR fine-tuning (preferences with references)", config_hash=config_hash(config),
-                         rewards=["Bradley-Terry"], steps=trainer.state.global_step,
-                         template="prompt + reference + <|reward_sep|> + prompt + candidate + <|reward|>",
-                         verdict_format="a scalar score at <|reward|>", spec=trainer.critic_spec,
-                         metrics={k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v},
-                         sources=[getattr(config.data, stage)], cards=cards, overlap=overlap)
+        write_model_card(
+            final,
+            base_model=config.model.name_or_path,
+            recipe="polar",
+            task="policy discriminator",
+            stages="POLAR pre-training (policy discrimination)"
+            if stage == "pretrain"
+            else "POLAR fine-tuning (preferences with references)",
+            config_hash=config_hash(config),
+            rewards=["Bradley-Terry"],
+            steps=trainer.state.global_step,
+            template="prompt + reference + <|reward_sep|> + prompt + candidate + <|reward|>",
+            verdict_format="a scalar score at <|reward|>",
+            spec=trainer.critic_spec,
+            metrics={k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v},
+            sources=[getattr(config.data, stage)],
+            cards=cards,
+            overlap=overlap,
+        )
     return final
 
 
@@ -208,4 +261,3 @@ def run(config: PolarConfig, resume: bool = False, progress: bool = True) -> dic
         final = out / stage / "final"
         start = next_stage_model(out / stage, config.model.lora.r > 0, "SEQ_CLS")
     return {"final": str(final), "metrics": metrics}
-

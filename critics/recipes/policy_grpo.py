@@ -114,16 +114,28 @@ def critic_reward(settings: CriticRewardSettings):
     """The TRL reward callable for the configured critic (async, so TRL overlaps it with others)."""
     from critics.serving import open_critic, reward_function
 
-    options = dict(task=settings.task, both_orders=settings.both_orders, timeout=settings.timeout,
-                   reference_column=settings.reference_column, response_format=settings.response_format)
+    options = dict(
+        task=settings.task,
+        both_orders=settings.both_orders,
+        timeout=settings.timeout,
+        reference_column=settings.reference_column,
+        response_format=settings.response_format,
+    )
     if settings.url:
         overrides = [k for k in ("style", "think", "max_new_tokens") if getattr(settings, k) is not None]
         if overrides or settings.soft:
-            raise ValueError(f"critic.{', critic.'.join(overrides or ['soft'])}: a served critic judges by its own "
-                             "spec; set them where it is served")
+            raise ValueError(
+                f"critic.{', critic.'.join(overrides or ['soft'])}: a served critic judges by its own "
+                "spec; set them where it is served"
+            )
         return reward_function(settings.url, asynchronous=True, api_key=settings.api_key or None, **options)
-    critic = open_critic(settings.checkpoint, soft=settings.soft, style=settings.style, think=settings.think,
-                         max_new_tokens=settings.max_new_tokens)
+    critic = open_critic(
+        settings.checkpoint,
+        soft=settings.soft,
+        style=settings.style,
+        think=settings.think,
+        max_new_tokens=settings.max_new_tokens,
+    )
     return reward_function(critic, asynchronous=True, **options)
 
 
@@ -134,7 +146,9 @@ def load_prompts(settings: PolicyDataSettings, seed: int):
 
     def with_prompt(dataset):
         if column not in dataset.column_names:
-            raise ValueError(f"data.question_column '{column}' is not a column (found: {', '.join(dataset.column_names)})")
+            raise ValueError(
+                f"data.question_column '{column}' is not a column (found: {', '.join(dataset.column_names)})"
+            )
         return dataset.map(lambda row: {"prompt": [{"role": "user", "content": row[column]}]})
 
     train = with_prompt(load_records(settings.train, cards))
@@ -163,11 +177,21 @@ def build(config: PolicyGRPOConfig):
     if config.critic is not None and (config.critic.url or config.critic.checkpoint):
         rewards.append(critic_reward(config.critic))
         weights.append(config.critic.weight)
-    args = GRPOConfig(**config.run.trainer_args(), **precision_args(config.model),
-                      **dataclasses.asdict(config.grpo), reward_weights=weights)
+    args = GRPOConfig(
+        **config.run.trainer_args(),
+        **precision_args(config.model),
+        **dataclasses.asdict(config.grpo),
+        reward_weights=weights,
+    )
     lm = load_model(config.model, kind="causal")
-    trainer = PolicyGRPOTrainer(model=lm.model, reward_funcs=rewards, args=args, train_dataset=train,
-                                processing_class=lm.tokenizer, peft_config=lora_config(config.model))
+    trainer = PolicyGRPOTrainer(
+        model=lm.model,
+        reward_funcs=rewards,
+        args=args,
+        train_dataset=train,
+        processing_class=lm.tokenizer,
+        peft_config=lora_config(config.model),
+    )
     trainer.critic_loaded = lm  # the policy, for its held-out answers
     return trainer, held_out, cards
 
@@ -179,8 +203,13 @@ def task_accuracy(trainer, dataset, config: PolicyGRPOConfig, progress: bool = T
     from critics.judging.generation import generate
     from critics.rewards.answer import AnswerReward
 
-    texts = generate(loaded(trainer), dataset["prompt"], max_new_tokens=config.eval.max_new_tokens,
-                     batch_size=config.eval.batch_size, progress=progress)
+    texts = generate(
+        loaded(trainer),
+        dataset["prompt"],
+        max_new_tokens=config.eval.max_new_tokens,
+        batch_size=config.eval.batch_size,
+        progress=progress,
+    )
     check = AnswerReward(verifier=config.eval.verifier, answer_column="answer", options=config.eval.verifier_options)
     scores = [s for s in check(None, texts, answer=dataset[config.data.answer_column]) if s is not None]
     if not scores:
@@ -203,19 +232,32 @@ def run(config: PolicyGRPOConfig, resume: bool = False, progress: bool = True) -
     metrics["after GRPO"] = task_accuracy(trainer, held_out, config, progress)
     critic = next((r for r in trainer.reward_funcs if hasattr(r, "failed")), None)
     if critic is not None:
-        metrics["critic"] = {"failed_items": critic.failed, "invalid_verdicts": critic.invalid,
-                             "too_long": critic.too_long}
+        metrics["critic"] = {
+            "failed_items": critic.failed,
+            "invalid_verdicts": critic.invalid,
+            "too_long": critic.too_long,
+        }
     metrics["held_out_overlap"] = held_out_overlap(trainer.train_dataset, held_out, config.data.question_column)
     final = save_final(trainer, config.run.output_dir)
     names = [getattr(r, "__name__", type(r).__name__) for r in trainer.reward_funcs]
     with writing(config.run.output_dir, "run.output_dir"):
         write_run_files(final, config, metrics, trainer.state.log_history)
-        write_model_card(final, base_model=config.model.name_or_path, recipe="policy_grpo", task="policy",
-                         stages="GRPO with a critic as reward", config_hash=config_hash(config), rewards=names,
-                         steps=trainer.state.global_step, template="chat (question as the user message)",
-                         verdict_format="n/a (a policy)",
-                         metrics={k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v},
-                         sources=[config.data.train], cards=cards, overlap=metrics["held_out_overlap"],
-                         extra_limitations="A policy trained against a critic inherits the critic's blind spots: "
-                                           "compare task accuracy (a rule check) with the critic's reward.")
+        write_model_card(
+            final,
+            base_model=config.model.name_or_path,
+            recipe="policy_grpo",
+            task="policy",
+            stages="GRPO with a critic as reward",
+            config_hash=config_hash(config),
+            rewards=names,
+            steps=trainer.state.global_step,
+            template="chat (question as the user message)",
+            verdict_format="n/a (a policy)",
+            metrics={k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v},
+            sources=[config.data.train],
+            cards=cards,
+            overlap=metrics["held_out_overlap"],
+            extra_limitations="A policy trained against a critic inherits the critic's blind spots: "
+            "compare task accuracy (a rule check) with the critic's reward.",
+        )
     return {"final": str(final), "metrics": metrics}

@@ -26,8 +26,17 @@ from critics.models import ModelConfig
 from critics.recipes import critic_rl, sft
 from critics.recipes.common import DataSettings, EvalSettings, TemplateSettings, train_and_finish
 from critics.recipes.critique_rl import StagedRunSettings
-from critics.recipes.staged import (attach_actor, check_refine_columns, finished_result, next_stage_model,
-                                    refine_evaluation, stage_metrics, stage_plan, stage_run, write_recipe_config)
+from critics.recipes.staged import (
+    attach_actor,
+    check_refine_columns,
+    finished_result,
+    next_stage_model,
+    refine_evaluation,
+    stage_metrics,
+    stage_plan,
+    stage_run,
+    write_recipe_config,
+)
 from critics.rewards.refinement import RefCriticReward
 
 
@@ -61,8 +70,9 @@ class RefCriticConfig:
     actor: ActorSettings = field(kw_only=True)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataSettings = field(default_factory=DataSettings)
-    run: StagedRunSettings = field(default_factory=lambda: StagedRunSettings(output_dir="outputs/refcritic",
-                                                                             learning_rate=1e-6))
+    run: StagedRunSettings = field(
+        default_factory=lambda: StagedRunSettings(output_dir="outputs/refcritic", learning_rate=1e-6)
+    )
     cold_start: ColdStartSettings = field(default_factory=ColdStartSettings)
     grpo_steps: int = 200
     grpo: critic_rl.GRPOSettings = field(default_factory=lambda: critic_rl.GRPOSettings(max_completion_length=4096))
@@ -75,16 +85,29 @@ def cold_start_config(config: RefCriticConfig) -> sft.SFTRecipeConfig:
     """The ``sft`` config of the cold start."""
     run = stage_run(config.run, Path(config.run.output_dir) / "cold_start", config.cold_start.max_steps)
     run.learning_rate = config.cold_start.learning_rate
-    return sft.SFTRecipeConfig(model=config.model, data=config.data, run=run, critiques=config.cold_start.critiques,
-                               template=config.template, eval=config.eval, max_length=config.cold_start.max_length)
+    return sft.SFTRecipeConfig(
+        model=config.model,
+        data=config.data,
+        run=run,
+        critiques=config.cold_start.critiques,
+        template=config.template,
+        eval=config.eval,
+        max_length=config.cold_start.max_length,
+    )
 
 
 def grpo_config(config: RefCriticConfig, model_path: str, reward: Any) -> critic_rl.CriticRLConfig:
     """The ``critic_rl`` config of the GRPO stage."""
     model = ModelConfig(**{**vars(config.model), "name_or_path": model_path})
-    return critic_rl.CriticRLConfig(model=model, data=config.data, grpo=config.grpo, rewards=[reward],
-                                    run=stage_run(config.run, Path(config.run.output_dir) / "grpo", config.grpo_steps),
-                                    template=config.template, eval=config.eval)
+    return critic_rl.CriticRLConfig(
+        model=model,
+        data=config.data,
+        grpo=config.grpo,
+        rewards=[reward],
+        run=stage_run(config.run, Path(config.run.output_dir) / "grpo", config.grpo_steps),
+        template=config.template,
+        eval=config.eval,
+    )
 
 
 def build_grpo(config: RefCriticConfig, cold_start_model: str):
@@ -113,15 +136,25 @@ def run(config: RefCriticConfig, resume: bool = False, progress: bool = True) ->
     start = next_stage_model(out / "cold_start", config.model.lora.r > 0)
     trainer, data = build_grpo(config, start)
     check_refine_columns(data.eval, "data.eval")
-    extra = refine_evaluation(data.eval, config.actor, config.eval, samples=config.reward.k,
-                              verifier=config.reward.verifier)
+    extra = refine_evaluation(
+        data.eval, config.actor, config.eval, samples=config.reward.k, verifier=config.reward.verifier
+    )
     if grpo_checkpoint is None and metrics.get("after SFT"):  # the cold-start critic's refinement: GRPO's baseline
         metrics["after SFT"] = {**metrics["after SFT"], **extra(trainer)}
-    result = train_and_finish(grpo_config(config, start, trainer.reward_funcs[0]), trainer, data, grpo_checkpoint,
-                              recipe="refcritic", stage="GRPO",
-                              stages="RefCritic: cold-start SFT on verdict-filtered long-CoT critiques, then GRPO "
-                                     "with r = 1[verdict right] + lambda x refinement accuracy",
-                              rewards=["RefCriticReward"], metrics=metrics, progress=progress, extra_eval=extra,
-                              evaluate_before=False)
+    result = train_and_finish(
+        grpo_config(config, start, trainer.reward_funcs[0]),
+        trainer,
+        data,
+        grpo_checkpoint,
+        recipe="refcritic",
+        stage="GRPO",
+        stages="RefCritic: cold-start SFT on verdict-filtered long-CoT critiques, then GRPO "
+        "with r = 1[verdict right] + lambda x refinement accuracy",
+        rewards=["RefCriticReward"],
+        metrics=metrics,
+        progress=progress,
+        extra_eval=extra,
+        evaluate_before=False,
+    )
     write_recipe_config(Path(result["final"]), "refcritic", config)
     return result

@@ -47,8 +47,9 @@ class RLACSide:
     """One of the two trainers: its model, GRPO knobs, learning rate and batch size."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    grpo: GRPOSettings = field(default_factory=lambda: GRPOSettings(num_generations=8, beta=0.0,
-                                                                    max_completion_length=256))
+    grpo: GRPOSettings = field(
+        default_factory=lambda: GRPOSettings(num_generations=8, beta=0.0, max_completion_length=256)
+    )
     learning_rate: float = 1e-6
     per_device_train_batch_size: int = 8
     gradient_accumulation_steps: int = 1
@@ -93,15 +94,20 @@ class RLACConfig:
     def __post_init__(self) -> None:
         for name in ("generator", "critic"):
             side: RLACSide = getattr(self, name)
-            generate_every = (side.grpo.generation_batch_size or side.per_device_train_batch_size *
-                              side.gradient_accumulation_steps) // side.per_device_train_batch_size
+            generate_every = (
+                side.grpo.generation_batch_size or side.per_device_train_batch_size * side.gradient_accumulation_steps
+            ) // side.per_device_train_batch_size
             every = generate_every * side.grpo.num_iterations
             steps = self.critic_steps if name == "critic" else self.steps_per_round
             if (steps * side.gradient_accumulation_steps) % every:
-                key = "critic_steps_per_round" if name == "critic" and self.critic_steps_per_round else "steps_per_round"
-                raise ValueError(f"{key} ({steps}) x {name}.gradient_accumulation_steps must be "
-                                 f"a multiple of steps_per_generation x num_iterations ({every}), or a round would "
-                                 "train on generations left over from the previous one")
+                key = (
+                    "critic_steps_per_round" if name == "critic" and self.critic_steps_per_round else "steps_per_round"
+                )
+                raise ValueError(
+                    f"{key} ({steps}) x {name}.gradient_accumulation_steps must be "
+                    f"a multiple of steps_per_generation x num_iterations ({every}), or a round would "
+                    "train on generations left over from the previous one"
+                )
         if self.rounds < 1 or self.steps_per_round < 1 or self.critic_steps_per_round < 0:
             raise ValueError("rounds and steps_per_round must be at least 1, critic_steps_per_round at least 0")
         if not 0.0 <= self.explore <= 1.0:
@@ -114,6 +120,7 @@ class RLACConfig:
 
 
 # -- prompts ---------------------------------------------------------------------------------
+
 
 def synthetic_prompts(n: int, items: int, seed: int, largest: int = 99) -> list[dict[str, Any]]:
     """The toy multi-item task: add ``items`` pairs of numbers up to ``largest``, one ``a+b=c`` line each.
@@ -133,7 +140,9 @@ def load_prompts(config: RLACConfig) -> list[dict[str, Any]]:
     """Every prompt the rounds draw from."""
     if not config.data.train:
         if config.validator != "synthetic_sums":
-            raise ValueError("data.train is empty: give prompts with validator specs (only synthetic_sums generates its own)")
+            raise ValueError(
+                "data.train is empty: give prompts with validator specs (only synthetic_sums generates its own)"
+            )
         return synthetic_prompts(config.data.synthetic_size, config.data.synthetic_items, config.seed)
     from critics.judging.records import load_records
 
@@ -158,6 +167,7 @@ def round_rows(pool: list[dict[str, Any]], n: int, round_index: int, seed: int) 
 
 # -- the driver ------------------------------------------------------------------------------
 
+
 def _trainer(side: RLACSide, config: RLACConfig, name: str, reward, dataset, model, tokenizer, steps: int):
     """A GRPOTrainer of ``steps`` per round whose optimizer and schedule span all rounds (created here,
     passed in)."""
@@ -165,16 +175,35 @@ def _trainer(side: RLACSide, config: RLACConfig, name: str, reward, dataset, mod
     from transformers import get_scheduler
     from trl import GRPOConfig, GRPOTrainer
 
-    args = GRPOConfig(output_dir=str(Path(config.output_dir) / name), max_steps=steps,
-                      per_device_train_batch_size=side.per_device_train_batch_size,
-                      gradient_accumulation_steps=side.gradient_accumulation_steps, learning_rate=side.learning_rate,
-                      logging_steps=config.logging_steps, save_strategy="no", report_to=[], seed=config.seed,
-                      disable_tqdm=True, **precision_args(side.model), **dataclasses.asdict(side.grpo))
+    args = GRPOConfig(
+        output_dir=str(Path(config.output_dir) / name),
+        max_steps=steps,
+        per_device_train_batch_size=side.per_device_train_batch_size,
+        gradient_accumulation_steps=side.gradient_accumulation_steps,
+        learning_rate=side.learning_rate,
+        logging_steps=config.logging_steps,
+        save_strategy="no",
+        report_to=[],
+        seed=config.seed,
+        disable_tqdm=True,
+        **precision_args(side.model),
+        **dataclasses.asdict(side.grpo),
+    )
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=side.learning_rate)
-    schedule = get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=config.warmup_steps,
-                             num_training_steps=config.rounds * steps)
-    return GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=dataset, processing_class=tokenizer,
-                       optimizers=(optimizer, schedule))
+    schedule = get_scheduler(
+        config.lr_scheduler_type,
+        optimizer,
+        num_warmup_steps=config.warmup_steps,
+        num_training_steps=config.rounds * steps,
+    )
+    return GRPOTrainer(
+        model=model,
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        optimizers=(optimizer, schedule),
+    )
 
 
 def _unwrap(trainer) -> None:
@@ -188,15 +217,27 @@ def _unwrap(trainer) -> None:
 def generator_dataset(rows: list[dict[str, Any]]):
     import datasets
 
-    return datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}], "prompt_text": r["prompt"],
-                                        "spec": json.dumps(r["spec"])} for r in rows])
+    return datasets.Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": r["prompt"]}],
+                "prompt_text": r["prompt"],
+                "spec": json.dumps(r["spec"]),
+            }
+            for r in rows
+        ]
+    )
 
 
 def critic_dataset(rows: list[dict[str, Any]], outputs: list[str], validator: str):
     import datasets
 
-    return datasets.Dataset.from_list([{"prompt": critic_prompt(r["prompt"], o, validator), "output": o,
-                                        "spec": json.dumps(r["spec"])} for r, o in zip(rows, outputs)])
+    return datasets.Dataset.from_list(
+        [
+            {"prompt": critic_prompt(r["prompt"], o, validator), "output": o, "spec": json.dumps(r["spec"])}
+            for r, o in zip(rows, outputs)
+        ]
+    )
 
 
 ROUND = "round-{}"
@@ -208,8 +249,9 @@ def latest_round(out: Path) -> int | None:
     return max(done) if done else None
 
 
-def save_round(out: Path, r: int, gen, crit, checker: Checker, log: list[dict[str, Any]],
-               spec: CriticSpec | None = None) -> Path:
+def save_round(
+    out: Path, r: int, gen, crit, checker: Checker, log: list[dict[str, Any]], spec: CriticSpec | None = None
+) -> Path:
     """Both models, optimizers and schedules, the checker's counters and the log (and the critic's
     spec beside its weights): staged, then swapped in (``data_pipelines.files``)."""
     import shutil
@@ -223,13 +265,18 @@ def save_round(out: Path, r: int, gen, crit, checker: Checker, log: list[dict[st
                 _unwrap(trainer)
                 trainer.model.save_pretrained(str(staging / name))
                 trainer.processing_class.save_pretrained(str(staging / name))
-                torch.save({"optimizer": trainer.optimizer.state_dict(), "scheduler": trainer.lr_scheduler.state_dict()},
-                           staging / name / "optimizer.pt")
+                torch.save(
+                    {"optimizer": trainer.optimizer.state_dict(), "scheduler": trainer.lr_scheduler.state_dict()},
+                    staging / name / "optimizer.pt",
+                )
             if spec is not None:
                 spec.save(staging / "critic")
-            (staging / "state.json").write_text(json.dumps({"round": r, "counters": checker.counters(),
-                                                            "rng": repr(checker.rng.getstate()), "log": log},
-                                                           default=str))
+            (staging / "state.json").write_text(
+                json.dumps(
+                    {"round": r, "counters": checker.counters(), "rng": repr(checker.rng.getstate()), "log": log},
+                    default=str,
+                )
+            )
         for old in out.glob("round-*"):  # keep the newest complete round only
             if old != final:
                 shutil.rmtree(old, ignore_errors=True)
@@ -258,31 +305,60 @@ def run(config: RLACConfig, resume: bool = False, progress: bool = True) -> dict
     recover_all(out)  # a round swap a crash interrupted
     last = latest_round(out)
     if last is not None and not resume:
-        raise FileExistsError(f"{out} already holds {ROUND.format(last)}: pass --resume to continue that run, "
-                              "or choose another output_dir")
+        raise FileExistsError(
+            f"{out} already holds {ROUND.format(last)}: pass --resume to continue that run, "
+            "or choose another output_dir"
+        )
     if resume and last is None:
         raise FileNotFoundError(f"--resume: no complete round in {out}")
     saved = out / ROUND.format(last) if last is not None else None
     pool = load_prompts(config)
     generator = _load(config.generator.model, saved / "generator" if saved else None)
     critic = _load(config.critic.model, saved / "critic" if saved else None)
-    spec = CriticSpec(tasks=["adversarial"], max_new_tokens=config.critic.grpo.max_completion_length,
-                      temperature=config.critic_temperature, validator=config.validator,
-                      context_tokens=critic.context_tokens)
+    spec = CriticSpec(
+        tasks=["adversarial"],
+        max_new_tokens=config.critic.grpo.max_completion_length,
+        temperature=config.critic_temperature,
+        validator=config.validator,
+        context_tokens=critic.context_tokens,
+    )
     checker = Checker(config.validator, config.fallback, config.seed)
     auditor = Checker(config.validator, config.fallback, config.seed + 1)  # audits are not part of the budget
     per_round = config.data.prompts_per_round or config.steps_per_round * max(
-        1, config.generator.per_device_train_batch_size // config.generator.grpo.num_generations)
-    critic_rows = config.critic_steps * max(1, config.critic.per_device_train_batch_size //
-                                            config.critic.grpo.num_generations)
+        1, config.generator.per_device_train_batch_size // config.generator.grpo.num_generations
+    )
+    critic_rows = config.critic_steps * max(
+        1, config.critic.per_device_train_batch_size // config.critic.grpo.num_generations
+    )
     first = round_rows(pool, per_round, 0, config.seed)
-    generator_reward = GeneratorReward(checker, critic, max_new_tokens=config.critic.grpo.max_completion_length,
-                                       temperature=config.critic_temperature, explore=config.explore, seed=config.seed)
-    gen = _trainer(config.generator, config, "generator", generator_reward,
-                   generator_dataset(first), generator.model, generator.tokenizer, config.steps_per_round)
-    crit = _trainer(config.critic, config, "critic", CriticReward(checker, config.critic_invalid_reward),
-                    critic_dataset(first, [r["prompt"] for r in first], config.validator), critic.model,
-                    critic.tokenizer, config.critic_steps)
+    generator_reward = GeneratorReward(
+        checker,
+        critic,
+        max_new_tokens=config.critic.grpo.max_completion_length,
+        temperature=config.critic_temperature,
+        explore=config.explore,
+        seed=config.seed,
+    )
+    gen = _trainer(
+        config.generator,
+        config,
+        "generator",
+        generator_reward,
+        generator_dataset(first),
+        generator.model,
+        generator.tokenizer,
+        config.steps_per_round,
+    )
+    crit = _trainer(
+        config.critic,
+        config,
+        "critic",
+        CriticReward(checker, config.critic_invalid_reward),
+        critic_dataset(first, [r["prompt"] for r in first], config.validator),
+        critic.model,
+        critic.tokenizer,
+        config.critic_steps,
+    )
     log: list[dict[str, Any]] = []
     if saved:
         state = json.loads((saved / "state.json").read_text())
@@ -303,19 +379,31 @@ def run(config: RLACConfig, resume: bool = False, progress: bool = True) -> dict
         entry["generator_log"] = [e for e in gen.state.log_history if "reward" in e]
         entry["generator_lr"] = gen.lr_scheduler.get_last_lr()[0]
         sample = round_rows(pool, config.audit_size, 10_000 + r, config.seed)
-        outputs = generate(generator, [[{"role": "user", "content": s["prompt"]}] for s in sample],
-                           config.generator.grpo.max_completion_length, 0.0)
-        critiques = generate(critic, [critic_prompt(s["prompt"], o, config.validator)
-                                      for s, o in zip(sample, outputs)],
-                             config.critic.grpo.max_completion_length, 0.0)
+        outputs = generate(
+            generator,
+            [[{"role": "user", "content": s["prompt"]}] for s in sample],
+            config.generator.grpo.max_completion_length,
+            0.0,
+        )
+        critiques = generate(
+            critic,
+            [critic_prompt(s["prompt"], o, config.validator) for s, o in zip(sample, outputs)],
+            config.critic.grpo.max_completion_length,
+            0.0,
+        )
         entry["audit"] = audit(auditor, sample, outputs, critiques)
-        entry["audit"]["divergence"] = (entry["audit"]["validator_pass_rate"] - entry["audit"]["true_correctness"]
-                                        > config.divergence_gap)
+        entry["audit"]["divergence"] = (
+            entry["audit"]["validator_pass_rate"] - entry["audit"]["true_correctness"] > config.divergence_gap
+        )
         generator_calls = checker.calls
         if config.train_critic:
-            seen = rows[:max(critic_rows, 1)]  # as many fresh outputs as the critic's steps use
-            fresh = generate(generator, [[{"role": "user", "content": row["prompt"]}] for row in seen],
-                             config.generator.grpo.max_completion_length, config.generator.grpo.temperature)
+            seen = rows[: max(critic_rows, 1)]  # as many fresh outputs as the critic's steps use
+            fresh = generate(
+                generator,
+                [[{"role": "user", "content": row["prompt"]}] for row in seen],
+                config.generator.grpo.max_completion_length,
+                config.generator.grpo.temperature,
+            )
             _unwrap(crit)
             crit.train_dataset = critic_dataset(seen, fresh, config.validator)
             crit.train()
@@ -330,12 +418,19 @@ def run(config: RLACConfig, resume: bool = False, progress: bool = True) -> dict
         with writing(out, "output_dir"):
             (out / "rounds.json").write_text(json.dumps(log, indent=2, default=str))
         final = save_round(out, r, gen, crit, checker, log, spec)
-        print(f"round {r}: generator reward {_mean(entry['generator_log'], 'reward'):.3f}, critic reward "
-              f"{_mean(entry['critic_log'], 'reward'):.3f}, audit {entry['audit']}, validator calls "
-              f"{entry['accounting']['validator_calls']} (exhaustive: {entry['accounting']['exhaustive_calls']})")
+        print(
+            f"round {r}: generator reward {_mean(entry['generator_log'], 'reward'):.3f}, critic reward "
+            f"{_mean(entry['critic_log'], 'reward'):.3f}, audit {entry['audit']}, validator calls "
+            f"{entry['accounting']['validator_calls']} (exhaustive: {entry['accounting']['exhaustive_calls']})"
+        )
     final = out / ROUND.format(config.rounds - 1)
-    return {"final": str(final), "rounds": log, "generator": gen, "critic": crit,
-            "metrics": {f"round {e['round']}": {**e["audit"], **e["accounting"]} for e in log}}
+    return {
+        "final": str(final),
+        "rounds": log,
+        "generator": gen,
+        "critic": crit,
+        "metrics": {f"round {e['round']}": {**e["audit"], **e["accounting"]} for e in log},
+    }
 
 
 def _load(model: ModelConfig, saved: Path | None) -> LoadedModel:

@@ -58,8 +58,12 @@ class Checker:
         return str(getattr(result, "value", result))
 
     def counters(self) -> dict[str, int]:
-        return {"validator_calls": self.calls, "exhaustive_calls": self.exhaustive, "invalid_checks": self.invalid,
-                "fallback_checks": self.fallbacks}
+        return {
+            "validator_calls": self.calls,
+            "exhaustive_calls": self.exhaustive,
+            "invalid_checks": self.invalid,
+            "fallback_checks": self.fallbacks,
+        }
 
 
 def generate(lm: LoadedModel, conversations: list[list[dict]], max_new_tokens: int, temperature: float) -> list[str]:
@@ -77,8 +81,16 @@ class GeneratorReward:
 
     __name__ = "rlac_generator_reward"
 
-    def __init__(self, checker: Checker, critic: LoadedModel, *, max_new_tokens: int, temperature: float = 0.0,
-                 explore: float = 0.0, seed: int = 0):
+    def __init__(
+        self,
+        checker: Checker,
+        critic: LoadedModel,
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        explore: float = 0.0,
+        seed: int = 0,
+    ):
         self.checker, self.critic, self.explore = checker, critic, explore
         self.max_new_tokens, self.temperature = max_new_tokens, temperature
         self.rng = random.Random(seed + 7)
@@ -90,9 +102,17 @@ class GeneratorReward:
         specs = [json.loads(row["spec"]) for row in rows]
         explored = [self._random_check(output, spec) for output, spec in zip(outputs, specs)]
         asked = [i for i, check in enumerate(explored) if check is None]  # the critic writes only these checks
-        critiques = dict(zip(asked, generate(
-            self.critic, [critic_prompt(rows[i]["prompt_text"], outputs[i], self.checker.name) for i in asked],
-            self.max_new_tokens, self.temperature)))
+        critiques = dict(
+            zip(
+                asked,
+                generate(
+                    self.critic,
+                    [critic_prompt(rows[i]["prompt_text"], outputs[i], self.checker.name) for i in asked],
+                    self.max_new_tokens,
+                    self.temperature,
+                ),
+            )
+        )
         out: list[float | None] = []
         for i, (output, spec) in enumerate(zip(outputs, specs)):
             check = explored[i] if i not in critiques else self.checker.check(critiques[i], output, spec)[0]

@@ -23,9 +23,20 @@ from critics.judging.judge import conversation, fitted_prompt
 from critics.judging.spec import CriticSpec
 from critics.judging.tasks import expected_verdict, read_verdict, render
 from critics.models import ModelConfig, lora_config, precision_args
-from critics.recipes.common import (AtomicCheckpoints, BudgetLog, DataSettings, EvalSettings, RunSettings,
-                                    TemplateSettings, critic_spec, load_data, record_tasks, resume_point,
-                                    set_threads_for_cpu, train_and_finish)
+from critics.recipes.common import (
+    AtomicCheckpoints,
+    BudgetLog,
+    DataSettings,
+    EvalSettings,
+    RunSettings,
+    TemplateSettings,
+    critic_spec,
+    load_data,
+    record_tasks,
+    resume_point,
+    set_threads_for_cpu,
+    train_and_finish,
+)
 
 
 @dataclass
@@ -57,7 +68,9 @@ class CritiqueSettings:
 
     def __post_init__(self) -> None:
         if self.backend == "openai" and not (self.teacher and self.base_url):
-            raise ValueError("critiques.backend 'openai' needs critiques.teacher (the served name) and critiques.base_url")
+            raise ValueError(
+                "critiques.backend 'openai' needs critiques.teacher (the served name) and critiques.base_url"
+            )
 
 
 @dataclass
@@ -70,9 +83,11 @@ class SFTRecipeConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataSettings = field(default_factory=DataSettings)
-    run: RunSettings = field(default_factory=lambda: RunSettings(
-        output_dir="outputs/sft", max_steps=500, learning_rate=1e-5, lr_scheduler_type="cosine",
-        warmup_steps=0.03))
+    run: RunSettings = field(
+        default_factory=lambda: RunSettings(
+            output_dir="outputs/sft", max_steps=500, learning_rate=1e-5, lr_scheduler_type="cosine", warmup_steps=0.03
+        )
+    )
     critiques: CritiqueSettings = field(default_factory=CritiqueSettings)
     template: TemplateSettings = field(default_factory=TemplateSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
@@ -84,9 +99,14 @@ class SFTRecipeConfig:
             raise ValueError(f"max_new_tokens must be a positive int or null, got {self.max_new_tokens}")
 
 
-def filter_critiques(rows: list[dict[str, Any]], critiques: list[list[str]], template: TemplateSettings,
-                     keep_per_row: int = 1, images: bool = False,
-                     prompt: Any = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def filter_critiques(
+    rows: list[dict[str, Any]],
+    critiques: list[list[str]],
+    template: TemplateSettings,
+    keep_per_row: int = 1,
+    images: bool = False,
+    prompt: Any = None,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Keep critiques whose verdict matches the label; return SFT rows and what happened to the rest.
 
     With ``images`` the prompts are vision-language prompts and each kept row carries its
@@ -105,8 +125,10 @@ def filter_critiques(rows: list[dict[str, Any]], critiques: list[list[str]], tem
         taken = 0
         paths = list(row.get("images") or []) if images else []
         if prompt is None:
-            messages, status = render(row, style=template.style, think=template.think,
-                                      images=len(paths) if images else None), "ok"
+            messages, status = (
+                render(row, style=template.style, think=template.think, images=len(paths) if images else None),
+                "ok",
+            )
         else:
             messages, status = prompt(row)
         if messages is None:
@@ -115,11 +137,15 @@ def filter_critiques(rows: list[dict[str, Any]], critiques: list[list[str]], tem
         stats["prompt cut"] += status == "truncated"
         for text in texts:
             verdict = read_verdict(text, row)
-            reason = ("wrong verdict" if verdict.ok and verdict.value != expected_verdict(row)
-                      else verdict.reason)
+            reason = "wrong verdict" if verdict.ok and verdict.value != expected_verdict(row) else verdict.reason
             if reason == "ok" and taken < keep_per_row:
-                kept.append({"prompt": messages, "completion": [{"role": "assistant", "content": text}],
-                             **({"images": paths} if images else {})})
+                kept.append(
+                    {
+                        "prompt": messages,
+                        "completion": [{"role": "assistant", "content": text}],
+                        **({"images": paths} if images else {}),
+                    }
+                )
                 taken += 1
                 stats["kept"] += 1
             else:
@@ -135,8 +161,10 @@ def collect_critiques(config: SFTRecipeConfig, dataset) -> list[list[str]]:
         return _teacher_critiques(config, dataset)
     column = config.critiques.column
     if column not in dataset.column_names:
-        raise ValueError(f"critiques.column '{column}' is not a column of the training records "
-                         f"({', '.join(dataset.column_names)}); set it, or set critiques.teacher")
+        raise ValueError(
+            f"critiques.column '{column}' is not a column of the training records "
+            f"({', '.join(dataset.column_names)}); set it, or set critiques.teacher"
+        )
     return [[c] if isinstance(c, str) else list(c or []) for c in dataset[column]]
 
 
@@ -154,17 +182,23 @@ def _teacher_critiques(config: SFTRecipeConfig, dataset) -> list[list[str]]:
     teacher = make_chat_model(settings.backend, settings.teacher, **options)
     try:
         if has_images(dataset) and not teacher.supports_images:
-            raise ValueError(f"the records carry images, but critiques.teacher {settings.teacher!r} "
-                             f"({settings.backend}) cannot see them: use a vision-language teacher with "
-                             "backend 'transformers', or give the critiques in a column (critiques.column)")
+            raise ValueError(
+                f"the records carry images, but critiques.teacher {settings.teacher!r} "
+                f"({settings.backend}) cannot see them: use a vision-language teacher with "
+                "backend 'transformers', or give the critiques in a column (critiques.column)"
+            )
         spec = CriticSpec(tasks=record_tasks(dataset), style=config.template.style, think=config.template.think)
         conversations = [conversation(r, spec, teacher.supports_images) for r in dataset]
-        texts = teacher.generate(conversations, max_new_tokens=settings.max_new_tokens,
-                                 temperature=settings.temperature, n=settings.samples_per_row)
+        texts = teacher.generate(
+            conversations,
+            max_new_tokens=settings.max_new_tokens,
+            temperature=settings.temperature,
+            n=settings.samples_per_row,
+        )
     finally:
         teacher.close()
     k = settings.samples_per_row
-    return [texts[i:i + k] for i in range(0, len(texts), k)]
+    return [texts[i : i + k] for i in range(0, len(texts), k)]
 
 
 def judgment_length(tokenizer, rows: list[dict[str, Any]]) -> int:
@@ -187,14 +221,21 @@ def build(config: SFTRecipeConfig):
     data = load_data(config.data, config.run.seed)
     lm = load_model(config.model, freeze_vision=config.model.freeze_vision)
     if not lm.vision and has_images(data.train):
-        raise ValueError(f"{config.model.name_or_path} is a text-only model, but the records carry images: "
-                         "give a vision-language checkpoint")
+        raise ValueError(
+            f"{config.model.name_or_path} is a text-only model, but the records carry images: "
+            "give a vision-language checkpoint"
+        )
     tasks = record_tasks(data.train, config.data.task)
     spec = critic_spec(config.template, tasks, config.max_new_tokens or 512, lm)
     chat = LocalChatModel(lm)
-    rows, stats = filter_critiques(list(data.train), collect_critiques(config, data.train), config.template,
-                                   config.critiques.keep_per_row, images=lm.vision,
-                                   prompt=lambda row: fitted_prompt(chat, row, spec, lm.vision))
+    rows, stats = filter_critiques(
+        list(data.train),
+        collect_critiques(config, data.train),
+        config.template,
+        config.critiques.keep_per_row,
+        images=lm.vision,
+        prompt=lambda row: fitted_prompt(chat, row, spec, lm.vision),
+    )
     if not rows:
         raise ValueError(f"no critique matched its label ({stats}): nothing to train on")
     if config.max_new_tokens is None:
@@ -205,10 +246,15 @@ def build(config: SFTRecipeConfig):
         peft_config = vlm_lora_config(config.model, vision_tower(lm.model)[0])
     else:
         peft_config = lora_config(config.model)
-    args = SFTConfig(**config.run.trainer_args(), **precision_args(config.model), max_length=config.max_length,
-                     completion_only_loss=True)
-    trainer = CriticSFTTrainer(model=lm.model, args=args, train_dataset=train, processing_class=lm.processing_class,
-                               peft_config=peft_config)
+    args = SFTConfig(
+        **config.run.trainer_args(),
+        **precision_args(config.model),
+        max_length=config.max_length,
+        completion_only_loss=True,
+    )
+    trainer = CriticSFTTrainer(
+        model=lm.model, args=args, train_dataset=train, processing_class=lm.processing_class, peft_config=peft_config
+    )
     trainer.critic_spec, trainer.critic_loaded = spec, lm
     trainer.add_callback(BudgetLog({"cut": stats.get("prompt cut", 0), "too long": stats.get("too long", 0)}))
     return trainer, data, stats
@@ -218,7 +264,16 @@ def run(config: SFTRecipeConfig, resume: bool = False, progress: bool = True) ->
     """Filter, train, evaluate before and after, and write the final checkpoint with its card."""
     checkpoint = resume_point(config.run.output_dir, resume)
     trainer, data, stats = build(config)
-    return train_and_finish(config, trainer, data, checkpoint, recipe="sft", stage="SFT",
-                            stages="SFT on critiques filtered for a verdict that matches the label",
-                            rewards=[], metrics={"critique_filter": stats}, progress=progress,
-                            extra_limitations=f"- Critique filter: {stats}.")
+    return train_and_finish(
+        config,
+        trainer,
+        data,
+        checkpoint,
+        recipe="sft",
+        stage="SFT",
+        stages="SFT on critiques filtered for a verdict that matches the label",
+        rewards=[],
+        metrics={"critique_filter": stats},
+        progress=progress,
+        extra_limitations=f"- Critique filter: {stats}.",
+    )

@@ -80,8 +80,10 @@ def check_refine_columns(dataset: Any, where: str) -> None:
         return
     missing = [c for c in REFINE_COLUMNS if c not in dataset.column_names]
     if missing:
-        raise ValueError(f"{where}: refinement needs the columns {', '.join(REFINE_COLUMNS)}; missing "
-                         f"{', '.join(missing)} (pointwise records with gold answers, e.g. from `critics data sample`)")
+        raise ValueError(
+            f"{where}: refinement needs the columns {', '.join(REFINE_COLUMNS)}; missing "
+            f"{', '.join(missing)} (pointwise records with gold answers, e.g. from `critics data sample`)"
+        )
     tasks = set(dataset["task"]) if "task" in dataset.column_names else {"pointwise"}
     if tasks != {"pointwise"}:
         raise ValueError(f"{where}: refinement judges pointwise records only, found tasks {sorted(tasks)}")
@@ -94,8 +96,7 @@ def attach_actor(reward: Any, settings: ActorSettings, trainer: Any) -> Any:
     return actor
 
 
-def refine_evaluation(rows: Any, actor_settings: ActorSettings, eval_settings: Any, *,
-                      samples: int, verifier: str):
+def refine_evaluation(rows: Any, actor_settings: ActorSettings, eval_settings: Any, *, samples: int, verifier: str):
     """``extra_eval`` for ``train_and_finish``: critique-then-refine accuracy on the held-out rows.
 
     The held-out critiques are greedy; the actor refines every one. A frozen actor is loaded once
@@ -113,13 +114,18 @@ def refine_evaluation(rows: Any, actor_settings: ActorSettings, eval_settings: A
             actor = make_actor(actor_settings, critic, trainer.critic_spec)
         else:
             actor = frozen.setdefault("actor", make_actor(actor_settings))
-        spec = dataclasses.replace(trainer.critic_spec,
-                                   max_new_tokens=eval_settings.max_new_tokens or trainer.critic_spec.max_new_tokens)
+        spec = dataclasses.replace(
+            trainer.critic_spec, max_new_tokens=eval_settings.max_new_tokens or trainer.critic_spec.max_new_tokens
+        )
         texts = critic_critiques(critic, list(rows), spec, batch_size=eval_settings.batch_size)
         result = critique_then_refine(list(rows), texts, actor, samples=samples, verifier=verifier)
-        return {"refine_accuracy": result["refine_accuracy"], "refine_stderr": result["stderr"],
-                "accuracy_before": result["accuracy_before"], "change_rate": result["change_rate"],
-                **{t: result[t] for t in ("c->c", "c->i", "i->c", "i->i")}}
+        return {
+            "refine_accuracy": result["refine_accuracy"],
+            "refine_stderr": result["stderr"],
+            "accuracy_before": result["accuracy_before"],
+            "change_rate": result["change_rate"],
+            **{t: result[t] for t in ("c->c", "c->i", "i->c", "i->i")},
+        }
 
     return evaluate
 
@@ -131,8 +137,9 @@ def write_recipe_config(final: Path, recipe: str, config: Any) -> None:
     from data_pipelines.registry import as_plain
 
     with writing(final.parent, "run.output_dir"):
-        (final / "critics_config.yaml").write_text(yaml.safe_dump({"recipe": recipe, **as_plain(config)},
-                                                                  sort_keys=False))
+        (final / "critics_config.yaml").write_text(
+            yaml.safe_dump({"recipe": recipe, **as_plain(config)}, sort_keys=False)
+        )
 
 
 def stage_metrics(final: Path) -> dict[str, Any]:

@@ -22,8 +22,22 @@ from critics.rewards.verdict import (
 )
 
 __all__ = [
-    "POLICY_REWARDS", "REWARDS", "completion_text", "reward_rows", "AnswerReward",
-    "CritiqueRLStageTwoReward", "DiscriminationReward", "RefCriticReward",
-    "FormatReward", "PairwiseReward", "PointwiseVerdictReward", "StepIndexReward", "VerdictReward",
-    "format_reward", "pairwise_reward", "pointwise_verdict_reward", "step_index_reward", "verdict_reward",
+    "POLICY_REWARDS",
+    "REWARDS",
+    "completion_text",
+    "reward_rows",
+    "AnswerReward",
+    "CritiqueRLStageTwoReward",
+    "DiscriminationReward",
+    "RefCriticReward",
+    "FormatReward",
+    "PairwiseReward",
+    "PointwiseVerdictReward",
+    "StepIndexReward",
+    "VerdictReward",
+    "format_reward",
+    "pairwise_reward",
+    "pointwise_verdict_reward",
+    "step_index_reward",
+    "verdict_reward",
 ]

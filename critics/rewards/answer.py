@@ -34,5 +34,7 @@ class AnswerReward:
 
         check = VERIFIERS.get(self.verifier)
         golds = kwargs.get(self.answer_column) or [None] * len(completions)
-        return [None if gold is None else float(check(completion_text(c), str(gold), **self.options).correct is True)
-                for c, gold in zip(completions, golds)]
+        return [
+            None if gold is None else float(check(completion_text(c), str(gold), **self.options).correct is True)
+            for c, gold in zip(completions, golds)
+        ]

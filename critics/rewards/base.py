@@ -37,8 +37,11 @@ def completion_text(completion: Any) -> str:
         completion = [completion]
     if not isinstance(completion, list):
         return ""
-    texts = [_content_text(m.get("content")) for m in completion
-             if isinstance(m, dict) and m.get("role", "assistant") == "assistant"]
+    texts = [
+        _content_text(m.get("content"))
+        for m in completion
+        if isinstance(m, dict) and m.get("role", "assistant") == "assistant"
+    ]
     return "\n".join(texts)
 
 
@@ -46,8 +49,9 @@ def _content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content
-                       if isinstance(part, dict) and isinstance(part.get("text", ""), str))
+        return "".join(
+            part.get("text", "") for part in content if isinstance(part, dict) and isinstance(part.get("text", ""), str)
+        )
     return ""
 
 

@@ -54,8 +54,9 @@ def refinement_score(before: bool, after: bool, mode: RefineMode = "refine") -> 
     return TRANSITIONS[mode][(bool(before), bool(after))]
 
 
-def stage_two_score(verdict_right: bool | None, before: bool, after: bool, mode: RefineMode = "refine",
-                    s: float = 0.2) -> float:
+def stage_two_score(
+    verdict_right: bool | None, before: bool, after: bool, mode: RefineMode = "refine", s: float = 0.2
+) -> float:
     """Critique-RL stage II: refinement + discrimination(``s``) when the verdict is right, else -1.
 
     With mode ``refine`` the values are -1, 0.2 and 1.2:
@@ -99,11 +100,16 @@ class DiscriminationReward:
 
     def __call__(self, prompts, completions, **kwargs) -> list[float]:
         rows = reward_rows(len(completions), kwargs)
-        verdicts = [read_verdict(completion_text(c), {**r, "task": "pointwise"})
-                    for c, r in zip(completions, rows)]
+        verdicts = [read_verdict(completion_text(c), {**r, "task": "pointwise"}) for c, r in zip(completions, rows)]
         right = [v.ok and v.value == r["label"] for v, r in zip(verdicts, rows)]
-        _log(kwargs.get("log_metric"), "discrimination", {"accuracy": sum(right) / max(len(right), 1),
-                                                          "valid_verdict": sum(v.ok for v in verdicts) / max(len(right), 1)})
+        _log(
+            kwargs.get("log_metric"),
+            "discrimination",
+            {
+                "accuracy": sum(right) / max(len(right), 1),
+                "valid_verdict": sum(v.ok for v in verdicts) / max(len(right), 1),
+            },
+        )
         return [discrimination_score(ok, self.s) for ok in right]
 
 
@@ -126,20 +132,32 @@ class _RefinementReward:
         if self.actor is None:
             raise ValueError(f"{type(self).__name__} needs an actor (critics.actors) to refine with")
         texts = [completion_text(c) for c in completions]
-        verdicts = [read_verdict(t, {**r, "task": "pointwise"})
-                    for t, r in zip(texts, rows)]
-        judged = [Judged(v.value == r["label"] if v.ok else None, r["label"] == "correct") for v, r in zip(verdicts, rows)]
+        verdicts = [read_verdict(t, {**r, "task": "pointwise"}) for t, r in zip(texts, rows)]
+        judged = [
+            Judged(v.value == r["label"] if v.ok else None, r["label"] == "correct") for v, r in zip(verdicts, rows)
+        ]
         asked = [i for i, j in enumerate(judged) if j.verdict_right is not None]
-        outcomes = refine_and_verify(self.actor, [rows[i] for i in asked], [texts[i] for i in asked], self.samples,
-                                     self.verifier, self.verifier_options)
+        outcomes = refine_and_verify(
+            self.actor,
+            [rows[i] for i in asked],
+            [texts[i] for i in asked],
+            self.samples,
+            self.verifier,
+            self.verifier_options,
+        )
         for i, (after, changed) in zip(asked, outcomes):
             judged[i].after, judged[i].changed = after, changed
         return judged
 
 
-def refine_and_verify(actor: Any, rows: list[dict[str, Any]], critiques: list[str], samples: int = 1,
-                      verifier: str = "math", verifier_options: dict[str, Any] | None = None
-                      ) -> list[tuple[list[bool], list[bool]]]:
+def refine_and_verify(
+    actor: Any,
+    rows: list[dict[str, Any]],
+    critiques: list[str],
+    samples: int = 1,
+    verifier: str = "math",
+    verifier_options: dict[str, Any] | None = None,
+) -> list[tuple[list[bool], list[bool]]]:
     """Ask ``actor`` for ``samples`` revisions of each row's ``response`` given its critique; per row,
     whether each revision's answer is correct (against ``gold_answer``) and whether it changed the
     solution's final answer."""
@@ -152,8 +170,12 @@ def refine_and_verify(actor: Any, rows: list[dict[str, Any]], critiques: list[st
     out = []
     for row, revised in zip(rows, revisions):
         gold, original = str(row["gold_answer"]), extract_final_answer(row["response"])
-        out.append(([check(r, gold, **(verifier_options or {})).correct is True for r in revised],
-                    [extract_final_answer(r) != original for r in revised]))
+        out.append(
+            (
+                [check(r, gold, **(verifier_options or {})).correct is True for r in revised],
+                [extract_final_answer(r) != original for r in revised],
+            )
+        )
     return out
 
 
@@ -186,10 +208,12 @@ def refinement_stats(judged: list[Judged]) -> dict[str, float]:
             counts["correct after"] += weight * after
             counts["changed"] += weight * changed
     n = max(len(judged), 1)
-    return {"discrimination_accuracy": sum(bool(j.verdict_right) for j in judged) / n,
-            "refine_accuracy": counts["correct after"] / n,
-            **{t: counts[t] / n for t in ("c->c", "c->i", "i->c", "i->i")},
-            "change_rate": counts["changed"] / n}
+    return {
+        "discrimination_accuracy": sum(bool(j.verdict_right) for j in judged) / n,
+        "refine_accuracy": counts["correct after"] / n,
+        **{t: counts[t] / n for t in ("c->c", "c->i", "i->c", "i->i")},
+        "change_rate": counts["changed"] / n,
+    }
 
 
 def _log(log_metric: Any, prefix: str, stats: dict[str, float]) -> None:
@@ -213,8 +237,10 @@ class CritiqueRLStageTwoReward(_RefinementReward):
         _log(kwargs.get("log_metric"), "refine", refinement_stats(judged))
         out = []
         for j in judged:
-            scores = [stage_two_score(j.verdict_right, j.before, after, self.mode, self.discrimination_weight)
-                      for after in j.after] or [-1.0]
+            scores = [
+                stage_two_score(j.verdict_right, j.before, after, self.mode, self.discrimination_weight)
+                for after in j.after
+            ] or [-1.0]
             out.append(sum(scores) / len(scores))
         return out
 

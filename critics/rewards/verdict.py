@@ -51,8 +51,15 @@ class _VerdictReward:
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"{name} must be a positive int or None, got {value!r}")
 
-    def __call__(self, prompts: Any, completions: list[Any], *, label: list[Any] | None = None,
-                 completion_ids: list[list[int]] | None = None, **kwargs: Any) -> list[float | None]:
+    def __call__(
+        self,
+        prompts: Any,
+        completions: list[Any],
+        *,
+        label: list[Any] | None = None,
+        completion_ids: list[list[int]] | None = None,
+        **kwargs: Any,
+    ) -> list[float | None]:
         n = len(completions)
         rows = reward_rows(n, {**kwargs, "label": label if label is not None else [None] * n})
         ids = completion_ids if completion_ids is not None and len(completion_ids) == n else [None] * n
@@ -67,8 +74,13 @@ class _VerdictReward:
             return None, None
         if self.max_completion_tokens is not None and ids is not None and len(ids) >= self.max_completion_tokens:
             return 0.0, False
-        verdict = read_verdict(text, {**row, "task": name}, max_chars=self.max_chars,
-                               require_critique=self.require_critique, require_think=self.require_think)
+        verdict = read_verdict(
+            text,
+            {**row, "task": name},
+            max_chars=self.max_chars,
+            require_critique=self.require_critique,
+            require_think=self.require_think,
+        )
         return self.reward(verdict, row, name), verdict.ok
 
     def row_task(self, row: dict[str, Any]) -> str | None:
@@ -208,13 +220,23 @@ class VerdictReward(_VerdictReward):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        common = {"max_completion_tokens": self.max_completion_tokens, "require_critique": self.require_critique,
-                  "require_think": self.require_think, "max_chars": self.max_chars}
-        object.__setattr__(self, "_by_task", {
-            "pointwise": PointwiseVerdictReward(**common),
-            "pairwise": PairwiseReward(accuracy_weight=self.accuracy_weight, format_weight=self.format_weight,
-                                       **common),
-            "step": StepIndexReward(distance_shaping=self.distance_shaping, **common)})
+        common = {
+            "max_completion_tokens": self.max_completion_tokens,
+            "require_critique": self.require_critique,
+            "require_think": self.require_think,
+            "max_chars": self.max_chars,
+        }
+        object.__setattr__(
+            self,
+            "_by_task",
+            {
+                "pointwise": PointwiseVerdictReward(**common),
+                "pairwise": PairwiseReward(
+                    accuracy_weight=self.accuracy_weight, format_weight=self.format_weight, **common
+                ),
+                "step": StepIndexReward(distance_shaping=self.distance_shaping, **common),
+            },
+        )
 
     def reward(self, verdict: Verdict, row: dict[str, Any], task_name: str) -> float:
         return self._by_task[task_name].reward(verdict, row, task_name)

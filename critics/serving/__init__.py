@@ -7,5 +7,15 @@ from critics.serving.batcher import BatcherClosed, DynamicBatcher, QueueFull
 from critics.serving.critic import Critic
 from critics.serving.remote import RemoteCritic, open_critic
 
-__all__ = ["BatcherClosed", "Critic", "Critique", "DynamicBatcher", "QueueFull", "RemoteCritic", "compute_score",
-           "compute_score_async", "open_critic", "reward_function"]
+__all__ = [
+    "BatcherClosed",
+    "Critic",
+    "Critique",
+    "DynamicBatcher",
+    "QueueFull",
+    "RemoteCritic",
+    "compute_score",
+    "compute_score_async",
+    "open_critic",
+    "reward_function",
+]

@@ -38,11 +38,23 @@ class CriticReward:
 
     __name__ = "critic_reward"
 
-    def __init__(self, critic_or_url: Any, *, task: str | None = None, both_orders: bool | None = None,
-                 reference_column: str = "reference", response_format: str = "{completion}",
-                 api_key: str | None = None, timeout: float = 60.0, max_items_per_request: int = 64):
-        self.critic = open_critic(critic_or_url, api_key=api_key, timeout=timeout, max_items=max_items_per_request) \
-            if is_url(critic_or_url) else open_critic(critic_or_url)
+    def __init__(
+        self,
+        critic_or_url: Any,
+        *,
+        task: str | None = None,
+        both_orders: bool | None = None,
+        reference_column: str = "reference",
+        response_format: str = "{completion}",
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        max_items_per_request: int = 64,
+    ):
+        self.critic = (
+            open_critic(critic_or_url, api_key=api_key, timeout=timeout, max_items=max_items_per_request)
+            if is_url(critic_or_url)
+            else open_critic(critic_or_url)
+        )
         self._task, self._both_orders = task, both_orders
         self.reference_column, self.timeout, self.response_format = reference_column, timeout, response_format
         self.failed = 0  # items lost to transport failures (server down, timeout, 5xx)
@@ -56,22 +68,29 @@ class CriticReward:
 
     @property
     def both_orders(self) -> bool:
-        return (self._both_orders if self._both_orders is not None else self.critic.spec.both_orders) and \
-            task(self.task).both_orders
+        return (self._both_orders if self._both_orders is not None else self.critic.spec.both_orders) and task(
+            self.task
+        ).both_orders
 
     def items(self, prompts: Sequence[Any], completions: Sequence[Any], kwargs: dict[str, Any]) -> list[Item]:
         """The critic's items for a batch: the prompt's last user message judged with the completion."""
         references = kwargs.get(self.reference_column)
         if len(task(self.task).judged) > 1 and references is None:
-            raise ValueError(f"a {self.task} critic reward compares each completion with the "
-                             f"'{self.reference_column}' column, which the dataset lacks")
+            raise ValueError(
+                f"a {self.task} critic reward compares each completion with the "
+                f"'{self.reference_column}' column, which the dataset lacks"
+            )
         columns = {k: v for k, v in kwargs.items() if isinstance(v, list) and len(v) == len(completions)}
         items = []
         for i, (prompt, completion) in enumerate(zip(prompts, completions)):
             question = message_text(prompt, "user")
-            response = self.response_format.format_map({**{k: v[i] for k, v in columns.items()},
-                                                        "question": question,
-                                                        "completion": message_text(completion, "assistant")})
+            response = self.response_format.format_map(
+                {
+                    **{k: v[i] for k, v in columns.items()},
+                    "question": question,
+                    "completion": message_text(completion, "assistant"),
+                }
+            )
             reference = message_text(references[i], "assistant") if references is not None else None
             items.append(reward_item(self.task, question, response, reference))
         return items
@@ -97,14 +116,20 @@ class CriticReward:
         failed = sum(c.verdict.reason == UNREACHABLE for c in critiques)
         invalid = sum(c.score is None and c.verdict.reason != UNREACHABLE for c in critiques)
         too_long = sum(c.prompt != "ok" for c in critiques)
-        self.failed, self.invalid, self.too_long = self.failed + failed, self.invalid + invalid, self.too_long + too_long
+        self.failed, self.invalid, self.too_long = (
+            self.failed + failed,
+            self.invalid + invalid,
+            self.too_long + too_long,
+        )
         if log_metric := kwargs.get("log_metric"):
             log_metric("critic/failed_items", float(failed))
             log_metric("critic/invalid_verdicts", float(invalid))
             log_metric("critic/too_long", float(too_long))
         if log_extra := kwargs.get("log_extra"):
-            first = critiques[:len(items)] if items else critiques  # one per completion: the first order's
-            log_extra("critique", [c.text if c.verdict.reason != UNREACHABLE else "<critic unreachable>" for c in first])
+            first = critiques[: len(items)] if items else critiques  # one per completion: the first order's
+            log_extra(
+                "critique", [c.text if c.verdict.reason != UNREACHABLE else "<critic unreachable>" for c in first]
+            )
         scores = [c.score for c in critiques]
         if not items:
             return scores
@@ -132,8 +157,9 @@ class AsyncCriticReward(CriticReward):
         return self._finish(items, critiques, kwargs)
 
 
-def reward_function(critic_or_url: Any, *, task: str | None = None, asynchronous: bool = False,
-                    **options) -> CriticReward:
+def reward_function(
+    critic_or_url: Any, *, task: str | None = None, asynchronous: bool = False, **options
+) -> CriticReward:
     """A TRL reward callable that scores completions with a critic.
 
     Args:
@@ -180,9 +206,18 @@ def _lost() -> Critique:
 _REMOTES: dict[str, RemoteCritic] = {}  # one client (and one spec fetch) per server, across verl's calls
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None, *,
-                  critic_url: str | None = None, task: str | None = None, timeout: float = 60.0,
-                  invalid_score: float = 0.0, **kwargs) -> dict[str, float]:
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: dict | None = None,
+    *,
+    critic_url: str | None = None,
+    task: str | None = None,
+    timeout: float = 60.0,
+    invalid_score: float = 0.0,
+    **kwargs,
+) -> dict[str, float]:
     """verl's ``custom_reward_function``: score one response with ``critics serve``.
 
     Point verl at it with ``custom_reward_function.path=<critics>/serving/adapters.py``,
@@ -203,10 +238,20 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     return _verl_result(remote.critique([item])[0].score, invalid_score)
 
 
-async def compute_score_async(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None,
-                              reward_router_address: str | None = None, reward_model_tokenizer: Any = None, *,
-                              task: str | None = None, spec: Any = None, timeout: float = 120.0,
-                              invalid_score: float = 0.0, **kwargs) -> dict[str, float]:
+async def compute_score_async(
+    data_source: str,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: dict | None = None,
+    reward_router_address: str | None = None,
+    reward_model_tokenizer: Any = None,
+    *,
+    task: str | None = None,
+    spec: Any = None,
+    timeout: float = 120.0,
+    invalid_score: float = 0.0,
+    **kwargs,
+) -> dict[str, float]:
     """verl's async reward-loop function for a generative critic behind ``reward_router_address``.
 
     verl's reward loop serves the critic (``reward_model.enable``) and passes the router's address;

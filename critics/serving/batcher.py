@@ -72,8 +72,16 @@ class DynamicBatcher:
     raises, every job of that batch fails with the exception (the worker keeps running).
     """
 
-    def __init__(self, fn: Callable[[Hashable, list[Any]], Sequence[Any]], *, max_batch_size: int = 32,
-                 max_wait_s: float = 0.005, max_queue: int = 4096, follow_up: float = 0.5, name: str = "batcher"):
+    def __init__(
+        self,
+        fn: Callable[[Hashable, list[Any]], Sequence[Any]],
+        *,
+        max_batch_size: int = 32,
+        max_wait_s: float = 0.005,
+        max_queue: int = 4096,
+        follow_up: float = 0.5,
+        name: str = "batcher",
+    ):
         if max_batch_size < 1 or max_queue < 1 or max_wait_s < 0 or not 0 <= follow_up <= 1:
             raise ValueError("max_batch_size and max_queue must be >= 1, max_wait_s >= 0, follow_up in [0, 1]")
         self.fn, self.max_batch_size, self.max_wait_s, self.max_queue = fn, max_batch_size, max_wait_s, max_queue

@@ -34,7 +34,7 @@ from typing import Any
 
 from critics.judging.budget import fit_messages
 from critics.judging.chat import ChatModel, make_chat_model
-from critics.judging.judge import Critique, CriticBase, judge
+from critics.judging.judge import CriticBase, Critique, judge
 from critics.judging.spec import CriticSpec, find_spec, load_spec
 from critics.judging.tasks import check_row
 from critics.serving.batcher import DynamicBatcher
@@ -65,8 +65,17 @@ class Critic(CriticBase):
             else overrides of it (each logged once).
     """
 
-    def __init__(self, chat_model: ChatModel, spec: CriticSpec | None = None, *, soft: bool = False,
-                 max_batch_size: int = 64, max_wait_ms: float = 5.0, max_queue: int = 4096, **fields: Any):
+    def __init__(
+        self,
+        chat_model: ChatModel,
+        spec: CriticSpec | None = None,
+        *,
+        soft: bool = False,
+        max_batch_size: int = 64,
+        max_wait_ms: float = 5.0,
+        max_queue: int = 4096,
+        **fields: Any,
+    ):
         if spec is None:
             base = CriticSpec(layout="reward") if chat_model.kind == "scalar" else CriticSpec()
             spec = apply_overrides(base, fields, quiet=True)
@@ -75,19 +84,38 @@ class Critic(CriticBase):
         if spec.context_tokens is None and chat_model.context_tokens is not None:
             spec = dataclasses.replace(spec, context_tokens=chat_model.context_tokens)
         if (chat_model.kind == "scalar") != spec.scalar:
-            raise ValueError(f"the spec's layout {spec.layout!r} does not fit a {chat_model.kind} model: a scalar "
-                             "model needs a scalar layout (reward, polar, internlm_polar), a generative one 'chat'")
+            raise ValueError(
+                f"the spec's layout {spec.layout!r} does not fit a {chat_model.kind} model: a scalar "
+                "model needs a scalar layout (reward, polar, internlm_polar), a generative one 'chat'"
+            )
         if soft and not chat_model.supports_soft:
-            raise ValueError(f"soft scores need the verdict's probability, which the {chat_model.name} backend "
-                             "does not expose: use the transformers backend or soft=False")
+            raise ValueError(
+                f"soft scores need the verdict's probability, which the {chat_model.name} backend "
+                "does not expose: use the transformers backend or soft=False"
+            )
         self.backend, self.spec, self.soft = chat_model, spec, soft
-        self.batcher = DynamicBatcher(self._run_batch, max_batch_size=max_batch_size,
-                                      max_wait_s=max_wait_ms / 1000, max_queue=max_queue, name="critic-batcher")
+        self.batcher = DynamicBatcher(
+            self._run_batch,
+            max_batch_size=max_batch_size,
+            max_wait_s=max_wait_ms / 1000,
+            max_queue=max_queue,
+            name="critic-batcher",
+        )
 
     @classmethod
-    def from_pretrained(cls, path_or_name: str, backend: str = "transformers", *, spec: Any = None,
-                        backend_options: dict | None = None, soft: bool = False, max_batch_size: int = 64,
-                        max_wait_ms: float = 5.0, max_queue: int = 4096, **overrides) -> Critic:
+    def from_pretrained(
+        cls,
+        path_or_name: str,
+        backend: str = "transformers",
+        *,
+        spec: Any = None,
+        backend_options: dict | None = None,
+        soft: bool = False,
+        max_batch_size: int = 64,
+        max_wait_ms: float = 5.0,
+        max_queue: int = 4096,
+        **overrides,
+    ) -> Critic:
         """Load a critic: a local checkpoint folder, a hub name, or (``openai``) the endpoint's model name.
 
         Args:
@@ -110,8 +138,14 @@ class Critic(CriticBase):
             options.setdefault("trust_remote_code", True)
         chat_model = make_chat_model(backend, path_or_name, **options)
         resolved = found or load_spec(None, path_or_name, kind=chat_model.kind)
-        return cls(chat_model, apply_overrides(resolved, overrides, where=str(path_or_name)), soft=soft,
-                   max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue)
+        return cls(
+            chat_model,
+            apply_overrides(resolved, overrides, where=str(path_or_name)),
+            soft=soft,
+            max_batch_size=max_batch_size,
+            max_wait_ms=max_wait_ms,
+            max_queue=max_queue,
+        )
 
     # -- judging -----------------------------------------------------------------------------
 
@@ -170,15 +204,19 @@ class Critic(CriticBase):
     def _chat(self, messages: list[dict], max_new_tokens: int, temperature: float, n: int) -> ChatResult:
         spec = dataclasses.replace(self.spec, max_new_tokens=max_new_tokens)
         budget = spec.prompt_budget
-        fitted = fit_messages(messages, self.backend.measure, budget, self.backend.counter(), spec.truncate) \
-            if budget is not None else None
+        fitted = (
+            fit_messages(messages, self.backend.measure, budget, self.backend.counter(), spec.truncate)
+            if budget is not None
+            else None
+        )
         if fitted is not None and fitted.row is None:
             return ChatResult(None, "too_long", fitted.prompt_tokens, [])
         shown = fitted.row if fitted is not None else messages
         texts = self.backend.generate([shown], max_new_tokens=max_new_tokens, temperature=temperature, n=n)
         counter = self.backend.counter()
-        return ChatResult(texts, fitted.status if fitted else "ok", self.backend.measure(shown),
-                          [counter.count(t) for t in texts])
+        return ChatResult(
+            texts, fitted.status if fitted else "ok", self.backend.measure(shown), [counter.count(t) for t in texts]
+        )
 
 
 async def _answers(futures: list[Future]) -> list[Any]:
@@ -198,7 +236,9 @@ def apply_overrides(spec: CriticSpec, overrides: dict[str, Any], where: str = ""
     overrides = {k: v for k, v in overrides.items() if v is not None}
     unknown = sorted(set(overrides) - SPEC_FIELDS - {"task"})
     if unknown:
-        raise TypeError(f"unknown critic setting(s) {', '.join(unknown)} (spec fields: {', '.join(sorted(SPEC_FIELDS))})")
+        raise TypeError(
+            f"unknown critic setting(s) {', '.join(unknown)} (spec fields: {', '.join(sorted(SPEC_FIELDS))})"
+        )
     if "task" in overrides:
         first = overrides.pop("task")
         overrides["tasks"] = [first, *[t for t in spec.tasks if t != first]]

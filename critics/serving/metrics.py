@@ -94,24 +94,43 @@ class ServerMetrics:
 
     def request_lines(self) -> list[str]:
         """The request-side metrics."""
-        lines = _family("critics_requests_total", "counter", "HTTP requests by endpoint and status code",
-                        {f'endpoint="{e}",code="{c}"': n for (e, c), n in sorted(self.requests.items())})
-        lines += _family("critics_server_errors_total", "counter", "responses with a 5xx status, by endpoint",
-                         _by_endpoint(self.server_errors))
-        lines += _family("critics_client_disconnects_total", "counter",
-                         "clients that hung up (code 499), by endpoint and stage: while sending the body, or "
-                         "waiting for the answer", {f'endpoint="{e}",stage="{s}"': n
-                                                    for (e, s), n in sorted(self.client_disconnects.items())})
-        lines += _family("critics_invalid_verdicts_total", "counter",
-                         "judged items without a valid verdict (scored with the invalid reward)",
-                         _by_endpoint(self.invalid_verdicts))
-        lines += _family("critics_items_total", "counter", "items judged or generated, by endpoint",
-                         _by_endpoint(self.items))
-        lines += _family("critics_prompts_cut_total", "counter",
-                         "prompts over the critic's token budget: cut in the middle (truncated) or refused (too_long)",
-                         {f'endpoint="{e}",action="{a}"': n for (e, a), n in sorted(self.prompts_cut.items())})
-        lines += ["# HELP critics_request_duration_seconds request latency, by endpoint",
-                  "# TYPE critics_request_duration_seconds histogram"]
+        lines = _family(
+            "critics_requests_total",
+            "counter",
+            "HTTP requests by endpoint and status code",
+            {f'endpoint="{e}",code="{c}"': n for (e, c), n in sorted(self.requests.items())},
+        )
+        lines += _family(
+            "critics_server_errors_total",
+            "counter",
+            "responses with a 5xx status, by endpoint",
+            _by_endpoint(self.server_errors),
+        )
+        lines += _family(
+            "critics_client_disconnects_total",
+            "counter",
+            "clients that hung up (code 499), by endpoint and stage: while sending the body, or waiting for the answer",
+            {f'endpoint="{e}",stage="{s}"': n for (e, s), n in sorted(self.client_disconnects.items())},
+        )
+        lines += _family(
+            "critics_invalid_verdicts_total",
+            "counter",
+            "judged items without a valid verdict (scored with the invalid reward)",
+            _by_endpoint(self.invalid_verdicts),
+        )
+        lines += _family(
+            "critics_items_total", "counter", "items judged or generated, by endpoint", _by_endpoint(self.items)
+        )
+        lines += _family(
+            "critics_prompts_cut_total",
+            "counter",
+            "prompts over the critic's token budget: cut in the middle (truncated) or refused (too_long)",
+            {f'endpoint="{e}",action="{a}"': n for (e, a), n in sorted(self.prompts_cut.items())},
+        )
+        lines += [
+            "# HELP critics_request_duration_seconds request latency, by endpoint",
+            "# TYPE critics_request_duration_seconds histogram",
+        ]
         for endpoint, histogram in sorted(self.latency.items()):
             lines += histogram.lines("critics_request_duration_seconds", f'endpoint="{endpoint}"')
         return lines
@@ -130,14 +149,27 @@ class ServerMetrics:
         lines += _family("critics_batches_total", "counter", "batches run", {"": stats.batches})
         lines += _family("critics_jobs_total", "counter", "jobs run", {"": stats.jobs})
         lines += _family("critics_failed_jobs_total", "counter", "jobs whose batch raised", {"": stats.failed_jobs})
-        lines += _family("critics_rejected_jobs_total", "counter", "jobs refused by a full queue",
-                         {"": stats.rejected_jobs})
-        lines += _family("critics_cancelled_jobs_total", "counter",
-                         "queued jobs dropped unrun because their caller hung up", {"": stats.cancelled_jobs})
-        lines += _family("critics_queue_wait_seconds_total", "counter", "time jobs waited for a batch",
-                         {"": round(stats.queue_wait_s, 6)})
-        lines += _family("critics_busy_seconds_total", "counter", "time the worker spent running batches",
-                         {"": round(stats.busy_s, 6)})
+        lines += _family(
+            "critics_rejected_jobs_total", "counter", "jobs refused by a full queue", {"": stats.rejected_jobs}
+        )
+        lines += _family(
+            "critics_cancelled_jobs_total",
+            "counter",
+            "queued jobs dropped unrun because their caller hung up",
+            {"": stats.cancelled_jobs},
+        )
+        lines += _family(
+            "critics_queue_wait_seconds_total",
+            "counter",
+            "time jobs waited for a batch",
+            {"": round(stats.queue_wait_s, 6)},
+        )
+        lines += _family(
+            "critics_busy_seconds_total",
+            "counter",
+            "time the worker spent running batches",
+            {"": round(stats.busy_s, 6)},
+        )
         lines += ["# HELP critics_batch_size jobs per batch run", "# TYPE critics_batch_size histogram"]
         lines += sizes.lines("critics_batch_size")
         return "\n".join(lines) + "\n"

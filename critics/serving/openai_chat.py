@@ -60,26 +60,42 @@ def conversation(request: ChatRequest) -> list[dict[str, Any]]:
 
 def has_images(messages: list[dict[str, Any]]) -> bool:
     """Whether any message holds an image part."""
-    return any(isinstance(m["content"], list) and any(p.get("type") == "image" for p in m["content"])
-               for m in messages)
+    return any(isinstance(m["content"], list) and any(p.get("type") == "image" for p in m["content"]) for m in messages)
 
 
-def completion_body(texts: list[str], prompt_tokens: int, completion_tokens: list[int], max_tokens: int,
-                    model: str) -> dict:
+def completion_body(
+    texts: list[str], prompt_tokens: int, completion_tokens: list[int], max_tokens: int, model: str
+) -> dict:
     """A ``chat.completion`` object; a choice that used all ``max_tokens`` ends with ``finish_reason`` ``"length"``."""
-    choices = [{"index": i, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                "finish_reason": "length" if n >= max_tokens else "stop"}
-               for i, (text, n) in enumerate(zip(texts, completion_tokens))]
-    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": model, "choices": choices,
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": sum(completion_tokens),
-                      "total_tokens": prompt_tokens + sum(completion_tokens)}}
+    choices = [
+        {
+            "index": i,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": None,
+            "finish_reason": "length" if n >= max_tokens else "stop",
+        }
+        for i, (text, n) in enumerate(zip(texts, completion_tokens))
+    ]
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": sum(completion_tokens),
+            "total_tokens": prompt_tokens + sum(completion_tokens),
+        },
+    }
 
 
 def _role(index: int, message: ChatMessage) -> str:
     if message.role in NO_TOOLS:
-        raise ValueError(f"messages[{index}].role {message.role!r} is not supported: this server offers no tools, "
-                         "so send the conversation without tool calls and their results")
+        raise ValueError(
+            f"messages[{index}].role {message.role!r} is not supported: this server offers no tools, "
+            "so send the conversation without tool calls and their results"
+        )
     if message.role not in ROLES:
         raise ValueError(f"messages[{index}].role must be one of {', '.join(ROLES)}; got {message.role!r}")
     return ROLES[message.role]
@@ -102,8 +118,9 @@ def _content(index: int, message: ChatMessage) -> str | list[dict[str, Any]]:
             except ValueError as error:
                 raise ValueError(f"messages[{index}].content[{j}]: {error}") from None
         else:
-            raise ValueError(f"messages[{index}].content[{j}]: only text and image_url parts are supported, "
-                             f"got type {kind!r}")
+            raise ValueError(
+                f"messages[{index}].content[{j}]: only text and image_url parts are supported, got type {kind!r}"
+            )
     if all(p["type"] == "text" for p in parts):
         return "".join(p["text"] for p in parts)
     return parts

@@ -46,8 +46,11 @@ def reward_func(queries: list[str], prompts: list[str], labels: list[Any] | None
     url = os.environ.get("CRITICS_URL", "http://127.0.0.1:8000").rstrip("/") + "/get_reward"
     key = os.environ.get("CRITICS_API_KEY")
     timeout = float(os.environ.get("CRITICS_TIMEOUT", "120"))
-    body = {"query": list(queries), "prompts": list(prompts),
-            "labels": list(labels) if labels is not None else [""] * len(queries)}
+    body = {
+        "query": list(queries),
+        "prompts": list(prompts),
+        "labels": list(labels) if labels is not None else [""] * len(queries),
+    }
     with httpx.Client(headers={"Authorization": f"Bearer {key}"} if key else {}) as client:
         rewards, valid = request_rewards(client, url, body, time.monotonic() + timeout)
     tensor = torch.tensor(rewards, dtype=torch.float32)

@@ -50,7 +50,7 @@ def split_query(query: str, prompt: str | None = None) -> tuple[str, str]:
     query = _strip_leading(query)
     prompt = _strip_leading(prompt) if prompt else None
     if prompt and query.startswith(prompt):
-        prompt_part, response = prompt, _drop_assistant_header(query[len(prompt):])
+        prompt_part, response = prompt, _drop_assistant_header(query[len(prompt) :])
     else:
         prompt_part, response = _split_at_assistant(query)
         if prompt_part is None:
@@ -78,7 +78,7 @@ def _strip_leading(text: str) -> str:
         token = next((t for t in PAD_TOKENS + START_TOKENS if text.startswith(t)), None)
         if token is None:
             return text
-        text = text[len(token):]
+        text = text[len(token) :]
 
 
 def _split_at_assistant(query: str) -> tuple[str | None, str]:
@@ -87,14 +87,14 @@ def _split_at_assistant(query: str) -> tuple[str | None, str]:
     position, header = max(found)
     if position < 0:
         return None, query
-    return query[:position], query[position + len(header):]
+    return query[:position], query[position + len(header) :]
 
 
 def _drop_assistant_header(response: str) -> str:
     """``response`` without an assistant header it starts with (a prompt sent without one)."""
     stripped = response.lstrip()
     header = next((a for _, a, _ in FORMATS if stripped.startswith(a)), None)
-    return stripped[len(header):] if header else response
+    return stripped[len(header) :] if header else response
 
 
 def _last_user_turn(prompt_part: str) -> str:
@@ -109,5 +109,5 @@ def _last_user_turn(prompt_part: str) -> str:
     position, header, end = max(found)
     if position < 0:
         return strip_end_tokens(prompt_part)
-    content = prompt_part[position + len(header):]
+    content = prompt_part[position + len(header) :]
     return content.split(end, 1)[0].strip()

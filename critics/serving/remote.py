@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from critics.judging.judge import Critique, CriticBase
+from critics.judging.judge import CriticBase, Critique
 from critics.judging.spec import CriticSpec, spec_from_dict
 from critics.judging.verdicts import Verdict, fail
 
@@ -63,7 +63,7 @@ class RemoteCritic(CriticBase):
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def _chunks(self, items: Sequence[Item]) -> list[list[Item]]:
-        return [list(items[i:i + self.max_items]) for i in range(0, len(items), self.max_items)]
+        return [list(items[i : i + self.max_items]) for i in range(0, len(items), self.max_items)]
 
     def critique(self, items: Sequence[Item], timeout: float | None = None) -> list[Critique]:
         """The server's judgment of each item; ``unreachable`` critiques for a chunk that failed."""
@@ -85,6 +85,7 @@ class RemoteCritic(CriticBase):
         import httpx
 
         async with httpx.AsyncClient(timeout=self.timeout, headers=self._headers()) as client:
+
             async def one(chunk):
                 try:
                     response = await client.post(f"{self.url}/score", json={"items": chunk})
@@ -95,7 +96,6 @@ class RemoteCritic(CriticBase):
 
             results = await asyncio.gather(*(one(c) for c in self._chunks(items)))
         return [r for chunk in results for r in chunk]
-
 
 
 def as_critique(result: dict[str, Any]) -> Critique:

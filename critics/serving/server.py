@@ -142,13 +142,15 @@ class ClientGone(Exception):
 class ApiError(Exception):
     """An error answered as ``{"error": {"message", "type"}}`` with ``status``."""
 
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error",
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self, status: int, message: str, kind: str = "invalid_request_error", headers: dict[str, str] | None = None
+    ):
         super().__init__(message)
         self.status, self.message, self.kind, self.headers = status, message, kind, headers
 
 
 # -- request bodies --------------------------------------------------------------------------
+
 
 class RewardRequest(BaseModel):
     """OpenRLHF's remote reward request; unknown keys are ignored (the protocol grows).
@@ -171,8 +173,10 @@ class RewardRequest(BaseModel):
             return None
         for i, label in enumerate(labels):
             if isinstance(label, (list, dict)):
-                raise ValueError(f"labels[{i}] must be a string, number, boolean or null (a gold answer or a "
-                                 f"reference), got {'an array' if isinstance(label, list) else 'an object'}")
+                raise ValueError(
+                    f"labels[{i}] must be a string, number, boolean or null (a gold answer or a "
+                    f"reference), got {'an array' if isinstance(label, list) else 'an object'}"
+                )
         return [label if label is None or isinstance(label, str) else json.dumps(label) for label in labels]
 
 
@@ -186,11 +190,14 @@ class ScoreRequest(BaseModel):
 
 # -- the app ---------------------------------------------------------------------------------
 
+
 def create_app(critic: Critic, settings: ServerSettings) -> FastAPI:
     """The FastAPI app serving ``critic``; its lifespan shutdown drains and closes the critic."""
     if settings.max_items_per_request > critic.batcher.max_queue:
-        raise ConfigError(f"'max_items_per_request' ({settings.max_items_per_request}) exceeds the batcher's "
-                          f"max_queue ({critic.batcher.max_queue}): such a request could never be queued")
+        raise ConfigError(
+            f"'max_items_per_request' ({settings.max_items_per_request}) exceeds the batcher's "
+            f"max_queue ({critic.batcher.max_queue}): such a request could never be queued"
+        )
     app = FastAPI(title="critics", lifespan=_lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.critic, app.state.settings, app.state.draining = critic, settings, False
     app.state.metrics = ServerMetrics(ENDPOINTS)
@@ -212,15 +219,21 @@ def serve(critic: Critic, settings: ServerSettings) -> None:
     """Run the server until SIGTERM or SIGINT: it stops accepting, lets requests in flight finish
     for up to ``graceful_timeout_s``, answers the callers still waiting with 503, and exits."""
     app = create_app(critic, settings)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                            access_log=settings.access_log,
-                            timeout_graceful_shutdown=settings.graceful_timeout_s + ANSWER_S)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=settings.graceful_timeout_s + ANSWER_S,
+    )
     DrainingServer(config, settings.graceful_timeout_s).run()
 
 
 @contextlib.contextmanager
-def serve_in_background(critic: Critic, settings: ServerSettings | None = None,
-                        graceful_timeout_s: float = 10.0) -> Iterator[tuple[str, DrainingServer]]:
+def serve_in_background(
+    critic: Critic, settings: ServerSettings | None = None, graceful_timeout_s: float = 10.0
+) -> Iterator[tuple[str, DrainingServer]]:
     """Serve ``critic`` from a background thread on a free localhost port (the demo, tests).
 
     Yields ``(base_url, server)``; leaving the block stops the server as a signal would (requests
@@ -230,8 +243,12 @@ def serve_in_background(critic: Critic, settings: ServerSettings | None = None,
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind((settings.host, 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(critic, settings), log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=graceful_timeout_s + ANSWER_S)
+    config = uvicorn.Config(
+        create_app(critic, settings),
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=graceful_timeout_s + ANSWER_S,
+    )
     server = DrainingServer(config, graceful_timeout_s)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -272,8 +289,11 @@ class DrainingServer(uvicorn.Server):
     def _give_up(self) -> None:
         batcher = self.config.app.state.critic.batcher
         if batcher.in_flight:
-            logger.warning("shutting down: %d jobs still unanswered after %g s; their callers get 503",
-                           batcher.in_flight, self.drain_s)
+            logger.warning(
+                "shutting down: %d jobs still unanswered after %g s; their callers get 503",
+                batcher.in_flight,
+                self.drain_s,
+            )
         batcher.close(drain=False)
 
 
@@ -286,6 +306,7 @@ async def _lifespan(app: FastAPI):
 
 
 # -- endpoints -------------------------------------------------------------------------------
+
 
 async def get_reward(request: Request) -> JSONResponse:
     """OpenRLHF's remote reward: each query's response judged as the critic's default task says
@@ -303,8 +324,11 @@ async def get_reward(request: Request) -> JSONResponse:
             raise ApiError(422, f"'{name}' has {len(given)} entries but 'query' has {n}: send one per query")
     compares = len(task(critic.task).judged) > 1
     if compares and not (body.labels and all(body.labels)):
-        raise ApiError(422, f"this server judges {critic.task} items against references: send each query's "
-                            "reference in 'labels' (OpenRLHF's --label_key)")
+        raise ApiError(
+            422,
+            f"this server judges {critic.task} items against references: send each query's "
+            "reference in 'labels' (OpenRLHF's --label_key)",
+        )
     items = []
     for i, query in enumerate(body.query):
         question, response = split_query(query, body.prompts[i] if body.prompts else None)
@@ -318,8 +342,13 @@ async def get_reward(request: Request) -> JSONResponse:
     scores = [_finite(c.score) for c in critiques]
     scores = mean_of_orders(items, scores) if both else scores
     rewards = [float(settings.invalid_reward) if s is None else s for s in scores]
-    return JSONResponse({"rewards": rewards, "scores": rewards,
-                         "extra_logs": {"critic_valid": [0.0 if s is None else 1.0 for s in scores]}})
+    return JSONResponse(
+        {
+            "rewards": rewards,
+            "scores": rewards,
+            "extra_logs": {"critic_valid": [0.0 if s is None else 1.0 for s in scores]},
+        }
+    )
 
 
 async def score(request: Request) -> JSONResponse:
@@ -340,10 +369,13 @@ async def chat_completions(request: Request) -> JSONResponse:
     critic: Critic = request.app.state.critic
     settings: ServerSettings = request.app.state.settings
     if body.stream:
-        raise ApiError(400, "streaming is not supported: send \"stream\": false")
+        raise ApiError(400, 'streaming is not supported: send "stream": false')
     if body.model and body.model != settings.served_model_name:
-        raise ApiError(404, f"model '{body.model}' is not served here; this server serves "
-                            f"'{settings.served_model_name}'", "model_not_found")
+        raise ApiError(
+            404,
+            f"model '{body.model}' is not served here; this server serves '{settings.served_model_name}'",
+            "model_not_found",
+        )
     if critic.is_scalar:
         raise ApiError(422, "this server serves a scalar model, which writes nothing: use /score or /get_reward")
     _check_count(body.n, settings, "choices (n)")
@@ -357,27 +389,45 @@ async def chat_completions(request: Request) -> JSONResponse:
     max_tokens = min(body.max_completion_tokens or body.max_tokens or critic.spec.max_new_tokens, limit)
     temperature = critic.spec.temperature if body.temperature is None else body.temperature
     try:
-        result = await unless_gone(request, critic.achat(messages, max_new_tokens=max_tokens,
-                                                         temperature=temperature, n=body.n))
+        result = await unless_gone(
+            request, critic.achat(messages, max_new_tokens=max_tokens, temperature=temperature, n=body.n)
+        )
     except (QueueFull, BatcherClosed) as error:
         raise _unavailable(error, settings) from None
     metrics: ServerMetrics = request.app.state.metrics
     metrics.count_prompt(request.url.path, result.prompt)
     if result.texts is None:
-        raise ApiError(400, f"the prompt has {result.prompt_tokens} tokens; this critic's budget is "
-                            f"{critic.spec.prompt_budget} (its spec refuses over-long prompts)",
-                       "context_length_exceeded")
+        raise ApiError(
+            400,
+            f"the prompt has {result.prompt_tokens} tokens; this critic's budget is "
+            f"{critic.spec.prompt_budget} (its spec refuses over-long prompts)",
+            "context_length_exceeded",
+        )
     metrics.count_items(request.url.path, len(result.texts))
-    return JSONResponse(completion_body(result.texts, result.prompt_tokens, result.completion_tokens, max_tokens,
-                                        settings.served_model_name))
+    return JSONResponse(
+        completion_body(
+            result.texts, result.prompt_tokens, result.completion_tokens, max_tokens, settings.served_model_name
+        )
+    )
 
 
 async def list_models(request: Request) -> JSONResponse:
     """The one model this server serves, with its critic spec."""
     name = request.app.state.settings.served_model_name
-    return JSONResponse({"object": "list", "data": [{"id": name, "object": "model", "created": 0,
-                                                     "owned_by": "critics",
-                                                     "critic_spec": request.app.state.critic.spec.to_dict()}]})
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "critics",
+                    "critic_spec": request.app.state.critic.spec.to_dict(),
+                }
+            ],
+        }
+    )
 
 
 async def spec(request: Request) -> JSONResponse:
@@ -389,21 +439,29 @@ async def health(request: Request) -> JSONResponse:
     """Liveness and load: 200 ``ok``, or 503 ``draining`` once shutdown has begun."""
     state = request.app.state
     batcher = state.critic.batcher
-    body = {"status": "draining" if state.draining else "ok", "model": state.settings.served_model_name,
-            "task": state.critic.task, "backend": state.critic.backend.name,
-            "prompt_budget": state.critic.spec.prompt_budget, "queue_depth": batcher.queue_depth,
-            "in_flight": batcher.in_flight, "max_queue": batcher.max_queue}
+    body = {
+        "status": "draining" if state.draining else "ok",
+        "model": state.settings.served_model_name,
+        "task": state.critic.task,
+        "backend": state.critic.backend.name,
+        "prompt_budget": state.critic.spec.prompt_budget,
+        "queue_depth": batcher.queue_depth,
+        "in_flight": batcher.in_flight,
+        "max_queue": batcher.max_queue,
+    }
     return JSONResponse(body, status_code=503 if state.draining else 200)
 
 
 async def metrics(request: Request) -> PlainTextResponse:
     """Prometheus text exposition."""
     state = request.app.state
-    return PlainTextResponse(state.metrics.render(state.critic.batcher, state.draining),
-                             media_type="text/plain; version=0.0.4")
+    return PlainTextResponse(
+        state.metrics.render(state.critic.batcher, state.draining), media_type="text/plain; version=0.0.4"
+    )
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
 
 async def require_api_key(request: Request) -> None:
     """401 unless the request carries the configured key (``Authorization: Bearer`` or ``X-API-Key``)."""
@@ -413,8 +471,12 @@ async def require_api_key(request: Request) -> None:
     bearer = request.headers.get("authorization", "")
     given = bearer[7:].strip() if bearer[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
     if not secrets.compare_digest(given.encode(), key.encode()):
-        raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
-                       "authentication_error", {"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "missing or wrong API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+            "authentication_error",
+            {"WWW-Authenticate": "Bearer"},
+        )
 
 
 async def read_body(request: Request, model: type[BaseModel]) -> Any:
@@ -526,8 +588,15 @@ def _finite(value: float | None) -> float | None:
 def _result(critique: Critique) -> dict[str, Any]:
     value = _finite(critique.score)
     reason = critique.verdict.reason if critique.score is None or value is not None else "non-finite score"
-    return {"score": value, "verdict": critique.verdict.value, "valid": value is not None, "ok": critique.verdict.ok,
-            "reason": reason, "prompt": critique.prompt, "critique": critique.text}
+    return {
+        "score": value,
+        "verdict": critique.verdict.value,
+        "valid": value is not None,
+        "ok": critique.verdict.ok,
+        "reason": reason,
+        "prompt": critique.prompt,
+        "critique": critique.text,
+    }
 
 
 async def _api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -539,8 +608,9 @@ async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
 
 
 def _error_response(status: int, message: str, kind: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status,
-                        headers=headers)
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "code": status}}, status_code=status, headers=headers
+    )
 
 
 class CountingMiddleware:

@@ -28,7 +28,13 @@ class AdversarialBuilder(Builder):
 
     def build(self, row_id: str, data: dict[str, Any], seed: int) -> Record:
         reference = data.get("reference_solution") or data["program"]
-        return AdversarialRecord(id=row_id, source=data.get("source_name", ""),
-                                 question=data["question"], tests=[data["tests"]],
-                                 reference_solution=reference, entry_point=data.get("entry_point"),
-                                 verifier="code", metadata=metadata(data))
+        return AdversarialRecord(
+            id=row_id,
+            source=data.get("source_name", ""),
+            question=data["question"],
+            tests=[data["tests"]],
+            reference_solution=reference,
+            entry_point=data.get("entry_point"),
+            verifier="code",
+            metadata=metadata(data),
+        )

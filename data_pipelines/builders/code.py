@@ -47,19 +47,32 @@ class CodeBuilder(Builder):
 
     def build_many(self, items: Sequence[Item], seed: int, workers: int = 1) -> list[Record | RowError]:
         verifier = self._pool(workers)
-        verdicts = verifier.verify_many([d["program"] for _, d in items], [d["tests"] for _, d in items],
-                                        [d.get("entry_point") for _, d in items])
+        verdicts = verifier.verify_many(
+            [d["program"] for _, d in items], [d["tests"] for _, d in items], [d.get("entry_point") for _, d in items]
+        )
         out: list[Record | RowError] = []
         for (row_id, data), verdict in zip(items, verdicts):
             if verdict.correct is None:
                 out.append(RowError(f"the sandbox could not run this program: {verdict.reason}"))
                 continue
-            out.append(PointwiseRecord(
-                id=row_id, source=data.get("source_name", ""), question=data["question"],
-                response=data["program"], label="correct" if verdict.correct else "incorrect",
-                gold_answer=None, verifier="code",
-                metadata=metadata(data, task_id=data["task_id"], model=data.get("model"),
-                                  entry_point=data.get("entry_point"), verdict_reason=verdict.reason)))
+            out.append(
+                PointwiseRecord(
+                    id=row_id,
+                    source=data.get("source_name", ""),
+                    question=data["question"],
+                    response=data["program"],
+                    label="correct" if verdict.correct else "incorrect",
+                    gold_answer=None,
+                    verifier="code",
+                    metadata=metadata(
+                        data,
+                        task_id=data["task_id"],
+                        model=data.get("model"),
+                        entry_point=data.get("entry_point"),
+                        verdict_reason=verdict.reason,
+                    ),
+                )
+            )
         return out
 
     def finalize(self, records: list[Record], seed: int) -> list[Record]:

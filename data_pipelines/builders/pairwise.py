@@ -44,11 +44,19 @@ class PairwiseBuilder(Builder):
         source = data.get("source_name", "")
         if data.get("subset"):
             source = f"{source}/{data['subset']}"
-        record = PairwiseRecord(id=row_id, source=source, question=data["question"],
-                                response_a=data["chosen"], response_b=data["rejected"], label="A",
-                                swapped=False, images=list(data.get("images") or []),
-                                gold_answer=None, verifier="source",
-                                metadata=metadata(data, subset=data.get("subset")))
+        record = PairwiseRecord(
+            id=row_id,
+            source=source,
+            question=data["question"],
+            response_a=data["chosen"],
+            response_b=data["rejected"],
+            label="A",
+            swapped=False,
+            images=list(data.get("images") or []),
+            gold_answer=None,
+            verifier="source",
+            metadata=metadata(data, subset=data.get("subset")),
+        )
         if not self.balance and seeded_unit(seed, row_id) < 0.5:
             record = swap(record)
         return record
@@ -63,11 +71,18 @@ class PairwiseBuilder(Builder):
     def summary(self, records: Sequence[Record]) -> tuple[dict[str, Any], str]:
         n = len(records)
         share_a = sum(r.label == "A" for r in records) / n if n else float("nan")
-        return ({"position_balance": {"A": share_a, "B": 1 - share_a if n else float("nan")}},
-                f"## Position balance\n\nPreferred response at A: {share_a:.1%}, at B: {1 - share_a:.1%}.")
+        return (
+            {"position_balance": {"A": share_a, "B": 1 - share_a if n else float("nan")}},
+            f"## Position balance\n\nPreferred response at A: {share_a:.1%}, at B: {1 - share_a:.1%}.",
+        )
 
 
 def swap(record: PairwiseRecord) -> PairwiseRecord:
     """The same pair with A and B exchanged (and the label and ``swapped`` flag flipped)."""
-    return dataclasses.replace(record, response_a=record.response_b, response_b=record.response_a,
-                               label="B" if record.label == "A" else "A", swapped=not record.swapped)
+    return dataclasses.replace(
+        record,
+        response_a=record.response_b,
+        response_b=record.response_a,
+        label="B" if record.label == "A" else "A",
+        swapped=not record.swapped,
+    )

@@ -47,8 +47,11 @@ class PointwiseBuilder(Builder):
         extra: dict[str, Any] = {"model": data.get("model"), "group": data.get("group")}
         if self.label_from == "verifier" or self.cross_check:
             verdict = self._verify(data)
-            extra.update(verifier_label=_label(verdict.correct), verifier_reason=verdict.reason,
-                         extracted_answer=verdict.extracted)
+            extra.update(
+                verifier_label=_label(verdict.correct),
+                verifier_reason=verdict.reason,
+                extracted_answer=verdict.extracted,
+            )
         if self.label_from == "source":
             if data["is_correct"] is None:
                 raise RowError("row has no is_correct label (use label_from: verifier)")
@@ -57,9 +60,16 @@ class PointwiseBuilder(Builder):
             if verdict.correct is None:
                 raise RowError(f"{self.verifier} verifier could not decide: {verdict.reason}")
             label, verifier = _label(verdict.correct), self.verifier
-        return PointwiseRecord(id=row_id, source=data.get("source_name", ""), question=data["question"],
-                               response=data["solution"], label=label, gold_answer=data["gold_answer"],
-                               verifier=verifier, metadata=metadata(data, **extra))
+        return PointwiseRecord(
+            id=row_id,
+            source=data.get("source_name", ""),
+            question=data["question"],
+            response=data["solution"],
+            label=label,
+            gold_answer=data["gold_answer"],
+            verifier=verifier,
+            metadata=metadata(data, **extra),
+        )
 
     def _verify(self, data: dict[str, Any]):
         if not data.get("gold_answer"):
@@ -74,17 +84,29 @@ class PointwiseBuilder(Builder):
         decided = [(r, m) for r, m in metas if m.get("verifier_label") is not None]
         disagree = [(r, m) for r, m in decided if m["verifier_label"] != r.label]
         rate = 1 - len(disagree) / len(decided) if decided else float("nan")
-        stats = {"cross_check": {"verifier": self.verifier, "decided": len(decided),
-                                 "undecided": len(metas) - len(decided),
-                                 "disagreements": len(disagree), "agreement": rate}}
-        lines = [f"## Cross-check: source labels vs the `{self.verifier}` verifier", "",
-                 f"Agreement {rate:.2%} on {len(decided):,} rows the verifier decided "
-                 f"({len(metas) - len(decided):,} undecided, {len(disagree):,} disagreements).", ""]
+        stats = {
+            "cross_check": {
+                "verifier": self.verifier,
+                "decided": len(decided),
+                "undecided": len(metas) - len(decided),
+                "disagreements": len(disagree),
+                "agreement": rate,
+            }
+        }
+        lines = [
+            f"## Cross-check: source labels vs the `{self.verifier}` verifier",
+            "",
+            f"Agreement {rate:.2%} on {len(decided):,} rows the verifier decided "
+            f"({len(metas) - len(decided):,} undecided, {len(disagree):,} disagreements).",
+            "",
+        ]
         if disagree:
             lines += ["| id | source label | verifier | gold | extracted |", "|---|---|---|---|---|"]
             for r, m in disagree[:DISAGREEMENT_SAMPLE]:
-                lines.append(f"| {r.id} | {r.label} | {m['verifier_label']} | {_cell(r.gold_answer)} "
-                             f"| {_cell(m.get('extracted_answer'))} |")
+                lines.append(
+                    f"| {r.id} | {r.label} | {m['verifier_label']} | {_cell(r.gold_answer)} "
+                    f"| {_cell(m.get('extracted_answer'))} |"
+                )
         return stats, "\n".join(lines)
 
 

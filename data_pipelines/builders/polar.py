@@ -91,8 +91,9 @@ class PolarTriplesBuilder(Builder):
             by_model = {m: sorted(rs, key=lambda r: seeded_unit(seed, r[0])) for m, rs in groups[group].items()}
             self._plan.update(self._plan_prompt(group, by_model, usage, seed))
 
-    def _plan_prompt(self, group: str, by_model: dict[str, list[Response]], usage: Counter[str],
-                     seed: int) -> dict[str, Plan | str]:
+    def _plan_prompt(
+        self, group: str, by_model: dict[str, list[Response]], usage: Counter[str], seed: int
+    ) -> dict[str, Plan | str]:
         """One prompt's roles: the positives' plans, a reason for every other row."""
         rows = [r for rs in by_model.values() for r in rs]
         if len(by_model) == 1:
@@ -110,13 +111,15 @@ class PolarTriplesBuilder(Builder):
         for _, _, negative in triples:
             plan.setdefault(negative[0], AS_NEGATIVE)
         for row_id, model, _ in rows:
-            plan.setdefault(row_id, ONLY_ANSWER if len(by_model[model]) == 1
-                            else CAP_REACHED if len(triples) >= cap else LEFT_OVER)
+            plan.setdefault(
+                row_id, ONLY_ANSWER if len(by_model[model]) == 1 else CAP_REACHED if len(triples) >= cap else LEFT_OVER
+            )
         return plan
 
     @staticmethod
-    def _draw(group: str, by_model: dict[str, list[Response]], eligible: list[str], cap: int,
-              usage: Counter[str], seed: int) -> list[tuple[Response, Response, Response]]:
+    def _draw(
+        group: str, by_model: dict[str, list[Response]], eligible: list[str], cap: int, usage: Counter[str], seed: int
+    ) -> list[tuple[Response, Response, Response]]:
         """Draw one prompt's (reference, positive, negative) triples; updates ``usage``."""
         eligible = list(eligible)
         free = {m: list(by_model[m]) for m in eligible}
@@ -149,12 +152,19 @@ class PolarTriplesBuilder(Builder):
         if isinstance(plan, str):
             raise RowError(plan)
         ref_id, ref_text, neg_id, neg_model, neg_text, k = plan
-        return PolarTripleRecord(id=row_id, source=data.get("source_name", ""), question=data["question"],
-                                 reference=ref_text, positive=_response(data), negative=neg_text,
-                                 reference_model=data["model"], negative_model=neg_model,
-                                 gold_answer=data.get("gold_answer"), verifier="source",
-                                 metadata=metadata(data, reference_id=ref_id, negative_id=neg_id,
-                                                   group=data["group"], triple_index=k))
+        return PolarTripleRecord(
+            id=row_id,
+            source=data.get("source_name", ""),
+            question=data["question"],
+            reference=ref_text,
+            positive=_response(data),
+            negative=neg_text,
+            reference_model=data["model"],
+            negative_model=neg_model,
+            gold_answer=data.get("gold_answer"),
+            verifier="source",
+            metadata=metadata(data, reference_id=ref_id, negative_id=neg_id, group=data["group"], triple_index=k),
+        )
 
     def summary(self, records: Sequence[Record]) -> tuple[dict[str, Any], str]:
         as_a = Counter(r.reference_model for r in records)
@@ -162,11 +172,23 @@ class PolarTriplesBuilder(Builder):
         twins = sum(r.reference == r.positive for r in records)
         policies = sorted(set(as_a) | set(as_b))
         rows = [f"| {m} | {as_a[m]:,} | {as_b[m]:,} |" for m in policies]
-        md = "\n".join(["## Policies", "", f"{len(records):,} triples over {len(policies)} policies; "
-                        f"{twins:,} have a positive identical to its reference.", "",
-                        "| policy | as A (reference, positive) | as B (negative) |", "|---|---:|---:|", *rows])
-        return {"policy_as_a": dict(sorted(as_a.items())), "policy_as_b": dict(sorted(as_b.items())),
-                "positive_equals_reference": twins}, md
+        md = "\n".join(
+            [
+                "## Policies",
+                "",
+                f"{len(records):,} triples over {len(policies)} policies; "
+                f"{twins:,} have a positive identical to its reference.",
+                "",
+                "| policy | as A (reference, positive) | as B (negative) |",
+                "|---|---:|---:|",
+                *rows,
+            ]
+        )
+        return {
+            "policy_as_a": dict(sorted(as_a.items())),
+            "policy_as_b": dict(sorted(as_b.items())),
+            "positive_equals_reference": twins,
+        }, md
 
 
 @BUILDERS.register("polar_preference")
@@ -202,7 +224,8 @@ class PolarPreferenceBuilder(Builder):
     reference_from: Literal["other_pair", "chosen"] = "other_pair"
     # per question: its pairs (row id, chosen, rejected) in id order, and the (winner, loser) texts
     _pairs: dict[str, tuple[list[tuple[str, str, str]], set[tuple[str, str]]]] = field(
-        default_factory=dict, init=False, repr=False)
+        default_factory=dict, init=False, repr=False
+    )
 
     task = "polar_preference"
     shapes = ("preference",)
@@ -220,14 +243,27 @@ class PolarPreferenceBuilder(Builder):
         source = data.get("source_name", "")
         if data.get("subset"):
             source = f"{source}/{data['subset']}"
-        return PolarPreferenceRecord(id=row_id, source=source, question=data["question"],
-                                     reference=reference, chosen=chosen, rejected=rejected,
-                                     gold_answer=None, verifier="source",
-                                     metadata=metadata(data, subset=data.get("subset"), reference_id=ref_id,
-                                                       reference_rank=rank))
+        return PolarPreferenceRecord(
+            id=row_id,
+            source=source,
+            question=data["question"],
+            reference=reference,
+            chosen=chosen,
+            rejected=rejected,
+            gold_answer=None,
+            verifier="source",
+            metadata=metadata(data, subset=data.get("subset"), reference_id=ref_id, reference_rank=rank),
+        )
 
-    def _reference(self, row_id: str, chosen: str, rejected: str, pairs: list[tuple[str, str, str]],
-                   beats: set[tuple[str, str]], seed: int) -> tuple[str, str, str]:
+    def _reference(
+        self,
+        row_id: str,
+        chosen: str,
+        rejected: str,
+        pairs: list[tuple[str, str, str]],
+        beats: set[tuple[str, str]],
+        seed: int,
+    ) -> tuple[str, str, str]:
         """(reference text, its row id, its rank: ``above_chosen``, ``unranked`` or ``self``)."""
         mine = (chosen.strip(), rejected.strip())
         above: dict[str, tuple[str, str]] = {}
@@ -251,11 +287,13 @@ class PolarPreferenceBuilder(Builder):
     def summary(self, records: Sequence[Record]) -> tuple[dict[str, Any], str]:
         ranks = Counter(json.loads(r.metadata).get("reference_rank") for r in records)
         counts = {k: ranks.get(k, 0) for k in ("above_chosen", "unranked", "self")}
-        md = ("## References\n\n"
-              f"{counts['above_chosen']:,} references beat the pair's chosen answer in another pair, "
-              f"{counts['unranked']:,} are another pair's chosen answer not ranked against it, and "
-              f"{counts['self']:,} are the pair's own chosen answer (`reference_from: chosen`, which "
-              "leaks the label).")
+        md = (
+            "## References\n\n"
+            f"{counts['above_chosen']:,} references beat the pair's chosen answer in another pair, "
+            f"{counts['unranked']:,} are another pair's chosen answer not ranked against it, and "
+            f"{counts['self']:,} are the pair's own chosen answer (`reference_from: chosen`, which "
+            "leaks the label)."
+        )
         return {"reference_rank": counts}, md
 
 

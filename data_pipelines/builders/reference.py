@@ -61,18 +61,28 @@ class ReferenceBuilder(Builder):
         if not pool:
             raise RowError("no other response to this prompt to serve as the reference")
         ref_id, ref_model, ref_text = pool[int(seeded_unit(seed + 1, row_id) * len(pool))]
-        return ReferenceRecord(id=row_id, source=data.get("source_name", ""), question=data["question"],
-                               reference=ref_text, candidate=_text(data), same_policy=ref_model == model,
-                               reference_model=ref_model, candidate_model=model,
-                               gold_answer=data.get("gold_answer"), verifier="source",
-                               metadata=metadata(data, reference_id=ref_id))
+        return ReferenceRecord(
+            id=row_id,
+            source=data.get("source_name", ""),
+            question=data["question"],
+            reference=ref_text,
+            candidate=_text(data),
+            same_policy=ref_model == model,
+            reference_model=ref_model,
+            candidate_model=model,
+            gold_answer=data.get("gold_answer"),
+            verifier="source",
+            metadata=metadata(data, reference_id=ref_id),
+        )
 
     def summary(self, records: Sequence[Record]) -> tuple[dict[str, Any], str]:
         same = sum(r.same_policy for r in records)
         models = sorted({r.candidate_model for r in records})
-        return ({"same_policy": same, "different_policy": len(records) - same, "policies": models},
-                f"## Policies\n\n{same:,} same-policy and {len(records) - same:,} different-policy "
-                f"pairs over {len(models)} policies: {', '.join(models)}.")
+        return (
+            {"same_policy": same, "different_policy": len(records) - same, "policies": models},
+            f"## Policies\n\n{same:,} same-policy and {len(records) - same:,} different-policy "
+            f"pairs over {len(models)} policies: {', '.join(models)}.",
+        )
 
 
 def _text(data: dict[str, Any]) -> str:

@@ -38,15 +38,23 @@ class StepBuilder(Builder):
             raise RowError(f"{len(steps)} steps (max_steps is {self.max_steps})")
         source = data.get("source_name", "")
         subset = (data.get("extra") or {}).get("subset")
-        return StepRecord(id=row_id, source=f"{source}/{subset}" if subset else source,
-                          question=data["question"], steps=list(steps), label=data["label"],
-                          gold_answer=data.get("gold_answer"), verifier="source",
-                          metadata=metadata(data, final_answer_correct=data.get("final_answer_correct")))
+        return StepRecord(
+            id=row_id,
+            source=f"{source}/{subset}" if subset else source,
+            question=data["question"],
+            steps=list(steps),
+            label=data["label"],
+            gold_answer=data.get("gold_answer"),
+            verifier="source",
+            metadata=metadata(data, final_answer_correct=data.get("final_answer_correct")),
+        )
 
     def summary(self, records: Sequence[Record]) -> tuple[dict[str, Any], str]:
         n = len(records)
         erroneous = sum(r.label >= 0 for r in records)
         mean_steps = sum(len(r.steps) for r in records) / n if n else 0.0
-        return ({"erroneous": erroneous, "correct": n - erroneous, "mean_steps": mean_steps},
-                f"## Steps\n\n{erroneous:,} solutions with an error, {n - erroneous:,} without; "
-                f"{mean_steps:.1f} steps on average.")
+        return (
+            {"erroneous": erroneous, "correct": n - erroneous, "mean_steps": mean_steps},
+            f"## Steps\n\n{erroneous:,} solutions with an error, {n - erroneous:,} without; "
+            f"{mean_steps:.1f} steps on average.",
+        )

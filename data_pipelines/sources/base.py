@@ -12,7 +12,7 @@ import gzip
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,21 +25,43 @@ SOURCES: Registry[type[Source]] = Registry("source")
 # in the record's ``metadata``.
 SHAPES: dict[str, dict[str, tuple[type, ...]]] = {
     # one solution to a question, maybe labelled; ``group`` ties solutions of the same question
-    "solution": {"question": (str,), "solution": (str,), "is_correct": (bool, type(None)),
-                 "gold_answer": (str, type(None)), "model": (str, type(None)), "group": (str,)},
+    "solution": {
+        "question": (str,),
+        "solution": (str,),
+        "is_correct": (bool, type(None)),
+        "gold_answer": (str, type(None)),
+        "model": (str, type(None)),
+        "group": (str,),
+    },
     # a preference pair
-    "preference": {"question": (str,), "chosen": (str,), "rejected": (str,),
-                   "subset": (str, type(None))},
+    "preference": {"question": (str,), "chosen": (str,), "rejected": (str,), "subset": (str, type(None))},
     # a step-by-step solution with the index of its first wrong step (-1 if none)
-    "steps": {"question": (str,), "steps": (list,), "label": (int,),
-              "final_answer_correct": (bool, type(None)), "gold_answer": (str, type(None))},
+    "steps": {
+        "question": (str,),
+        "steps": (list,),
+        "label": (int,),
+        "final_answer_correct": (bool, type(None)),
+        "gold_answer": (str, type(None)),
+    },
     # a program with the tests that decide it
-    "program": {"question": (str,), "program": (str,), "tests": (str,),
-                "entry_point": (str, type(None)), "task_id": (str,), "model": (str, type(None)),
-                "reference_solution": (str, type(None)), "group": (str,)},
+    "program": {
+        "question": (str,),
+        "program": (str,),
+        "tests": (str,),
+        "entry_point": (str, type(None)),
+        "task_id": (str,),
+        "model": (str, type(None)),
+        "reference_solution": (str, type(None)),
+        "group": (str,),
+    },
     # a preference pair about images: ``images`` are checked local paths, resolved to absolute
-    "image_preference": {"question": (str,), "chosen": (str,), "rejected": (str,),
-                         "subset": (str, type(None)), "images": (list,)},
+    "image_preference": {
+        "question": (str,),
+        "chosen": (str,),
+        "rejected": (str,),
+        "subset": (str, type(None)),
+        "images": (list,),
+    },
 }
 
 
@@ -110,8 +132,9 @@ class Source:
             ValueError: ``limit`` is below 1.
         """
         if self.limit is not None and self.limit < 1:
-            raise ValueError(f"source '{self.name}': limit must be at least 1 (or null for every row), "
-                             f"got {self.limit}")
+            raise ValueError(
+                f"source '{self.name}': limit must be at least 1 (or null for every row), got {self.limit}"
+            )
         count = 0
         for rid, raw, error, text in self.raw_records():
             if self.limit is not None and count >= self.limit:
@@ -127,8 +150,11 @@ class Source:
                 continue
             items = converted if isinstance(converted, list) else [converted]
             for j, data in enumerate(items):
-                row_id = f"{self.name}:{rid}" if len(items) == 1 and not isinstance(converted, list) \
+                row_id = (
+                    f"{self.name}:{rid}"
+                    if len(items) == 1 and not isinstance(converted, list)
                     else f"{self.name}:{rid}:{j}"
+                )
                 if isinstance(data, RowError):
                     yield Row(id=row_id, error=str(data), raw=clip(raw))
                     continue
@@ -149,10 +175,8 @@ def check_shape(row_id: str, data: dict[str, Any], shape: str, raw: Any = None) 
     for key, types in SHAPES[shape].items():
         if key not in data:
             return Row(id=row_id, error=f"missing field '{key}'", raw=clip(raw))
-        if not isinstance(data[key], types) or (bool not in types and isinstance(data[key], bool)
-                                                 and int in types):
-            return Row(id=row_id, error=f"field '{key}' has type {type(data[key]).__name__}",
-                       raw=clip(raw))
+        if not isinstance(data[key], types) or (bool not in types and isinstance(data[key], bool) and int in types):
+            return Row(id=row_id, error=f"field '{key}' has type {type(data[key]).__name__}", raw=clip(raw))
     return Row(id=row_id, data=data)
 
 
@@ -165,8 +189,7 @@ def require(raw: dict[str, Any], key: str, kind: type | tuple[type, ...] = str, 
     value = raw[key]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        raise RowError(f"field '{key}' should be {'/'.join(k.__name__ for k in kinds)}, "
-                       f"got {type(value).__name__}")
+        raise RowError(f"field '{key}' should be {'/'.join(k.__name__ for k in kinds)}, got {type(value).__name__}")
     if not empty_ok and isinstance(value, (str, list)) and not (value.strip() if isinstance(value, str) else value):
         raise RowError(f"field '{key}' is empty")
     return value
@@ -182,8 +205,11 @@ def clip(raw: Any, limit: int = 2000) -> str | None:
 
 def is_local(location: str) -> bool:
     """A location is local when it exists on disk or looks like a path, else it is a hub name."""
-    return os.path.exists(location) or location.startswith((".", "/", "~")) or location.endswith(
-        (".json", ".jsonl", ".gz", ".parquet"))
+    return (
+        os.path.exists(location)
+        or location.startswith((".", "/", "~"))
+        or location.endswith((".json", ".jsonl", ".gz", ".parquet"))
+    )
 
 
 def why_empty(location: str) -> str:
@@ -218,8 +244,9 @@ def read_local(path: Path) -> Iterator[tuple[str, dict | None, str | None, str |
     path = path.expanduser()
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(DATA_SUFFIXES)) \
-        if path.is_dir() else [path]
+    files = (
+        sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(DATA_SUFFIXES)) if path.is_dir() else [path]
+    )
     for file in files:
         stem = file.name.split(".")[0]
         if file.name.endswith((".jsonl", ".jsonl.gz")):
@@ -242,8 +269,7 @@ def _read_jsonl(file: Path, stem: str) -> Iterator[tuple[str, dict | None, str |
             try:
                 text = line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield f"{stem}/{i}", None, f"invalid UTF-8 at byte {exc.start}", clip(
-                    line.decode("utf-8", "replace"))
+                yield f"{stem}/{i}", None, f"invalid UTF-8 at byte {exc.start}", clip(line.decode("utf-8", "replace"))
                 continue
             try:
                 yield f"{stem}/{i}", json.loads(text), None, None

@@ -50,9 +50,17 @@ class HumanEval(Source):
         task_id, prompt, entry_point = require(raw, "task_id"), require(raw, "prompt"), require(raw, "entry_point")
         program = prompt + require(raw, "canonical_solution")
         tests = prompt_helpers(prompt, entry_point) + require(raw, "test") + f"\ncheck({entry_point})\n"
-        return {"question": prompt, "program": program, "tests": tests, "entry_point": entry_point,
-                "task_id": task_id, "model": "human", "reference_solution": program, "group": task_id,
-                "extra": {}}
+        return {
+            "question": prompt,
+            "program": program,
+            "tests": tests,
+            "entry_point": entry_point,
+            "task_id": task_id,
+            "model": "human",
+            "reference_solution": program,
+            "group": task_id,
+            "extra": {},
+        }
 
 
 def prompt_helpers(prompt: str, entry_point: str) -> str:
@@ -78,9 +86,12 @@ def prompt_helpers(prompt: str, entry_point: str) -> str:
             continue
     else:
         raise RowError("the prompt is not valid Python (its helpers could not be read)")
-    keep = [node for node in tree.body
-            if not (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point)
-            and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]  # a module docstring
+    keep = [
+        node
+        for node in tree.body
+        if not (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point)
+        and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+    ]  # a module docstring
     return "".join(ast.get_source_segment(text, node, padded=True) + "\n" for node in keep)
 
 
@@ -117,12 +128,21 @@ class MBPP(Source):
         if not isinstance(setup, str):
             raise RowError(f"field 'test_setup_code' should be str, got {type(setup).__name__}")
         tests = "\n".join(([setup] if setup.strip() else []) + asserts) + "\n"
-        entry_point = next((name for name in re.findall(r"^def\s+(\w+)\s*\(", code, re.M)
-                            if re.search(rf"\b{name}\s*\(", tests)), None)
+        entry_point = next(
+            (name for name in re.findall(r"^def\s+(\w+)\s*\(", code, re.M) if re.search(rf"\b{name}\s*\(", tests)), None
+        )
         task_id = f"MBPP/{number}"
-        return {"question": require(raw, "text"), "program": code, "tests": tests,
-                "entry_point": entry_point, "task_id": task_id, "model": "human",
-                "reference_solution": code, "group": task_id, "extra": {}}
+        return {
+            "question": require(raw, "text"),
+            "program": code,
+            "tests": tests,
+            "entry_point": entry_point,
+            "task_id": task_id,
+            "model": "human",
+            "reference_solution": code,
+            "group": task_id,
+            "extra": {},
+        }
 
 
 @SOURCES.register("codet")
@@ -168,12 +188,21 @@ class CodeT(Source):
         if problem is None:
             raise RowError(f"the prompt matches several problems in {self.problems}")
         rows: list[dict[str, Any] | RowError] = []
-        for j, sample in enumerate(samples[:self.samples_per_task]):
+        for j, sample in enumerate(samples[: self.samples_per_task]):
             if not isinstance(sample, str):
                 rows.append(RowError(f"sample {j} is a {type(sample).__name__}, not a string"))
                 continue
-            rows.append({"question": prompt, "program": prompt + sample, "tests": problem["tests"],
-                         "entry_point": problem["entry_point"], "task_id": problem["task_id"],
-                         "model": self.model, "reference_solution": problem["reference_solution"],
-                         "group": problem["task_id"], "extra": {"sample_index": j}})
+            rows.append(
+                {
+                    "question": prompt,
+                    "program": prompt + sample,
+                    "tests": problem["tests"],
+                    "entry_point": problem["entry_point"],
+                    "task_id": problem["task_id"],
+                    "model": self.model,
+                    "reference_solution": problem["reference_solution"],
+                    "group": problem["task_id"],
+                    "extra": {"sample_index": j},
+                }
+            )
         return rows

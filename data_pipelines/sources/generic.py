@@ -31,6 +31,12 @@ class SolutionsSource(Source):
             if value is not None and not isinstance(value, str):
                 raise RowError(f"field '{key}' should be str, got {type(value).__name__}")
         known = {"question", "solution", "gold_answer", "is_correct", "model", "group"}
-        return {"question": question, "solution": require(raw, "solution"), "is_correct": is_correct,
-                "gold_answer": gold, "model": model, "group": str(raw.get("group") or question),
-                "extra": {k: v for k, v in raw.items() if k not in known}}
+        return {
+            "question": question,
+            "solution": require(raw, "solution"),
+            "is_correct": is_correct,
+            "gold_answer": gold,
+            "model": model,
+            "group": str(raw.get("group") or question),
+            "extra": {k: v for k, v in raw.items() if k not in known},
+        }

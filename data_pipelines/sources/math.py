@@ -56,9 +56,15 @@ class GSM8K(Source):
 
     def convert(self, raw: dict[str, Any]) -> dict[str, Any]:
         question, answer = require(raw, "question"), require(raw, "answer")
-        return {"question": question, "solution": answer, "is_correct": True,
-                "gold_answer": final_answer(answer, "####", "answer"), "model": "human",
-                "group": question_id(question), "extra": {}}
+        return {
+            "question": question,
+            "solution": answer,
+            "is_correct": True,
+            "gold_answer": final_answer(answer, "####", "answer"),
+            "model": "human",
+            "group": question_id(question),
+            "extra": {},
+        }
 
 
 @SOURCES.register("gsm8k_solutions")
@@ -90,10 +96,17 @@ class GSM8KSolutions(Source):
         for model in GSM8K_MODELS:
             try:
                 entry = require(raw, model, dict)
-                rows.append({"question": question, "solution": require(entry, "solution"),
-                             "is_correct": require(entry, "is_correct", bool), "gold_answer": gold,
-                             "model": model, "group": question_id(question),
-                             "extra": {"reference_solution": truth}})
+                rows.append(
+                    {
+                        "question": question,
+                        "solution": require(entry, "solution"),
+                        "is_correct": require(entry, "is_correct", bool),
+                        "gold_answer": gold,
+                        "model": model,
+                        "group": question_id(question),
+                        "extra": {"reference_solution": truth},
+                    }
+                )
             except RowError as exc:
                 rows.append(RowError(f"{model}: {exc}"))
         return rows
@@ -113,10 +126,15 @@ class Math500(Source):
     default_path = "HuggingFaceH4/MATH-500"
 
     def convert(self, raw: dict[str, Any]) -> dict[str, Any]:
-        return {"question": require(raw, "problem"), "solution": require(raw, "solution"),
-                "is_correct": True, "gold_answer": require(raw, "answer"), "model": "human",
-                "group": require(raw, "unique_id"),
-                "extra": {"subject": raw.get("subject"), "level": raw.get("level")}}
+        return {
+            "question": require(raw, "problem"),
+            "solution": require(raw, "solution"),
+            "is_correct": True,
+            "gold_answer": require(raw, "answer"),
+            "model": "human",
+            "group": require(raw, "unique_id"),
+            "extra": {"subject": raw.get("subject"), "level": raw.get("level")},
+        }
 
 
 @SOURCES.register("processbench")
@@ -156,11 +174,14 @@ class ProcessBench(Source):
         label = require(raw, "label", int)
         if not -1 <= label < len(steps):
             raise RowError(f"label {label} is outside [-1, {len(steps) - 1}]")
-        return {"question": require(raw, "problem"), "steps": steps, "label": label,
-                "final_answer_correct": require(raw, "final_answer_correct", bool),
-                "gold_answer": None,
-                "extra": {"subset": raw.get("subset"), "generator": raw.get("generator"),
-                          "source_id": raw.get("id")}}
+        return {
+            "question": require(raw, "problem"),
+            "steps": steps,
+            "label": label,
+            "final_answer_correct": require(raw, "final_answer_correct", bool),
+            "gold_answer": None,
+            "extra": {"subset": raw.get("subset"), "generator": raw.get("generator"), "source_id": raw.get("id")},
+        }
 
 
 @SOURCES.register("prm800k")
@@ -208,13 +229,28 @@ class PRM800K(Source):
         gold = question.get("ground_truth_answer")
         if gold is not None and not isinstance(gold, str):
             raise RowError(f"field 'ground_truth_answer' should be str, got {type(gold).__name__}")
-        return {"question": require(question, "problem"), "steps": steps, "label": first_wrong,
-                "final_answer_correct": True if finish == "solution" else None,
-                "gold_answer": gold or None,
-                "extra": {"finish_reason": finish, "ratings": ratings, "labeled_steps": labeled,
-                          **{k: raw.get(k) for k in ("labeler", "timestamp", "generation",
-                                                     "is_quality_control_question",
-                                                     "is_initial_screening_question")}}}
+        return {
+            "question": require(question, "problem"),
+            "steps": steps,
+            "label": first_wrong,
+            "final_answer_correct": True if finish == "solution" else None,
+            "gold_answer": gold or None,
+            "extra": {
+                "finish_reason": finish,
+                "ratings": ratings,
+                "labeled_steps": labeled,
+                **{
+                    k: raw.get(k)
+                    for k in (
+                        "labeler",
+                        "timestamp",
+                        "generation",
+                        "is_quality_control_question",
+                        "is_initial_screening_question",
+                    )
+                },
+            },
+        }
 
 
 def trajectory(steps: list[Any]) -> tuple[list[str], list[int | None]]:

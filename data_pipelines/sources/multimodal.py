@@ -57,8 +57,10 @@ class ImageSource(Source):
     def raw_records(self) -> Iterator[tuple[str, dict[str, Any] | None, str | None, str | None]]:
         location = self.path or self.default_path
         if not is_local(location):
-            raise ValueError(f"source '{self.name}' reads a local index file with image paths; "
-                             f"'{location}' is not local (hub images are not supported yet)")
+            raise ValueError(
+                f"source '{self.name}' reads a local index file with image paths; "
+                f"'{location}' is not local (hub images are not supported yet)"
+            )
         yield from super().raw_records()
 
     @property
@@ -98,8 +100,15 @@ class VLRewardBench(ImageSource):
         key = "image_path" if raw.get("image_path") is not None else "image"
         images = self.images(require(raw, key, (str, list)), key)
         best = 0 if ranking[0] < ranking[1] else 1
-        row = pair(require(raw, "query"), responses[best], responses[1 - best], raw.get("query_source"),
-                   id=raw.get("id"), human_ranking=ranking, models=raw.get("models"))
+        row = pair(
+            require(raw, "query"),
+            responses[best],
+            responses[1 - best],
+            raw.get("query_source"),
+            id=raw.get("id"),
+            human_ranking=ranking,
+            models=raw.get("models"),
+        )
         return {**row, "images": images}
 
 
@@ -119,8 +128,14 @@ class MultimodalRewardBench(ImageSource):
             raise RowError(f"field 'Better' is {better!r}, not 'Output1' or 'Output2'")
         worse = "Output2" if better == "Output1" else "Output1"
         images = self.images(require(raw, "Image", (str, list)), "Image")
-        row = pair(require(raw, "Text"), require(raw, better), require(raw, worse), raw.get("Category"),
-                   id=raw.get("ID"), better=better)
+        row = pair(
+            require(raw, "Text"),
+            require(raw, better),
+            require(raw, worse),
+            raw.get("Category"),
+            id=raw.get("ID"),
+            better=better,
+        )
         return {**row, "images": images}
 
 
@@ -139,12 +154,16 @@ class ImagePreferenceFolder(ImageSource):
 
 _BRACKETED = re.compile(  # "Question: [..] The first response: [..] The second response: [..]" (or Response 1/2, A/B)
     r"Question:\s*\[(?P<question>.*?)\]\s*(?:The first response|Response 1|Response A):\s*\[(?P<first>.*?)\]\s*"
-    r"(?:The second response|Response 2|Response B):\s*\[(?P<second>.*)\]", re.S)
+    r"(?:The second response|Response 2|Response B):\s*\[(?P<second>.*)\]",
+    re.S,
+)
 _BETTER = re.compile(r"The better response:\s*\[?\s*(first|second|1|2|A|B)\b", re.I)
 _ARENA = re.compile(  # MT-bench / arena judge prompts, with a "[[A>B]]" verdict
     r"<\|User Prompt\|>\s*(?P<question>.*?)\s*<\|The Start of Assistant A's Answer\|>\s*(?P<first>.*?)\s*"
     r"<\|The End of Assistant A's Answer\|>\s*<\|The Start of Assistant B's Answer\|>\s*(?P<second>.*?)\s*"
-    r"<\|The End of Assistant B's Answer\|>", re.S)
+    r"<\|The End of Assistant B's Answer\|>",
+    re.S,
+)
 _ARENA_VERDICT = re.compile(r"\[\[(A>>B|A>B|A=B|B>A|B>>A)\]\]")
 
 

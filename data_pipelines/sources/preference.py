@@ -23,8 +23,7 @@ def pair(question: str, chosen: str, rejected: str, subset: str | None, **extra:
     """
     if chosen.strip() == rejected.strip():
         raise RowError("chosen and rejected are identical")
-    return {"question": question, "chosen": chosen, "rejected": rejected, "subset": subset,
-            "extra": extra}
+    return {"question": question, "chosen": chosen, "rejected": rejected, "subset": subset, "extra": extra}
 
 
 @SOURCES.register("llmbar")
@@ -54,8 +53,7 @@ class LLMBar(Source):
         if label not in (1, 2):
             raise RowError(f"label {label} is not 1 or 2")
         outputs = {1: require(raw, "output_1"), 2: require(raw, "output_2")}
-        return pair(require(raw, "input"), outputs[label], outputs[3 - label], raw.get("subset"),
-                    original_label=label)
+        return pair(require(raw, "input"), outputs[label], outputs[3 - label], raw.get("subset"), original_label=label)
 
 
 @SOURCES.register("rewardbench")
@@ -74,9 +72,15 @@ class RewardBench(Source):
     default_path = "allenai/reward-bench"
 
     def convert(self, raw: dict[str, Any]) -> dict[str, Any]:
-        return pair(require(raw, "prompt"), require(raw, "chosen"), require(raw, "rejected"),
-                    require(raw, "subset"), id=raw.get("id"), chosen_model=raw.get("chosen_model"),
-                    rejected_model=raw.get("rejected_model"))
+        return pair(
+            require(raw, "prompt"),
+            require(raw, "chosen"),
+            require(raw, "rejected"),
+            require(raw, "subset"),
+            id=raw.get("id"),
+            chosen_model=raw.get("chosen_model"),
+            rejected_model=raw.get("rejected_model"),
+        )
 
 
 @SOURCES.register("hh_rlhf")
@@ -114,8 +118,13 @@ class HHRLHF(Source):
         other, rejected = last_turn(require(raw, "rejected"), "rejected")
         if context != other:
             raise RowError("chosen and rejected differ before the final assistant reply")
-        return pair(context, chosen, rejected, self.data_dir if not self.path else None,
-                    turns=("\n\n" + context).count("\n\nHuman:"))
+        return pair(
+            context,
+            chosen,
+            rejected,
+            self.data_dir if not self.path else None,
+            turns=("\n\n" + context).count("\n\nHuman:"),
+        )
 
 
 def last_turn(transcript: str, field: str) -> tuple[str, str]:
@@ -163,8 +172,7 @@ class UltraFeedback(Source):
         for key, score in scores.items():
             if score is not None and (not isinstance(score, (int, float)) or isinstance(score, bool)):
                 raise RowError(f"field '{key}' should be a number, got {type(score).__name__}")
-        return pair(require(raw, "prompt"), chosen, rejected, None, prompt_id=raw.get("prompt_id"),
-                    **scores)
+        return pair(require(raw, "prompt"), chosen, rejected, None, prompt_id=raw.get("prompt_id"), **scores)
 
 
 def last_reply(messages: list[Any], field: str) -> tuple[list[dict[str, str]], str]:
@@ -174,8 +182,7 @@ def last_reply(messages: list[Any], field: str) -> tuple[list[dict[str, str]], s
     ([{'role': 'user', 'content': 'q'}], 'a')
     """
     for message in messages:
-        if not isinstance(message, dict) or not all(isinstance(message.get(k), str)
-                                                     for k in ("role", "content")):
+        if not isinstance(message, dict) or not all(isinstance(message.get(k), str) for k in ("role", "content")):
             raise RowError(f"field '{field}' should be a list of {{role, content}} messages")
     if messages[-1]["role"] != "assistant":
         raise RowError(f"the last message of '{field}' is from '{messages[-1]['role']}', not the assistant")

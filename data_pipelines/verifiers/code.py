@@ -26,8 +26,13 @@ from .base import VERIFIERS, Verdict
 __all__ = ["CodeVerifier", "code_verifier", "build_test_code", "verdict_from_result"]
 
 DEFAULT_LIMITS = SandboxLimits(cpu_seconds=5, wall_seconds=5, memory_mb=1024, max_processes=32)
-_STATUS_REASONS = {"timeout": "timeout", "memory": "memory limit", "output_limit": "output limit",
-                   "killed": "killed", "sandbox_error": "sandbox error"}
+_STATUS_REASONS = {
+    "timeout": "timeout",
+    "memory": "memory limit",
+    "output_limit": "output limit",
+    "killed": "killed",
+    "sandbox_error": "sandbox error",
+}
 _SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")
 
 
@@ -95,11 +100,15 @@ class CodeVerifier:
 
     def verify(self, program: str, tests: str, entry_point: str | None = None) -> Verdict:
         """Run ``program`` then ``tests`` (plus ``check(entry_point)`` if given) and judge them."""
-        return verdict_from_result(self.sandbox.run(program, tests=build_test_code(tests, entry_point),
-                                                    expose=[entry_point] if entry_point else []))
+        return verdict_from_result(
+            self.sandbox.run(
+                program, tests=build_test_code(tests, entry_point), expose=[entry_point] if entry_point else []
+            )
+        )
 
-    def verify_many(self, programs: Sequence[str], tests: Sequence[str],
-                    entry_points: Sequence[str | None] | None = None) -> Iterator[Verdict]:
+    def verify_many(
+        self, programs: Sequence[str], tests: Sequence[str], entry_points: Sequence[str | None] | None = None
+    ) -> Iterator[Verdict]:
         """Verify many programs on all workers; yields verdicts in input order.
 
         Args:
@@ -133,8 +142,14 @@ def _shared_verifier(limits: SandboxLimits, isolation: str) -> CodeVerifier:
 
 
 @VERIFIERS.register("code")
-def code_verifier(response: str, gold: str, *, entry_point: str | None = None,
-                  limits: SandboxLimits = DEFAULT_LIMITS, isolation: str = "auto") -> Verdict:
+def code_verifier(
+    response: str,
+    gold: str,
+    *,
+    entry_point: str | None = None,
+    limits: SandboxLimits = DEFAULT_LIMITS,
+    isolation: str = "auto",
+) -> Verdict:
     """The verifier-registry form: ``response`` is the program, ``gold`` its tests.
 
     Reuses one sandbox worker per (limits, isolation) for the whole process; use
@@ -145,4 +160,3 @@ def code_verifier(response: str, gold: str, *, entry_point: str | None = None,
     Verdict(correct=True, reason='passed', extracted=None)
     """
     return _shared_verifier(limits, isolation).verify(response, gold, entry_point)
-

@@ -61,7 +61,7 @@ _MISMATCH = "__rlac_mismatch__"
 _ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")  # a default repr: differs between runs
 _FENCE = re.compile(r"```[\w+-]*[ \t]*\n(.*?)```", re.DOTALL)
 # Compares outputs by repr, with set elements sorted: workers differ in string hash seeds.
-_CANON = '''
+_CANON = """
 def _rlac_canon(x):
     t = type(x)
     if t is list:
@@ -74,15 +74,15 @@ def _rlac_canon(x):
         inner = "{" + ", ".join(sorted(map(_rlac_canon, x))) + "}" if x else ""
         return (inner or "set()") if t is set else "frozenset(" + inner + ")"
     return repr(x)
-'''
+"""
 # The reference (trusted) runs as a plain program, each input under its own timer. The batch
 # runs in globals of its own: a reference that shadows a builtin the batch uses (MBPP's ``sum``)
 # or one of its names must not change it.
-_REFERENCE_BATCH = '''
+_REFERENCE_BATCH = """
 _rlac_calls = [{calls}]
 exec({batch!r}, {{"__builtins__": __import__("builtins"), "_rlac_calls": _rlac_calls}})
-'''
-_BATCH = '''
+"""
+_BATCH = """
 import json as _rlac_json, signal as _rlac_signal
 def _rlac_alarm(signum, frame):
     raise TimeoutError("reference time limit")
@@ -98,12 +98,12 @@ for _rlac_call in _rlac_calls:
     except BaseException as _rlac_exc:
         _rlac_out.append([False, type(_rlac_exc).__name__])
 print({mark!r} + _rlac_json.dumps(_rlac_out))
-'''
-_PROGRAM_TEST = '''
+"""
+_PROGRAM_TEST = """
 _rlac_value = {entry}({args})
 if _rlac_canon(_rlac_value) != {expected!r}:
     raise AssertionError({mismatch!r})
-'''
+"""
 
 
 @VALIDATORS.register("code")
@@ -138,8 +138,13 @@ class CodeValidator(Validator):
     (['1', '-3'], 'pass')
     """
 
-    def __init__(self, limits: SandboxLimits = DEFAULT_LIMITS, workers: int = 1, isolation: str = "auto",
-                 cache_size: int = 10_000):
+    def __init__(
+        self,
+        limits: SandboxLimits = DEFAULT_LIMITS,
+        workers: int = 1,
+        isolation: str = "auto",
+        cache_size: int = 10_000,
+    ):
         self.sandbox = Sandbox(limits, isolation=isolation, workers=workers)
         batch = replace(limits, cpu_seconds=REFERENCE_BATCH_SECONDS, wall_seconds=REFERENCE_BATCH_SECONDS)
         self.reference_sandbox = Sandbox(batch, isolation=isolation, workers=workers)
@@ -177,8 +182,9 @@ class CodeValidator(Validator):
             elif _ADDRESS.search(text):
                 results[i] = Validation("invalid", "the reference's output has no stable repr")
             elif job not in verdicts:
-                to_run[job] = _CANON + _PROGRAM_TEST.format(entry=job[2], args=job[3], expected=text,
-                                                            mismatch=_MISMATCH)
+                to_run[job] = _CANON + _PROGRAM_TEST.format(
+                    entry=job[2], args=job[3], expected=text, mismatch=_MISMATCH
+                )
         runs = self.sandbox.run_many([job[0] for job in to_run], list(to_run.values()), [[job[2]] for job in to_run])
         for job, result in zip(list(to_run), runs):
             verdicts[job] = _program_validation(result)
@@ -200,8 +206,11 @@ class CodeValidator(Validator):
         groups: dict[tuple[str, str], list[str]] = {}
         for reference, entry, args in sorted(needed - found.keys()):
             groups.setdefault((reference, entry), []).append(args)
-        chunks = [(ref, entry, args[i:i + self.batch_size])
-                  for (ref, entry), args in groups.items() for i in range(0, len(args), self.batch_size)]
+        chunks = [
+            (ref, entry, args[i : i + self.batch_size])
+            for (ref, entry), args in groups.items()
+            for i in range(0, len(args), self.batch_size)
+        ]
         while chunks:
             codes = [f"{reference}\n{self._batch_code(entry, args)}" for reference, entry, args in chunks]
             runs = self.reference_sandbox.run_many(codes)
@@ -241,8 +250,14 @@ class CodeValidator(Validator):
         self.reference_sandbox.close()
 
 
-_STATUS_WORDS = {"timeout": "timeout", "memory": "memory limit", "output_limit": "output limit",
-                 "killed": "killed", "sandbox_error": "sandbox error", "error": "error"}
+_STATUS_WORDS = {
+    "timeout": "timeout",
+    "memory": "memory limit",
+    "output_limit": "output limit",
+    "killed": "killed",
+    "sandbox_error": "sandbox error",
+    "error": "error",
+}
 
 
 def _code_spec(spec: dict[str, Any]) -> tuple[str | None, str]:
@@ -268,7 +283,7 @@ def _batch_outputs(result: SandboxResult, n: int) -> list[tuple[bool, str]] | No
         return None
     lines = [line for line in result.stdout.splitlines() if line.startswith(_REFERENCE_MARK)]
     try:
-        outputs = json.loads(lines[-1][len(_REFERENCE_MARK):]) if lines else None
+        outputs = json.loads(lines[-1][len(_REFERENCE_MARK) :]) if lines else None
     except ValueError:
         return None
     if not isinstance(outputs, list) or len(outputs) != n:
@@ -301,8 +316,11 @@ def _test_inputs(tests: tuple[str, ...], entry_point: str) -> tuple[str, ...]:
         except (SyntaxError, ValueError, MemoryError, RecursionError):
             continue
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
-                    node.func.id in ("candidate", entry_point):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("candidate", entry_point)
+            ):
                 args = parse_call_args(ast.unparse(ast.Call(ast.Name("f"), node.args, node.keywords))[2:-1])
                 if args is not None:
                     calls.append((i, node.lineno, node.col_offset, args))

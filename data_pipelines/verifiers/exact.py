@@ -22,7 +22,7 @@ def _final_answer(response: str) -> str | None:
     """The content of the last ``\\boxed{}`` or ``Answer:`` line, whichever starts later."""
     boxed = _last_boxed(response)
     line = None
-    for line in _ANSWER_LINE.finditer(response):
+    for line in _ANSWER_LINE.finditer(response):  # noqa: B007 - the last match is the one kept
         pass
     candidates = [c for c in (boxed, line and (line.start(), line.group(1))) if c]
     return max(candidates, key=lambda c: c[0])[1].strip() if candidates else None

@@ -126,7 +126,7 @@ def _last_boxed(text: str) -> tuple[int, str] | None:
 def _last_anchor(pattern: re.Pattern[str], text: str) -> tuple[int, str] | None:
     """(start, answer) of the last match of a textual anchor, or None."""
     last = None
-    for last in pattern.finditer(text):
+    for last in pattern.finditer(text):  # noqa: B007 - the last match is the one kept
         pass
     return (last.start(), _first_phrase(last.group(1))) if last else None
 

@@ -33,8 +33,19 @@ from data_pipelines.schema import AdversarialRecord
 from .exact import normalize_text
 from .validation import OUTCOMES, VALIDATORS, Outcome, Validation, Validator, _invalid
 
-__all__ = ["OUTCOMES", "VALIDATORS", "CodeValidator", "FactualValidator", "Outcome", "SyntheticSumsValidator",
-           "Validation", "Validator", "normalize_claim", "parse_call_args", "synthetic_factual_task"]
+__all__ = [
+    "OUTCOMES",
+    "VALIDATORS",
+    "CodeValidator",
+    "FactualValidator",
+    "Outcome",
+    "SyntheticSumsValidator",
+    "Validation",
+    "Validator",
+    "normalize_claim",
+    "parse_call_args",
+    "synthetic_factual_task",
+]
 
 # ----------------------------------------------------------------------------- synthetic sums
 _INDEX = re.compile(r"0|[1-9][0-9]*")  # ASCII digits, no sign, no leading zeros
@@ -84,7 +95,8 @@ class SyntheticSumsValidator(Validator):
 def _sum_items(spec: dict[str, Any]) -> list[tuple[int, int]]:
     items = spec.get("items")
     if not isinstance(items, list) or not all(
-            isinstance(item, (list, tuple)) and len(item) == 2 and all(type(x) is int for x in item) for item in items):
+        isinstance(item, (list, tuple)) and len(item) == 2 and all(type(x) is int for x in item) for item in items
+    ):
         raise ValueError(f"synthetic_sums spec needs items: a list of [a, b] integer pairs, got {items!r}")
     return [tuple(item) for item in items]
 
@@ -201,11 +213,20 @@ def synthetic_factual_task(n: int, seed: int, claims: int = 3) -> list[Adversari
     records = []
     for i, name in enumerate(rng.sample(names, n)):
         facts = [f"{name} | {relation} | {rng.choice(values)}" for relation, values in RELATIONS.items()]
-        question = (f"Write {claims} facts about {name}, one per line, each as 'subject | relation | value'. "
-                    f"Relations: {', '.join(RELATIONS)}.")
-        records.append(AdversarialRecord(id=f"synthetic_factual:{seed}:{i}", source="synthetic_factual",
-                                         question=question, facts=facts, verifier="factual",
-                                         metadata=json.dumps({"subject": name, "claims": claims})))
+        question = (
+            f"Write {claims} facts about {name}, one per line, each as 'subject | relation | value'. "
+            f"Relations: {', '.join(RELATIONS)}."
+        )
+        records.append(
+            AdversarialRecord(
+                id=f"synthetic_factual:{seed}:{i}",
+                source="synthetic_factual",
+                question=question,
+                facts=facts,
+                verifier="factual",
+                metadata=json.dumps({"subject": name, "claims": claims}),
+            )
+        )
     return records
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from critics import cli, onpolicy
 from critics.actors import ActorSettings, ChatActor, make_actor, refine_messages
-from critics.judging.chat import OpenAIChatModel
 from critics.eval.refine import critique_then_refine, filtered_majority_vote
+from critics.judging.chat import OpenAIChatModel
 from critics.tiny import save_tiny_checkpoint
 from tests.critics.serving.helpers import free_port, start_server
 
@@ -25,8 +25,7 @@ def tiny(tmp_path_factory) -> Path:
 def served(tiny):
     """`critics serve` over the tiny checkpoint in a subprocess, with an API key."""
     port = free_port()
-    process = start_server(tiny, port, "--api-key", "secret", "--served-model-name", "actor",
-                           "--max-new-tokens", "32")
+    process = start_server(tiny, port, "--api-key", "secret", "--served-model-name", "actor", "--max-new-tokens", "32")
     yield f"http://127.0.0.1:{port}/v1"
     process.terminate()
     process.wait(30)
@@ -52,8 +51,9 @@ def test_the_critic_as_its_own_actor_keeps_its_training_mode_and_follows_its_spe
 
     model, tokenizer = AutoModelForCausalLM.from_pretrained(str(tiny)), AutoTokenizer.from_pretrained(str(tiny))
     model.train()
-    actor = make_actor(ActorSettings(kind="self", max_new_tokens=4), LoadedModel(model, tokenizer),
-                       CriticSpec(style="compact"))
+    actor = make_actor(
+        ActorSettings(kind="self", max_new_tokens=4), LoadedModel(model, tokenizer), CriticSpec(style="compact")
+    )
     assert actor.chat_model.lm.model is model and actor.style == "compact"  # a compact critic refines compactly
     assert len(actor.refine(["q"], ["s"], ["c"], n=2)[0]) == 2
     assert model.training  # generation switched to eval mode and back
@@ -62,8 +62,11 @@ def test_the_critic_as_its_own_actor_keeps_its_training_mode_and_follows_its_spe
 
 
 def test_openai_actor_solves_and_refines_through_critics_serve(served, tiny):
-    actor = make_actor(ActorSettings(kind="openai", model="actor", base_url=served, api_key="secret",
-                                     style="compact", max_new_tokens=8))
+    actor = make_actor(
+        ActorSettings(
+            kind="openai", model="actor", base_url=served, api_key="secret", style="compact", max_new_tokens=8
+        )
+    )
     assert isinstance(actor.chat_model, OpenAIChatModel)
     solutions = actor.solve(["1+1", "2+2"], n=3, temperature=1.0)
     assert [len(s) for s in solutions] == [3, 3]
@@ -78,8 +81,9 @@ def test_openai_actor_solves_and_refines_through_critics_serve(served, tiny):
 def test_openai_actor_with_a_wrong_key_fails_with_the_servers_message(served):
     import openai
 
-    actor = ChatActor(OpenAIChatModel("actor", base_url=served, api_key="wrong", max_retries=0), style="compact",
-                      max_new_tokens=4)
+    actor = ChatActor(
+        OpenAIChatModel("actor", base_url=served, api_key="wrong", max_retries=0), style="compact", max_new_tokens=4
+    )
     with pytest.raises(openai.AuthenticationError):
         actor.solve(["1+1"])
 
@@ -96,8 +100,10 @@ class ScriptedActor:
         return out
 
     def refine(self, questions, solutions, critiques, n=1):
-        return [[f"\\boxed{{{c.split('fix:')[1].split()[0]}}}" if "fix:" in c else s] * n
-                for s, c in zip(solutions, critiques)]
+        return [
+            [f"\\boxed{{{c.split('fix:')[1].split()[0]}}}" if "fix:" in c else s] * n
+            for s, c in zip(solutions, critiques)
+        ]
 
 
 def test_sample_records_labels_balances_and_quarantines():
@@ -108,8 +114,10 @@ def test_sample_records_labels_balances_and_quarantines():
     # 5 questions x 3 samples: 10 correct, 5 incorrect; "what?" -> 3 unanswered -> incorrect
     assert report["labels_before_balance"] == {"correct": 10, "incorrect": 8}
     assert report["labels"] == {"correct": 8, "incorrect": 8} and len(records) == 16
-    assert [q["reason"] for q in quarantine] == ["no question in column 'question'",
-                                                 "no gold answer in column 'gold_answer'"]
+    assert [q["reason"] for q in quarantine] == [
+        "no question in column 'question'",
+        "no gold answer in column 'gold_answer'",
+    ]
     assert report["questions_never_solved"] == 1 and report["questions_always_solved"] == 0
     assert all(r.task == "pointwise" and r.gold_answer for r in records)
     assert abs(report["pass@1"] - 10 / 18) < 1e-9
@@ -117,12 +125,15 @@ def test_sample_records_labels_balances_and_quarantines():
 
 def test_critics_data_sample_writes_a_dataset_that_recipes_read(tmp_path, tiny, capsys):
     questions = tmp_path / "questions.jsonl"
-    questions.write_text("".join(json.dumps({"question": f"{i}+1", "answer": f"#### {i + 1}"}) + "\n"
-                                 for i in range(6)))
+    questions.write_text(
+        "".join(json.dumps({"question": f"{i}+1", "answer": f"#### {i + 1}"}) + "\n" for i in range(6))
+    )
     config = tmp_path / "sample.yaml"
-    config.write_text(f"actor: {{kind: transformers, model: {tiny}, style: compact, max_new_tokens: 6, device: cpu}}\n"
-                      f"questions: {questions}\nanswer_column: answer\noutput_dir: {tmp_path / 'out'}\n"
-                      "sampling: {samples: 2, balance: none}\n")
+    config.write_text(
+        f"actor: {{kind: transformers, model: {tiny}, style: compact, max_new_tokens: 6, device: cpu}}\n"
+        f"questions: {questions}\nanswer_column: answer\noutput_dir: {tmp_path / 'out'}\n"
+        "sampling: {samples: 2, balance: none}\n"
+    )
     assert cli.main(["data", "sample", str(config), "--no-progress"]) == 0
     assert "records to" in capsys.readouterr().out
     report = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -141,10 +152,12 @@ def test_a_sample_config_without_an_actor_names_the_key(tmp_path):
 
 
 def test_critique_then_refine_counts_each_transition():
-    rows = [{"question": "1+1", "response": r"\boxed{2}", "label": "correct", "gold_answer": "2"},
-            {"question": "1+1", "response": r"\boxed{3}", "label": "incorrect", "gold_answer": "2"},
-            {"question": "1+1", "response": r"\boxed{3}", "label": "incorrect", "gold_answer": "2"},
-            {"question": "1+1", "response": r"\boxed{2}", "label": "correct", "gold_answer": "2"}]
+    rows = [
+        {"question": "1+1", "response": r"\boxed{2}", "label": "correct", "gold_answer": "2"},
+        {"question": "1+1", "response": r"\boxed{3}", "label": "incorrect", "gold_answer": "2"},
+        {"question": "1+1", "response": r"\boxed{3}", "label": "incorrect", "gold_answer": "2"},
+        {"question": "1+1", "response": r"\boxed{2}", "label": "correct", "gold_answer": "2"},
+    ]
     critiques = [r"\boxed{Correct}", r"fix:2 \boxed{Incorrect}", r"\boxed{Incorrect}", r"fix:5 \boxed{Incorrect}"]
     result = critique_then_refine(rows, critiques, ScriptedActor(), verifier="math")
     assert (result["c->c"], result["i->c"], result["i->i"], result["c->i"]) == (0.25, 0.25, 0.25, 0.25)

@@ -9,11 +9,17 @@ from critics.cli import main
 
 def write_config(tmp_path, builder_text: str) -> str:
     rows = tmp_path / "rows.jsonl"
-    rows.write_text("\n".join(json.dumps({"question": f"{i}+1?", "solution": f"#### {i + 1}",
-                                          "gold_answer": str(i + 1)}) for i in range(20)) + "\n")
+    rows.write_text(
+        "\n".join(
+            json.dumps({"question": f"{i}+1?", "solution": f"#### {i + 1}", "gold_answer": str(i + 1)})
+            for i in range(20)
+        )
+        + "\n"
+    )
     config = tmp_path / "build.yaml"
-    config.write_text(f"name: t\nsources:\n  - name: solutions\n    path: {rows}\n{builder_text}"
-                      f"output_dir: {tmp_path / 'out'}\n")
+    config.write_text(
+        f"name: t\nsources:\n  - name: solutions\n    path: {rows}\n{builder_text}output_dir: {tmp_path / 'out'}\n"
+    )
     return str(config)
 
 
@@ -43,8 +49,10 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_and_exit_1(tmp_path
     blocker = tmp_path / "run"
     blocker.write_text("a file where the run's folder should be")
     config = tmp_path / "sft.yaml"
-    config.write_text(f"recipe: sft\nmodel:\n  name_or_path: {tmp_path / 'no-model'}\n"
-                      f"data:\n  train: {tmp_path / 'no-data'}\nrun:\n  output_dir: {blocker}\n")
+    config.write_text(
+        f"recipe: sft\nmodel:\n  name_or_path: {tmp_path / 'no-model'}\n"
+        f"data:\n  train: {tmp_path / 'no-data'}\nrun:\n  output_dir: {blocker}\n"
+    )
     assert main(["train", str(config), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("critics: ") and "is a file, not a folder" in err and "Traceback" not in err
@@ -54,7 +62,9 @@ def test_a_source_without_rows_is_an_error_naming_it(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     config = tmp_path / "build.yaml"
-    config.write_text(f"name: t\nsources:\n  - name: solutions\n    path: {empty}\nbuilder:\n  name: pointwise\n"
-                      f"output_dir: {tmp_path / 'out'}\n")
+    config.write_text(
+        f"name: t\nsources:\n  - name: solutions\n    path: {empty}\nbuilder:\n  name: pointwise\n"
+        f"output_dir: {tmp_path / 'out'}\n"
+    )
     assert main(["data", "build", str(config), "--no-progress"]) == 2
     assert f"source 'solutions' gave no rows: {empty}" in capsys.readouterr().err

@@ -48,16 +48,19 @@ def test_loads_nested_dataclasses_and_registry_choices(tmp_path):
     assert machine.optim == Optim(lr=3e-6) and machine.limit == 4
 
 
-@pytest.mark.parametrize("text, message", [
-    ("parts: [wheel]\noptim: {lrr: 1}\n", "unknown key 'optim.lrr' (did you mean 'lr'?)"),
-    ("parts: [{name: wheel, spoke: 3}]\n", "unknown key 'parts[0].spoke' (did you mean 'spokes'?)"),
-    ("parts: [wheal]\n", "unknown part 'wheal' (did you mean 'wheel'?)"),
-    ("parts: [wheel]\noptim: {schedule: cosin}\n", "must be one of ['cosine', 'linear']"),
-    ("parts: [wheel]\nlimit: many\n", "'limit' should be int, got str"),
-    ("parts: [wheel]\ntags: web\n", "'tags' should be a list"),
-    ("parts: [{name: wheel, spokes: true}]\n", "'parts[0].spokes' should be int, got bool"),
-    ("name: x\n", "missing required key 'parts'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("parts: [wheel]\noptim: {lrr: 1}\n", "unknown key 'optim.lrr' (did you mean 'lr'?)"),
+        ("parts: [{name: wheel, spoke: 3}]\n", "unknown key 'parts[0].spoke' (did you mean 'spokes'?)"),
+        ("parts: [wheal]\n", "unknown part 'wheal' (did you mean 'wheel'?)"),
+        ("parts: [wheel]\noptim: {schedule: cosin}\n", "must be one of ['cosine', 'linear']"),
+        ("parts: [wheel]\nlimit: many\n", "'limit' should be int, got str"),
+        ("parts: [wheel]\ntags: web\n", "'tags' should be a list"),
+        ("parts: [{name: wheel, spokes: true}]\n", "'parts[0].spokes' should be int, got bool"),
+        ("name: x\n", "missing required key 'parts'"),
+    ],
+)
 def test_errors_name_the_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as info:
         load_config(Machine, write(tmp_path, text))

@@ -34,17 +34,32 @@ def test_every_config_loads(path, monkeypatch):
     assert load_any(path) is not None
 
 
-@pytest.mark.parametrize("path, override, message", [
-    ("data/llmbar_pairwise.yaml", "builder.balanse=false", "unknown key 'builder.balanse' (did you mean 'balance'?)"),
-    ("data/gsm8k_pointwise.yaml", "num_procs=2", "unknown key 'num_procs' (did you mean 'num_proc'?)"),
-    ("recipes/critic_rl_pairwise.yaml", "grpo.num_generation=4", "unknown key 'grpo.num_generation' (did you mean 'num_generations'?)"),
-    ("recipes/critic_rl_pairwise.yaml", "rewards=[{name: pairwize}]", "unknown reward 'pairwize' (did you mean 'pairwise'?)"),
-    ("recipes/sft.yaml", "run.learning_rat=1", "unknown key 'run.learning_rat' (did you mean 'learning_rate'?)"),
-    ("recipes/critic_rl_step.yaml", "recipe=critic_lr", "did you mean 'critic_rl'?"),
-    ("recipes/critique_rl.yaml", "stage_two.mod=delta", "unknown key 'stage_two.mod' (did you mean 'mode'?)"),
-    ("recipes/refcritic.yaml", "reward.lamda=0.5", "unknown key 'reward.lamda' (did you mean 'lam'?)"),
-    ("sample/gsm8k_onpolicy.yaml", "sampling.sample=4", "unknown key 'sampling.sample' (did you mean 'samples'?)"),
-])
+@pytest.mark.parametrize(
+    "path, override, message",
+    [
+        (
+            "data/llmbar_pairwise.yaml",
+            "builder.balanse=false",
+            "unknown key 'builder.balanse' (did you mean 'balance'?)",
+        ),
+        ("data/gsm8k_pointwise.yaml", "num_procs=2", "unknown key 'num_procs' (did you mean 'num_proc'?)"),
+        (
+            "recipes/critic_rl_pairwise.yaml",
+            "grpo.num_generation=4",
+            "unknown key 'grpo.num_generation' (did you mean 'num_generations'?)",
+        ),
+        (
+            "recipes/critic_rl_pairwise.yaml",
+            "rewards=[{name: pairwize}]",
+            "unknown reward 'pairwize' (did you mean 'pairwise'?)",
+        ),
+        ("recipes/sft.yaml", "run.learning_rat=1", "unknown key 'run.learning_rat' (did you mean 'learning_rate'?)"),
+        ("recipes/critic_rl_step.yaml", "recipe=critic_lr", "did you mean 'critic_rl'?"),
+        ("recipes/critique_rl.yaml", "stage_two.mod=delta", "unknown key 'stage_two.mod' (did you mean 'mode'?)"),
+        ("recipes/refcritic.yaml", "reward.lamda=0.5", "unknown key 'reward.lamda' (did you mean 'lam'?)"),
+        ("sample/gsm8k_onpolicy.yaml", "sampling.sample=4", "unknown key 'sampling.sample' (did you mean 'samples'?)"),
+    ],
+)
 def test_a_misspelled_key_names_the_nearest_valid_one(path, override, message, monkeypatch):
     monkeypatch.chdir(CONFIGS.parent)
     with pytest.raises(ConfigError) as info:

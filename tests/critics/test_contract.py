@@ -39,9 +39,21 @@ def trained(tmp_path_factory) -> Path:
     demo.quiet()
     demo.build_dataset(settings, progress=False)
     base = save_tiny_checkpoint(out / "tiny-base", seed=0)
-    sft, _ = demo.sft_then_grpo(out, base, "pointwise", None, sft_steps=settings.sft_steps, grpo_steps=0,
-                                grpo_learning_rate=0.0, grpo_batch_size=64, eval_size=100, eval_batch_size=128,
-                                max_length=128, seed=0, progress=False)
+    sft, _ = demo.sft_then_grpo(
+        out,
+        base,
+        "pointwise",
+        None,
+        sft_steps=settings.sft_steps,
+        grpo_steps=0,
+        grpo_learning_rate=0.0,
+        grpo_batch_size=64,
+        eval_size=100,
+        eval_batch_size=128,
+        max_length=128,
+        seed=0,
+        progress=False,
+    )
     return Path(sft["final"])
 
 
@@ -59,9 +71,13 @@ def served(trained):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "critics.cli", "serve", str(trained), "--port", str(port),
-                                "--device", "cpu"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "critics.cli", "serve", str(trained), "--port", str(port), "--device", "cpu"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     try:
@@ -99,8 +115,10 @@ def test_every_way_of_using_the_critic_reads_it_as_it_was_trained(trained, held_
     assert [r["verdict"] if r["valid"] else None for r in results] == expected
 
     # OpenRLHF's remote reward: the policy's whole decoded sequence per query
-    queries = [f"<|im_start|>user\n{i['question']}<|im_end|>\n<|im_start|>assistant\n{i['response']}<|im_end|>"
-               for i in held_out]
+    queries = [
+        f"<|im_start|>user\n{i['question']}<|im_end|>\n<|im_start|>assistant\n{i['response']}<|im_end|>"
+        for i in held_out
+    ]
     reward = httpx.post(f"{served}/get_reward", json={"query": queries}, timeout=120).json()
     assert reward["extra_logs"]["critic_valid"] == [0.0 if s is None else 1.0 for s in scores]
     assert reward["rewards"] == [0.0 if s is None else s for s in scores]
@@ -114,20 +132,28 @@ def test_every_way_of_using_the_critic_reads_it_as_it_was_trained(trained, held_
     assert (spec["style"], spec["max_new_tokens"], spec["prompt_budget"]) == ("compact", 80, 1024 - 80)
     chat = []
     for row in rows[:16]:
-        reply = client.chat.completions.create(model=model.id, messages=render(row, style=spec["style"],
-                                                                               think=spec["think"]))
+        reply = client.chat.completions.create(
+            model=model.id, messages=render(row, style=spec["style"], think=spec["think"])
+        )
         verdict = read_verdict(reply.choices[0].message.content, row)
         chat.append(verdict.value if verdict.ok else None)
     assert chat == expected[:16]
 
     # verl, with its default arguments: a URL and nothing about the template or the length
-    verl = [compute_score("demo", i["response"], None, {"question": i["question"]}, critic_url=served)
-            for i in held_out]
+    verl = [
+        compute_score("demo", i["response"], None, {"question": i["question"]}, critic_url=served) for i in held_out
+    ]
     assert [v["score"] if v["critic_valid"] else None for v in verl] == scores
 
     async def all_async():
-        return await asyncio.gather(*(compute_score_async("demo", i["response"], None, {"question": i["question"]},
-                                                          reward_router_address=served) for i in held_out))
+        return await asyncio.gather(
+            *(
+                compute_score_async(
+                    "demo", i["response"], None, {"question": i["question"]}, reward_router_address=served
+                )
+                for i in held_out
+            )
+        )
 
     verl_async = asyncio.run(all_async())
     assert [v["score"] if v["critic_valid"] else None for v in verl_async] == scores

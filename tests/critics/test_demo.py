@@ -6,9 +6,9 @@ from __future__ import annotations
 import datasets
 
 from critics import demo
+from critics.judging.tasks import parse_verdict
 from critics.recipes.common import TemplateSettings
 from critics.recipes.sft import filter_critiques
-from critics.judging.tasks import parse_verdict
 
 
 def test_demo_data_labels_and_the_teachers_slips(tmp_path):

@@ -23,21 +23,26 @@ def test_demo_critic_learns_and_a_served_judge_teaches_a_policy(tmp_path, capsys
     out = tmp_path / "demo"
     assert main(["demo", "--output-dir", str(out), "--quiet", "--policy"]) == 0
     printed = capsys.readouterr().out
-    sft_metrics, grpo_metrics = (json.loads((out / stage / "final" / "metrics.json").read_text())
-                                 for stage in ("sft", "grpo"))
+    sft_metrics, grpo_metrics = (
+        json.loads((out / stage / "final" / "metrics.json").read_text()) for stage in ("sft", "grpo")
+    )
     before, sft, grpo = sft_metrics["before"], sft_metrics["after SFT"], grpo_metrics["after GRPO"]
     policy = json.loads((out / "policy" / "policy-grpo" / "final" / "metrics.json").read_text())
     judge = json.loads((out / "policy" / "judge" / "sft" / "final" / "metrics.json").read_text())["after SFT"]
     p_before, p_after = policy["before"], policy["after GRPO"]
     with capsys.disabled():
-        print(f"\ncritic held-out accuracy: before {before['accuracy']:.3f}, after SFT {sft['accuracy']:.3f} "
-              f"± {sft['stderr']:.3f}, after GRPO {grpo['accuracy']:.3f} ± {grpo['stderr']:.3f} (n={grpo['n']}; "
-              f"gain {grpo['accuracy'] - sft['accuracy']:+.3f}, 2 SE = {two_standard_errors(sft, grpo):.3f})")
-        print(f"judge held-out accuracy {judge['accuracy']:.3f} (n={judge['n']}); "
-              f"policy task accuracy (the judge's reward only, over HTTP): before {p_before['accuracy']:.3f} "
-              f"± {p_before['stderr']:.3f}, after GRPO {p_after['accuracy']:.3f} ± {p_after['stderr']:.3f} "
-              f"(n={p_after['n']}; gain {p_after['accuracy'] - p_before['accuracy']:+.3f}, "
-              f"2 SE = {two_standard_errors(p_before, p_after):.3f}); critic calls lost: {policy['critic']}")
+        print(
+            f"\ncritic held-out accuracy: before {before['accuracy']:.3f}, after SFT {sft['accuracy']:.3f} "
+            f"± {sft['stderr']:.3f}, after GRPO {grpo['accuracy']:.3f} ± {grpo['stderr']:.3f} (n={grpo['n']}; "
+            f"gain {grpo['accuracy'] - sft['accuracy']:+.3f}, 2 SE = {two_standard_errors(sft, grpo):.3f})"
+        )
+        print(
+            f"judge held-out accuracy {judge['accuracy']:.3f} (n={judge['n']}); "
+            f"policy task accuracy (the judge's reward only, over HTTP): before {p_before['accuracy']:.3f} "
+            f"± {p_before['stderr']:.3f}, after GRPO {p_after['accuracy']:.3f} ± {p_after['stderr']:.3f} "
+            f"(n={p_after['n']}; gain {p_after['accuracy'] - p_before['accuracy']:+.3f}, "
+            f"2 SE = {two_standard_errors(p_before, p_after):.3f}); critic calls lost: {policy['critic']}"
+        )
     assert sft["accuracy"] >= 0.70
     assert grpo["accuracy"] - sft["accuracy"] >= two_standard_errors(sft, grpo) and grpo["valid"] >= 0.95
     assert p_after["accuracy"] - p_before["accuracy"] >= two_standard_errors(p_before, p_after)
@@ -57,7 +62,11 @@ def test_demo_critic_learns_and_a_served_judge_teaches_a_policy(tmp_path, capsys
     critic = Critic.from_pretrained(str(final), backend_options={"device": "cpu"})
     with serve_in_background(critic) as (url, _):
         assert main(["eval", url, "--output-dir", str(tmp_path / "eval-http"), *bench]) == 0
-    local, remote = (json.loads((tmp_path / where / "metrics.json").read_text())["benchmarks"]
-                     for where in ("eval-local", "eval-http"))
+    local, remote = (
+        json.loads((tmp_path / where / "metrics.json").read_text())["benchmarks"]
+        for where in ("eval-local", "eval-http")
+    )
     assert local == remote and next(iter(local.values()))["accuracy"] >= 0.70
-    assert {"report.md", "subsets.png", "pointwise-data_confusion.png"} <= {p.name for p in (tmp_path / "eval-local").iterdir()}
+    assert {"report.md", "subsets.png", "pointwise-data_confusion.png"} <= {
+        p.name for p in (tmp_path / "eval-local").iterdir()
+    }

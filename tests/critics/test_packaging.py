@@ -32,18 +32,41 @@ def test_the_wheel_ships_the_card_template_and_an_installed_copy_writes_cards(tm
     for package in ("critics", "data_pipelines"):
         shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}  # offline
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path / "dist")], check=True, env=env, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(source),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     wheel = next((tmp_path / "dist").glob("critic_suite-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         assert "critics/model_cards/critic.md" in archive.namelist()
 
-    subprocess.run([sys.executable, "-m", "pip", "install", str(wheel), "--no-deps", "-q", "--target",
-                    str(tmp_path / "site")], check=True, env=env, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", str(wheel), "--no-deps", "-q", "--target", str(tmp_path / "site")],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     (tmp_path / "card").mkdir()
-    done = subprocess.run([sys.executable, "-c", WRITE_CARD, str(tmp_path / "site"), str(tmp_path / "card")],
-                          cwd=tmp_path, env={**env, "PYTHONPATH": str(tmp_path / "site")}, capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", WRITE_CARD, str(tmp_path / "site"), str(tmp_path / "card")],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(tmp_path / "site")},
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "trained from `tiny` with the `sft` recipe of critics" in done.stdout
     assert "**1 of the 4 held-out records ask a question that a training record also asks** (e.g. `r3`)" in done.stdout

@@ -37,8 +37,16 @@ def triples(n: int, seed: int) -> list[dict]:
         a = rng.randrange(3)
         b = rng.choice([p for p in range(3) if p != a])
         says = [styled(p, rng.sample(WORDS, rng.randint(2, 4))) for p in (a, a, b)]
-        rows.append({"question": " ".join(rng.sample(WORDS, 2)), "reference": says[0], "positive": says[1],
-                     "negative": says[2], "reference_model": f"p{a}", "negative_model": f"p{b}"})
+        rows.append(
+            {
+                "question": " ".join(rng.sample(WORDS, 2)),
+                "reference": says[0],
+                "positive": says[1],
+                "negative": says[2],
+                "reference_model": f"p{a}",
+                "negative_model": f"p{b}",
+            }
+        )
     return rows
 
 
@@ -52,8 +60,14 @@ def preferences(n: int, seed: int) -> list[dict]:
         a = rng.randrange(3)
         b = rng.choice([p for p in range(3) if p != a])
         wrong = x + y + rng.choice([-10, -1, 1, 10])
-        rows.append({"question": f"{x}+{y}", "reference": styled(a, ["sum", str(x + y)]),
-                     "chosen": styled(b, ["sum", str(x + y)]), "rejected": styled(a, ["sum", str(wrong)])})
+        rows.append(
+            {
+                "question": f"{x}+{y}",
+                "reference": styled(a, ["sum", str(x + y)]),
+                "chosen": styled(b, ["sum", str(x + y)]),
+                "rejected": styled(a, ["sum", str(wrong)]),
+            }
+        )
     return rows
 
 
@@ -65,8 +79,10 @@ def write(path: Path, rows: list[dict]) -> str:
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("pool")
-    return {"pretrain": write(root / "triples.jsonl", triples(64, 0)),
-            "finetune": write(root / "prefs.jsonl", preferences(64, 1))}
+    return {
+        "pretrain": write(root / "triples.jsonl", triples(64, 0)),
+        "finetune": write(root / "prefs.jsonl", preferences(64, 1)),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -76,23 +92,26 @@ def base(tmp_path_factory) -> Path:
 
 def polar_yaml(tmp_path: Path, base: Path, pool: dict, out: Path, steps: int = 2) -> str:
     path = tmp_path / "polar.yaml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         recipe: polar
         model: {{name_or_path: {base}, device: cpu}}
-        data: {{pretrain: {pool['pretrain']}, finetune: {pool['finetune']}, eval_size: 16}}
+        data: {{pretrain: {pool["pretrain"]}, finetune: {pool["finetune"]}, eval_size: 16}}
         run: {{output_dir: {out}, per_device_train_batch_size: 8, learning_rate: 1.0e-3, save_steps: 1}}
         pretrain: {{max_steps: {steps}}}
         finetune: {{max_steps: {steps}}}
         budgets: {{prompt: 32, reference: 48, candidate: 48}}
-        """))
+        """)
+    )
     return str(path)
 
 
 def test_the_layout_keeps_the_end_of_each_part_and_ends_with_the_reward_token():
     tokenizer = build_tokenizer()
     add_polar_tokens(tokenizer)
-    ids = PolarEncoder(tokenizer, PolarBudgets(prompt=4, reference=3, candidate=5))("a long prompt", "reference",
-                                                                                  "the candidate")
+    ids = PolarEncoder(tokenizer, PolarBudgets(prompt=4, reference=3, candidate=5))(
+        "a long prompt", "reference", "the candidate"
+    )
     assert tokenizer.decode(ids) == "omptnce<|reward_sep|>omptidate<|reward|>"
     with pytest.raises(ValueError, match="add_polar_tokens first"):
         PolarEncoder(build_tokenizer())
@@ -107,9 +126,11 @@ def test_pretrain_then_finetune_write_polar_checkpoints_and_resume(tmp_path, bas
     spec = load_spec(None, final)  # the checkpoint carries its layout and budgets
     assert final == out / "finetune" / "final" and spec.layout == "polar" and spec.budgets == PolarBudgets(32, 48, 48)
     assert load_spec(None, out / "pretrain" / "final").tasks == ["reference"]
-    assert set(result["metrics"]) == {f"{label}: {when} {stage}" for label, stage in
-                                      (("policy discrimination", "pretrain"), ("preference with references", "finetune"))
-                                      for when in ("before", "after")}
+    assert set(result["metrics"]) == {
+        f"{label}: {when} {stage}"
+        for label, stage in (("policy discrimination", "pretrain"), ("preference with references", "finetune"))
+        for when in ("before", "after")
+    }
     assert "recipe: polar" in (final / "critics_config.yaml").read_text() and (final / "README.md").is_file()
     logged = json.loads((out / "pretrain" / "final" / "log_history.json").read_text())
     assert any("loss" in entry for entry in logged)
@@ -117,18 +138,23 @@ def test_pretrain_then_finetune_write_polar_checkpoints_and_resume(tmp_path, bas
     assert again["final"] == str(final)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("run.max_steps=5", "pretrain.max_steps and finetune.max_steps"),
-    ("data.finetune=''", "data.finetune is empty"),
-    ("budgets.prompt=0", "budgets.prompt must be a positive int"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("run.max_steps=5", "pretrain.max_steps and finetune.max_steps"),
+        ("data.finetune=''", "data.finetune is empty"),
+        ("budgets.prompt=0", "budgets.prompt must be a positive int"),
+    ],
+)
 def test_config_errors_name_the_key(tmp_path, base, pool, override, message):
     with pytest.raises(ConfigError, match=message):
         load_recipe_config(polar_yaml(tmp_path, base, pool, tmp_path / "run"), [override])
 
 
 def test_records_without_the_stage_columns_are_refused(tmp_path, base, pool):
-    config, _ = load_recipe_config(polar_yaml(tmp_path, base, {**pool, "pretrain": pool["finetune"]}, tmp_path / "r"), [])
+    config, _ = load_recipe_config(
+        polar_yaml(tmp_path, base, {**pool, "pretrain": pool["finetune"]}, tmp_path / "r"), []
+    )
     with pytest.raises(ValueError, match="lack positive, negative"):
         polar.run(config, progress=False)
 
@@ -147,8 +173,10 @@ def test_a_served_polar_model_gives_the_same_scores_as_in_process(trained):
     from critics.serving.adapters import RemoteCritic
     from critics.serving.server import serve_in_background
 
-    rows = [{"question": "q1", "reference": "SUM 5!", "response": "SUM 5!"},
-            {"question": "q2", "reference": "...a b...", "response": "b-a?"}]
+    rows = [
+        {"question": "q1", "reference": "SUM 5!", "response": "SUM 5!"},
+        {"question": "q2", "reference": "...a b...", "response": "b-a?"},
+    ]
     model = AutoModelForSequenceClassification.from_pretrained(str(trained))
     local = polar_scores(model, AutoTokenizer.from_pretrained(str(trained)), rows, load_spec(None, trained).budgets)
     critic = Critic.from_pretrained(str(trained), backend_options={"device": "cpu"})
@@ -176,11 +204,22 @@ def test_a_polar_reward_runs_two_grpo_steps(tmp_path, trained):
     policy = save_tiny_checkpoint(tmp_path / "policy")
     critic = Critic.from_pretrained(str(trained), backend_options={"device": "cpu"})
     reward = reward_function(critic, task="reference", reference_column="reference")
-    data = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": f"{i}+1"}], "reference": f"SUM {i + 1}!"}
-                                       for i in range(8)])
-    args = GRPOConfig(output_dir=str(tmp_path / "grpo"), max_steps=2, per_device_train_batch_size=4, num_generations=4,
-                      max_completion_length=8, use_cpu=True, bf16=False, report_to=[], logging_steps=1, beta=0.0,
-                      save_strategy="no")
+    data = datasets.Dataset.from_list(
+        [{"prompt": [{"role": "user", "content": f"{i}+1"}], "reference": f"SUM {i + 1}!"} for i in range(8)]
+    )
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "grpo"),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=8,
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        logging_steps=1,
+        beta=0.0,
+        save_strategy="no",
+    )
     trainer = GRPOTrainer(model=str(policy), reward_funcs=[reward], args=args, train_dataset=data)
     trainer.train()
     rewards = [e["reward"] for e in trainer.state.log_history if "reward" in e]
@@ -194,29 +233,45 @@ def two_se(a: dict, b: dict) -> float:
 
 @pytest.mark.slow
 def test_pretraining_discriminates_policies_and_finetuning_learns_preferences(tmp_path, base, capsys):
-    data = {name: write(tmp_path / f"{name}.jsonl", rows) for name, rows in
-            (("pretrain", triples(4000, 10)), ("pretrain_eval", triples(400, 11)),
-             ("finetune", preferences(2000, 12)), ("finetune_eval", preferences(400, 13)))}
+    data = {
+        name: write(tmp_path / f"{name}.jsonl", rows)
+        for name, rows in (
+            ("pretrain", triples(4000, 10)),
+            ("pretrain_eval", triples(400, 11)),
+            ("finetune", preferences(2000, 12)),
+            ("finetune_eval", preferences(400, 13)),
+        )
+    }
     config = polar.PolarConfig(
-        model=polar.ModelConfig(name_or_path=str(base), device="cpu"), data=polar.PolarData(**data),
-        run=polar.PolarRunSettings(output_dir=str(tmp_path / "run"), learning_rate=1e-3, per_device_train_batch_size=32,
-                                   save_steps=100000, logging_steps=25),
-        budgets=PolarBudgets(64, 64, 64))
+        model=polar.ModelConfig(name_or_path=str(base), device="cpu"),
+        data=polar.PolarData(**data),
+        run=polar.PolarRunSettings(
+            output_dir=str(tmp_path / "run"),
+            learning_rate=1e-3,
+            per_device_train_batch_size=32,
+            save_steps=100000,
+            logging_steps=25,
+        ),
+        budgets=PolarBudgets(64, 64, 64),
+    )
     metrics = polar.run(config, progress=False)["metrics"]
     pre = metrics["policy discrimination: after pretrain"]
     before, after = (metrics[f"preference with references: {w} finetune"] for w in ("before", "after"))
     with capsys.disabled():
-        print(f"\nPOLAR policy discrimination (held-out prompts): {metrics['policy discrimination: before pretrain']['accuracy']:.3f}"
-              f" -> {pre['accuracy']:.3f} (n={pre['n']}); preference accuracy with references: before fine-tuning "
-              f"{before['accuracy']:.3f} ± {before['stderr']:.3f}, after {after['accuracy']:.3f} ± {after['stderr']:.3f} "
-              f"(n={after['n']}; gain {after['accuracy'] - before['accuracy']:+.3f}, 2 SE = {two_se(before, after):.3f})")
+        print(
+            f"\nPOLAR policy discrimination (held-out prompts): {metrics['policy discrimination: before pretrain']['accuracy']:.3f}"
+            f" -> {pre['accuracy']:.3f} (n={pre['n']}); preference accuracy with references: before fine-tuning "
+            f"{before['accuracy']:.3f} ± {before['stderr']:.3f}, after {after['accuracy']:.3f} ± {after['stderr']:.3f} "
+            f"(n={after['n']}; gain {after['accuracy'] - before['accuracy']:+.3f}, 2 SE = {two_se(before, after):.3f})"
+        )
     assert pre["accuracy"] >= 0.90
     assert after["accuracy"] - before["accuracy"] >= two_se(before, after)
 
 
 @pytest.mark.shared_data
-def test_pretraining_on_the_real_codet_pool_and_finetuning_on_llmbar_run_a_few_steps(tmp_path, base, shared_data,
-                                                                                   monkeypatch):
+def test_pretraining_on_the_real_codet_pool_and_finetuning_on_llmbar_run_a_few_steps(
+    tmp_path, base, shared_data, monkeypatch
+):
     from critics.config import load_config
     from data_pipelines import BuildConfig, build
     from data_pipelines.builders.polar import PolarPreferenceBuilder
@@ -224,16 +279,28 @@ def test_pretraining_on_the_real_codet_pool_and_finetuning_on_llmbar_run_a_few_s
 
     root = Path(__file__).resolve().parents[2]
     monkeypatch.chdir(root)
-    triples_out = build(load_config(BuildConfig, root / "configs/data/codet_polar_triples.yaml",
-                                    [f"output_dir={tmp_path / 'triples'}"]), progress=False).output_dir
-    prefs_out = build(BuildConfig(sources=[LLMBar(path=str(shared_data / "llmbar"))], builder=PolarPreferenceBuilder(),
-                                  output_dir=str(tmp_path / "prefs")), progress=False).output_dir
+    triples_out = build(
+        load_config(
+            BuildConfig, root / "configs/data/codet_polar_triples.yaml", [f"output_dir={tmp_path / 'triples'}"]
+        ),
+        progress=False,
+    ).output_dir
+    prefs_out = build(
+        BuildConfig(
+            sources=[LLMBar(path=str(shared_data / "llmbar"))],
+            builder=PolarPreferenceBuilder(),
+            output_dir=str(tmp_path / "prefs"),
+        ),
+        progress=False,
+    ).output_dir
     config = polar.PolarConfig(
         model=polar.ModelConfig(name_or_path=str(base), device="cpu"),
         data=polar.PolarData(pretrain=str(triples_out), finetune=str(prefs_out), eval_size=32),
         run=polar.PolarRunSettings(output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, save_steps=3),
-        pretrain=polar.PolarStage(max_steps=3), finetune=polar.PolarStage(max_steps=3),
-        budgets=PolarBudgets(prompt=64, reference=160, candidate=160))
+        pretrain=polar.PolarStage(max_steps=3),
+        finetune=polar.PolarStage(max_steps=3),
+        budgets=PolarBudgets(prompt=64, reference=160, candidate=160),
+    )
     result = polar.run(config, progress=False)
     for stage in ("pretrain", "finetune"):
         state = json.loads((tmp_path / "run" / stage / "final" / "trainer_state.json").read_text())

@@ -34,9 +34,20 @@ def records(tmp_path_factory) -> Path:
         a, b = i % 7, i % 5
         claimed = a + b + (i % 2)
         verdict = "Correct" if i % 2 == 0 else "Incorrect"
-        rows.append({"id": f"r{i}", "source": "t", "task": "pointwise", "question": f"q{i}",
-                     "response": f"{a}+{b}={claimed}", "label": verdict.lower(), "gold_answer": str(a + b),
-                     "verifier": "source", "metadata": "{}", "critique": f"{a + b} \\boxed{{{verdict}}}"})
+        rows.append(
+            {
+                "id": f"r{i}",
+                "source": "t",
+                "task": "pointwise",
+                "question": f"q{i}",
+                "response": f"{a}+{b}={claimed}",
+                "label": verdict.lower(),
+                "gold_answer": str(a + b),
+                "verifier": "source",
+                "metadata": "{}",
+                "critique": f"{a + b} \\boxed{{{verdict}}}",
+            }
+        )
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -46,9 +57,18 @@ def write_yaml(path: Path, text: str) -> str:
     return str(path)
 
 
-def rl_yaml(tmp_path: Path, tiny: Path, records: Path, out: Path, max_steps: int, save_steps: int,
-            reward: str = "{name: pointwise_verdict}") -> str:
-    return write_yaml(tmp_path / "rl.yaml", f"""
+def rl_yaml(
+    tmp_path: Path,
+    tiny: Path,
+    records: Path,
+    out: Path,
+    max_steps: int,
+    save_steps: int,
+    reward: str = "{name: pointwise_verdict}",
+) -> str:
+    return write_yaml(
+        tmp_path / "rl.yaml",
+        f"""
         recipe: critic_rl
         model: {{name_or_path: {tiny}, device: cpu}}
         data: {{train: {records}, eval_size: 8, task: pointwise}}
@@ -58,24 +78,33 @@ def rl_yaml(tmp_path: Path, tiny: Path, records: Path, out: Path, max_steps: int
         rewards: [{reward}]
         template: {{style: compact, think: false}}
         eval: {{max_new_tokens: 16}}
-        """)
+        """,
+    )
 
 
 def test_sft_then_critic_rl_write_checkpoints_cards_and_curves(tmp_path, tiny, records):
-    config, module = load_recipe_config(write_yaml(tmp_path / "sft.yaml", f"""
+    config, module = load_recipe_config(
+        write_yaml(
+            tmp_path / "sft.yaml",
+            f"""
         recipe: sft
         model: {{name_or_path: {tiny}, device: cpu}}
         data: {{train: {records}, eval_size: 8, task: pointwise}}
-        run: {{output_dir: {tmp_path / 'sft'}, max_steps: 4, save_steps: 2, learning_rate: 1.0e-3,
+        run: {{output_dir: {tmp_path / "sft"}, max_steps: 4, save_steps: 2, learning_rate: 1.0e-3,
                per_device_train_batch_size: 8}}
         template: {{style: compact}}
         eval: {{max_new_tokens: 16}}
-        """), [])
+        """,
+        ),
+        [],
+    )
     assert module is sft
     result = sft.run(config, progress=False)
     final = Path(result["final"])
     assert result["metrics"]["critique_filter"]["kept"] == 32  # every synthetic critique matches its label
-    assert {"README.md", "metrics.json", "critics_config.yaml", "model.safetensors"} <= {p.name for p in final.iterdir()}
+    assert {"README.md", "metrics.json", "critics_config.yaml", "model.safetensors"} <= {
+        p.name for p in final.iterdir()
+    }
     assert latest_checkpoint(tmp_path / "sft").name == "checkpoint-4"
     assert not (tmp_path / "sft" / ".staging").exists()
     assert sorted(p.name for p in (tmp_path / "sft").iterdir() if p.name.startswith(".")) == []  # no swap leftovers
@@ -115,7 +144,7 @@ def test_trainer_hooks_exist():
     from trl import GRPOTrainer, SFTTrainer
 
     for cls in (Trainer, GRPOTrainer, SFTTrainer):
-        assert callable(getattr(cls, "_save_checkpoint")) and callable(getattr(cls, "_get_output_dir"))
+        assert callable(cls._save_checkpoint) and callable(cls._get_output_dir)
     assert {"_save_checkpoint", "_get_output_dir"} <= set(vars(AtomicCheckpoints))
 
 
@@ -142,8 +171,13 @@ sys.exit(main(sys.argv[1:]))
 
 def train_process(config: str, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-c", RUNNER, "train", config, "--no-progress", *extra],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", RUNNER, "train", config, "--no-progress", *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def steps_seen(path: Path) -> dict[int, list[str]]:
@@ -156,13 +190,16 @@ def steps_seen(path: Path) -> dict[int, list[str]]:
 
 def test_a_killed_run_resumes_to_max_steps_with_the_same_data_order(tmp_path, tiny, records):
     reference_log, crashed_log = tmp_path / "reference.jsonl", tmp_path / "crashed.jsonl"
-    reference = rl_yaml(tmp_path, tiny, records, tmp_path / "ref", 8, 3,
-                        reward=f"{{name: recording, path: {reference_log}}}")
+    reference = rl_yaml(
+        tmp_path, tiny, records, tmp_path / "ref", 8, 3, reward=f"{{name: recording, path: {reference_log}}}"
+    )
     (tmp_path / "ref.yaml").write_text(Path(reference).read_text())
     done = train_process(str(tmp_path / "ref.yaml"))
     assert done.wait(timeout=300) == 0, done.stderr.read()
 
-    config = rl_yaml(tmp_path, tiny, records, tmp_path / "run", 8, 3, reward=f"{{name: recording, path: {crashed_log}}}")
+    config = rl_yaml(
+        tmp_path, tiny, records, tmp_path / "run", 8, 3, reward=f"{{name: recording, path: {crashed_log}}}"
+    )
     victim = train_process(config)
     deadline = time.time() + 240
     while latest_checkpoint(tmp_path / "run") is None and victim.poll() is None and time.time() < deadline:
@@ -181,13 +218,19 @@ def test_a_killed_run_resumes_to_max_steps_with_the_same_data_order(tmp_path, ti
 
 
 def test_sft_can_sample_its_critiques_from_a_teacher(tmp_path, tiny, records):
-    config, _ = load_recipe_config(write_yaml(tmp_path / "teacher.yaml", f"""
+    config, _ = load_recipe_config(
+        write_yaml(
+            tmp_path / "teacher.yaml",
+            f"""
         recipe: sft
         model: {{name_or_path: {tiny}, device: cpu}}
         data: {{train: {records}, eval_size: 8}}
         critiques: {{teacher: {tiny}, samples_per_row: 3, max_new_tokens: 8, temperature: 1.0}}
         template: {{style: compact}}
-        """), [])
+        """,
+        ),
+        [],
+    )
     import datasets
 
     rows = datasets.Dataset.from_json(str(records)).select(range(5))

@@ -14,11 +14,14 @@ from critics.rewards.refinement import (
 TRANSITIONS = [(True, True), (True, False), (False, True), (False, False)]  # (before, after)
 
 
-@pytest.mark.parametrize("mode, expected", [
-    ("refine", [1.0, 0.0, 1.0, 0.0]),
-    ("delta", [0.0, -1.0, 1.0, 0.0]),
-    ("correct", [0.2, 0.0, 1.0, 0.0]),
-])
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        ("refine", [1.0, 0.0, 1.0, 0.0]),
+        ("delta", [0.0, -1.0, 1.0, 0.0]),
+        ("correct", [0.2, 0.0, 1.0, 0.0]),
+    ],
+)
 def test_each_mode_on_all_four_transitions(mode, expected):
     assert [refinement_score(before, after, mode) for before, after in TRANSITIONS] == expected
 
@@ -49,18 +52,30 @@ def rows(*labels_and_solutions):
 def test_stage_two_on_all_four_transitions_and_bad_verdicts(mode):
     actor = ScriptedActor()
     reward = CritiqueRLStageTwoReward(actor=actor, verifier="exact", mode=mode)
-    columns = rows(("correct", r"\boxed{4}"), ("correct", r"\boxed{4}"), ("incorrect", r"\boxed{5}"),
-                   ("incorrect", r"\boxed{5}"), ("incorrect", r"\boxed{5}"), ("incorrect", r"\boxed{5}"))
-    critiques = [r"Right. \boxed{Correct}",                      # c -> c
-                 r"Right, but fix it anyway? no: \boxed{Correct}",  # c -> c (the actor rewrites to 4)
-                 r"Wrong, fix the sum. \boxed{Incorrect}",       # i -> c
-                 r"Wrong. \boxed{Incorrect}",                    # i -> i
-                 "Wrong, fix it.",                               # no verdict
-                 r"fix \boxed{Incorrect} \boxed{Correct}"]       # two verdicts
+    columns = rows(
+        ("correct", r"\boxed{4}"),
+        ("correct", r"\boxed{4}"),
+        ("incorrect", r"\boxed{5}"),
+        ("incorrect", r"\boxed{5}"),
+        ("incorrect", r"\boxed{5}"),
+        ("incorrect", r"\boxed{5}"),
+    )
+    critiques = [
+        r"Right. \boxed{Correct}",  # c -> c
+        r"Right, but fix it anyway? no: \boxed{Correct}",  # c -> c (the actor rewrites to 4)
+        r"Wrong, fix the sum. \boxed{Incorrect}",  # i -> c
+        r"Wrong. \boxed{Incorrect}",  # i -> i
+        "Wrong, fix it.",  # no verdict
+        r"fix \boxed{Incorrect} \boxed{Correct}",
+    ]  # two verdicts
     out = reward(None, critiques, **columns)
     right = 0.2  # the discrimination part of a right verdict in stage II
-    assert out[:4] == [refinement_score(True, True, mode) + right, refinement_score(True, True, mode) + right,
-                       refinement_score(False, True, mode) + right, refinement_score(False, False, mode) + right]
+    assert out[:4] == [
+        refinement_score(True, True, mode) + right,
+        refinement_score(True, True, mode) + right,
+        refinement_score(False, True, mode) + right,
+        refinement_score(False, False, mode) + right,
+    ]
     assert out[4:] == [-1.0, -1.0]
     assert actor.calls == [4]  # no refinement is asked for a critique without a valid verdict
     if mode == "refine":
@@ -78,8 +93,11 @@ def test_refcritic_adds_lambda_times_the_share_of_correct_refinements():
             return [[r"\boxed{4}" if k % 2 == 0 else r"\boxed{5}" for k in range(n)] for _ in questions]
 
     reward = RefCriticReward(actor=Alternating(), verifier="exact", samples=4, lam=0.5)
-    out = reward(None, [r"\boxed{Incorrect}", r"\boxed{Correct}", "none"],
-                 **rows(("incorrect", r"\boxed{5}"), ("incorrect", r"\boxed{5}"), ("incorrect", r"\boxed{5}")))
+    out = reward(
+        None,
+        [r"\boxed{Incorrect}", r"\boxed{Correct}", "none"],
+        **rows(("incorrect", r"\boxed{5}"), ("incorrect", r"\boxed{5}"), ("incorrect", r"\boxed{5}")),
+    )
     assert out == [1.0 + 0.5 * 0.5, 0.0 + 0.5 * 0.5, 0.0]
 
 

@@ -9,17 +9,29 @@ from typing import Any
 
 import pytest
 
-from critics.rewards import REWARDS, PairwiseReward, StepIndexReward, VerdictReward, completion_text
 from critics.judging.tasks import parse_verdict, quoted_texts
+from critics.rewards import REWARDS, PairwiseReward, StepIndexReward, VerdictReward, completion_text
 
 ROWS = {
-    "pointwise": {"task": "pointwise", "question": "Is 3 + 4 = 7 true?", "label": "correct",
-                  "response": r"3 + 4 = 7, so the statement is \boxed{Correct}"},
-    "pairwise": {"task": "pairwise", "question": "Which is prime, (A) 4 or (B) 5?", "label": "B",
-                 "response_a": r"4 is prime, so the answer is \boxed{A}",
-                 "response_b": r"5 is prime, so the answer is \boxed{B}"},
-    "step": {"task": "step", "question": "What is 2*3+1?", "label": 1,
-             "steps": ["2*3 = 6", r"6 + 1 = 1, so the answer is \boxed{1}"]},
+    "pointwise": {
+        "task": "pointwise",
+        "question": "Is 3 + 4 = 7 true?",
+        "label": "correct",
+        "response": r"3 + 4 = 7, so the statement is \boxed{Correct}",
+    },
+    "pairwise": {
+        "task": "pairwise",
+        "question": "Which is prime, (A) 4 or (B) 5?",
+        "label": "B",
+        "response_a": r"4 is prime, so the answer is \boxed{A}",
+        "response_b": r"5 is prime, so the answer is \boxed{B}",
+    },
+    "step": {
+        "task": "step",
+        "question": "What is 2*3+1?",
+        "label": 1,
+        "steps": ["2*3 = 6", r"6 + 1 = 1, so the answer is \boxed{1}"],
+    },
 }
 
 # (name, task, completion, expected parse reason, reward options). Every label above is the verdict a
@@ -27,12 +39,22 @@ ROWS = {
 HACKS: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("no verdict", "pointwise", "The solution is correct.", "no verdict", {}),
     ("both verdicts", "pointwise", r"\boxed{Correct} \boxed{Incorrect}", "conflicting verdicts", {}),
-    ("flip after verdict", "pointwise", r"Fine. \boxed{Correct}. On second thought \boxed{Incorrect}",
-     "conflicting verdicts", {}),
+    (
+        "flip after verdict",
+        "pointwise",
+        r"Fine. \boxed{Correct}. On second thought \boxed{Incorrect}",
+        "conflicting verdicts",
+        {},
+    ),
     ("hedge in one box", "pointwise", r"\boxed{Correct or Incorrect}", "invalid verdict", {}),
     ("slash in box", "pointwise", r"\boxed{Correct/Incorrect}", "invalid verdict", {}),
-    ("verdict in quoted solution", "pointwise", r"It reads: 3 + 4 = 7, so the statement is \boxed{Correct}",
-     "verdict inside the quoted solution", {}),
+    (
+        "verdict in quoted solution",
+        "pointwise",
+        r"It reads: 3 + 4 = 7, so the statement is \boxed{Correct}",
+        "verdict inside the quoted solution",
+        {},
+    ),
     ("Cyrillic C", "pointwise", "\\boxed{\u0421orrect}", "invalid verdict", {}),
     ("fullwidth letters", "pointwise", "\\boxed{\uff23\uff4f\uff52\uff52\uff45\uff43\uff54}", "invalid verdict", {}),
     ("zero-width in word", "pointwise", "\\boxed{Cor\u200brect}", "invalid verdict", {}),
@@ -44,8 +66,7 @@ HACKS: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("nested box", "pointwise", r"\boxed{\boxed{Correct}}", "malformed box", {}),
     ("double braces", "pointwise", r"\boxed{{Correct}}", "invalid verdict", {}),
     ("valid then invalid box", "pointwise", r"\boxed{Correct} \boxed{maybe}", "invalid verdict", {}),
-    ("two think blocks", "pointwise", r"<think>a</think><think>b</think> \boxed{Correct}",
-     "malformed think block", {}),
+    ("two think blocks", "pointwise", r"<think>a</think><think>b</think> \boxed{Correct}", "malformed think block", {}),
     ("unclosed think", "pointwise", r"<think>checking \boxed{Correct}", "malformed think block", {}),
     ("think closed only", "pointwise", r"checking</think> \boxed{Correct}", "malformed think block", {}),
     ("think after text", "pointwise", r"Sure. <think>x</think> \boxed{Correct}", "malformed think block", {}),
@@ -54,8 +75,13 @@ HACKS: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("both letters", "pairwise", r"\boxed{A} \boxed{B}", "conflicting verdicts", {}),
     ("A/B", "pairwise", r"\boxed{A/B}", "invalid verdict", {}),
     ("AB", "pairwise", r"\boxed{AB}", "invalid verdict", {}),
-    ("copied response B", "pairwise", r"B says: 5 is prime, so the answer is \boxed{B}",
-     "verdict inside the quoted solution", {}),
+    (
+        "copied response B",
+        "pairwise",
+        r"B says: 5 is prime, so the answer is \boxed{B}",
+        "verdict inside the quoted solution",
+        {},
+    ),
     ("fullwidth B", "pairwise", "\\boxed{\uff22}", "invalid verdict", {}),
     ("Cyrillic Ve", "pairwise", "\\boxed{\u0412}", "invalid verdict", {}),
     ("no think where required", "pairwise", r"5 is prime. \boxed{B}", "no think block", {"require_think": True}),
@@ -63,8 +89,13 @@ HACKS: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("Arabic-Indic digit", "step", "\\boxed{\u0661}", "invalid verdict", {}),
     ("plus sign", "step", r"\boxed{+1}", "invalid verdict", {}),
     ("two indices", "step", r"\boxed{0} \boxed{1}", "conflicting verdicts", {}),
-    ("copied step", "step", r"Step 1 says 6 + 1 = 1, so the answer is \boxed{1}", "verdict inside the quoted solution",
-     {}),
+    (
+        "copied step",
+        "step",
+        r"Step 1 says 6 + 1 = 1, so the answer is \boxed{1}",
+        "verdict inside the quoted solution",
+        {},
+    ),
 ]
 
 # Outputs a human would accept: every family must reward them fully.
@@ -76,8 +107,12 @@ VALID: list[tuple[str, str, str, dict[str, Any]]] = [
     ("period after", "pointwise", "All good. \\boxed{Correct}.  \n", {}),
     ("same verdict twice", "pointwise", r"\boxed{Correct}, and again: \boxed{Correct}", {}),
     ("other box in think", "pointwise", r"<think>Maybe \boxed{Incorrect}? No, 3 + 4 = 7.</think> \boxed{Correct}", {}),
-    ("quote then own verdict", "pointwise",
-     r"It says 'so the statement is \boxed{Correct}', and 3 + 4 = 7 indeed. Verdict: \boxed{Correct}", {}),
+    (
+        "quote then own verdict",
+        "pointwise",
+        r"It says 'so the statement is \boxed{Correct}', and 3 + 4 = 7 indeed. Verdict: \boxed{Correct}",
+        {},
+    ),
     ("with critique", "pointwise", r"The sum 3 + 4 is 7. \boxed{Correct}", {"require_critique": True}),
     ("short enough", "pointwise", r"The sum 3 + 4 is 7. \boxed{Correct}", {"max_chars": 1000}),
     ("bold letter", "pairwise", r"\boxed{\textbf{B}}", {}),
@@ -91,15 +126,20 @@ VALID: list[tuple[str, str, str, dict[str, Any]]] = [
 def _call(reward, task: str, completion: str, ids: list[int] | None = None) -> float | None:
     row = ROWS[task]
     columns = {key: [value] for key, value in row.items()}
-    out = reward([[{"role": "user", "content": "prompt"}]], [[{"role": "assistant", "content": completion}]],
-                 completion_ids=[ids if ids is not None else [0] * 8], **columns)
+    out = reward(
+        [[{"role": "user", "content": "prompt"}]],
+        [[{"role": "assistant", "content": completion}]],
+        completion_ids=[ids if ids is not None else [0] * 8],
+        **columns,
+    )
     assert len(out) == 1
     return out[0]
 
 
 @pytest.mark.parametrize("name, task, completion, reason, options", HACKS, ids=[h[0] for h in HACKS])
-def test_hacks_earn_nothing_from_any_reward(name: str, task: str, completion: str, reason: str,
-                                            options: dict[str, Any]) -> None:
+def test_hacks_earn_nothing_from_any_reward(
+    name: str, task: str, completion: str, reason: str, options: dict[str, Any]
+) -> None:
     row = ROWS[task]
     parser_options = {k: v for k, v in options.items() if k != "max_completion_tokens"}
     assert parse_verdict(completion, task, quoted=quoted_texts(row), **parser_options).reason == reason
@@ -138,10 +178,21 @@ def test_wrong_verdicts() -> None:
     assert _call(REWARDS.get("step_index")(), "step", r"\boxed{0}") == 0.0
 
 
-@pytest.mark.parametrize("prediction, label, expected", [
-    (2, 2, 1.0), (3, 2, 0.5), (1, 2, 0.5), (0, 2, 0.25), (5, 2, 0.125),
-    (-1, 2, 0.0), (2, -1, 0.0), (-1, -1, 1.0), (0, -1, 0.0), (9, 2, 0.0),  # 9: past the last step
-])
+@pytest.mark.parametrize(
+    "prediction, label, expected",
+    [
+        (2, 2, 1.0),
+        (3, 2, 0.5),
+        (1, 2, 0.5),
+        (0, 2, 0.25),
+        (5, 2, 0.125),
+        (-1, 2, 0.0),
+        (2, -1, 0.0),
+        (-1, -1, 1.0),
+        (0, -1, 0.0),
+        (9, 2, 0.0),  # 9: past the last step
+    ],
+)
 def test_step_distance_shaping(prediction: int, label: int, expected: float) -> None:
     reward = StepIndexReward(distance_shaping=0.5)
     out = reward(None, [rf"Checked. \boxed{{{prediction}}}"], label=[label], steps=[["s"] * 6])
@@ -179,8 +230,11 @@ def test_malformed_labels_and_missing_task_raise() -> None:
 
 def test_completion_formats() -> None:
     reward = PairwiseReward()
-    forms = [r"\boxed{B}", [{"role": "assistant", "content": r"\boxed{B}"}],
-             [{"role": "assistant", "content": [{"type": "text", "text": r"\boxed{B}"}]}]]
+    forms = [
+        r"\boxed{B}",
+        [{"role": "assistant", "content": r"\boxed{B}"}],
+        [{"role": "assistant", "content": [{"type": "text", "text": r"\boxed{B}"}]}],
+    ]
     assert reward(None, forms, label=["B"] * 3) == [1.0] * 3
     assert completion_text([{"role": "assistant", "content": None}]) == ""
 
@@ -215,8 +269,9 @@ def test_rewards_are_named_picklable_and_registered() -> None:
 
 def test_valid_verdict_share_is_logged() -> None:
     logged: list[tuple[str, float]] = []
-    PairwiseReward()(None, [r"\boxed{A}", "nothing"], label=["A", "A"],
-                     log_metric=lambda name, value: logged.append((name, value)))
+    PairwiseReward()(
+        None, [r"\boxed{A}", "nothing"], label=["A", "A"], log_metric=lambda name, value: logged.append((name, value))
+    )
     assert logged == [("pairwise_reward/valid_verdict", 0.5)]
 
 
@@ -227,9 +282,11 @@ def test_valid_verdict_share_is_logged() -> None:
 # seconds of supervised steps) to answer each compact prompt with a random choice among a right
 # verdict, a wrong one and no verdict. Its samples then earn different rewards within a group, and
 # with beta = 0 and no entropy bonus those rewards are GRPO's only source of gradient.
-PRIMING_TARGETS = {"pointwise": [r"\boxed{Correct}", r"\boxed{Incorrect}", "no idea"],
-                   "pairwise": [r"\boxed{A}", r"\boxed{B}", "no idea"],
-                   "step": [r"\boxed{-1}", r"\boxed{0}", r"\boxed{1}", "no idea"]}
+PRIMING_TARGETS = {
+    "pointwise": [r"\boxed{Correct}", r"\boxed{Incorrect}", "no idea"],
+    "pairwise": [r"\boxed{A}", r"\boxed{B}", "no idea"],
+    "step": [r"\boxed{-1}", r"\boxed{0}", r"\boxed{1}", "no idea"],
+}
 TRAIN_ROWS = [
     {"task": "pointwise", "question": "2+2?", "response": "2+2 = 4", "label": "correct"},
     {"task": "pointwise", "question": "3*3?", "response": "3*3 = 6", "label": "incorrect"},
@@ -238,8 +295,13 @@ TRAIN_ROWS = [
     {"task": "step", "question": "1+2+3?", "steps": ["1+2 = 3", "3+3 = 7"], "label": "1"},
     {"task": "step", "question": "2*2*2?", "steps": ["2*2 = 4", "4*2 = 8"], "label": "-1"},
 ]
-REWARD_TASKS = {"format": None, "verdict": None, "pointwise_verdict": "pointwise", "pairwise": "pairwise",
-                "step_index": "step"}
+REWARD_TASKS = {
+    "format": None,
+    "verdict": None,
+    "pointwise_verdict": "pointwise",
+    "pairwise": "pairwise",
+    "step_index": "step",
+}
 NUM_GENERATIONS = 4
 
 
@@ -256,8 +318,7 @@ def primed_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
     tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path)
     examples = []
     for row in TRAIN_ROWS:
-        prompt = tokenizer.apply_chat_template(render(row, style="compact"), add_generation_prompt=True,
-                                               tokenize=False)
+        prompt = tokenizer.apply_chat_template(render(row, style="compact"), add_generation_prompt=True, tokenize=False)
         examples += [(prompt, target + tokenizer.eos_token) for target in PRIMING_TARGETS[row["task"]]]
     input_ids, attention_mask, labels = _completion_batch(tokenizer, examples)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -275,16 +336,18 @@ def _completion_batch(tokenizer, examples: list[tuple[str, str]]):
     """Right-padded tensors whose labels cover only the completion."""
     import torch
 
-    encoded = [(tokenizer(p, add_special_tokens=False)["input_ids"], tokenizer(c, add_special_tokens=False)["input_ids"])
-               for p, c in examples]
+    encoded = [
+        (tokenizer(p, add_special_tokens=False)["input_ids"], tokenizer(c, add_special_tokens=False)["input_ids"])
+        for p, c in examples
+    ]
     width = max(len(p) + len(c) for p, c in encoded)
     input_ids = torch.full((len(encoded), width), tokenizer.pad_token_id)
     labels = torch.full((len(encoded), width), -100)
     attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
     for i, (p, c) in enumerate(encoded):
-        input_ids[i, :len(p) + len(c)] = torch.tensor(p + c)
-        labels[i, len(p):len(p) + len(c)] = torch.tensor(c)
-        attention_mask[i, :len(p) + len(c)] = 1
+        input_ids[i, : len(p) + len(c)] = torch.tensor(p + c)
+        labels[i, len(p) : len(p) + len(c)] = torch.tensor(c)
+        attention_mask[i, : len(p) + len(c)] = 1
     return input_ids, attention_mask, labels
 
 
@@ -307,8 +370,7 @@ def _dataset(task: str | None):
 
     rows = [row for row in TRAIN_ROWS if task in (None, row["task"])]
     columns = sorted({name for row in TRAIN_ROWS for name in row})
-    return add_prompts(Dataset.from_list([{name: row.get(name) for name in columns} for row in rows]),
-                       style="compact")
+    return add_prompts(Dataset.from_list([{name: row.get(name) for name in columns} for row in rows]), style="compact")
 
 
 @pytest.mark.parametrize("key", sorted(REWARD_TASKS))
@@ -323,12 +385,25 @@ def test_reward_trains_inside_grpo(key: str, primed_checkpoint: str, tmp_path) -
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     options = {"max_completion_tokens": 24} if key == "verdict" else {}  # truncation check on real ids
     spy = _Spy(REWARDS.get(key)(**options))
-    args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, max_steps=2,
-                      per_device_train_batch_size=2 * NUM_GENERATIONS, num_generations=NUM_GENERATIONS,
-                      max_completion_length=24, learning_rate=1e-3, beta=0.0, report_to="none",
-                      logging_steps=1, save_strategy="no", activation_checkpointing=False, seed=0)
-    trainer = GRPOTrainer(model=model, reward_funcs=spy, args=args, train_dataset=_dataset(REWARD_TASKS[key]),
-                          processing_class=tokenizer)
+    args = GRPOConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        max_steps=2,
+        per_device_train_batch_size=2 * NUM_GENERATIONS,
+        num_generations=NUM_GENERATIONS,
+        max_completion_length=24,
+        learning_rate=1e-3,
+        beta=0.0,
+        report_to="none",
+        logging_steps=1,
+        save_strategy="no",
+        activation_checkpointing=False,
+        seed=0,
+    )
+    trainer = GRPOTrainer(
+        model=model, reward_funcs=spy, args=args, train_dataset=_dataset(REWARD_TASKS[key]), processing_class=tokenizer
+    )
     trainer.train()
 
     _check_reward_calls(spy, REWARD_TASKS[key])
@@ -348,6 +423,6 @@ def _check_reward_calls(spy: _Spy, task: str | None) -> None:
         assert {"label", "task", "question", "completion_ids", "trainer_state"} <= set(kwargs)
         assert set(kwargs["task"]) <= ({task} if task else {"pointwise", "pairwise", "step"})
         assert all(isinstance(r, float) and 0.0 <= r <= 1.0 for r in out)
-        groups = [out[i:i + NUM_GENERATIONS] for i in range(0, len(out), NUM_GENERATIONS)]
+        groups = [out[i : i + NUM_GENERATIONS] for i in range(0, len(out), NUM_GENERATIONS)]
         varied |= any(len(set(group)) > 1 for group in groups)
     assert varied, "every group earned one reward: no learning signal (is the priming still working?)"

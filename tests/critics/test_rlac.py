@@ -17,15 +17,25 @@ def tiny(tmp_path_factory):
 
 
 def side(tiny, lr: float) -> rlac.RLACSide:
-    return rlac.RLACSide(model=ModelConfig(name_or_path=str(tiny), device="cpu"), learning_rate=lr,
-                         per_device_train_batch_size=4,
-                         grpo=GRPOSettings(num_generations=4, temperature=1.0, beta=0.0, max_completion_length=12))
+    return rlac.RLACSide(
+        model=ModelConfig(name_or_path=str(tiny), device="cpu"),
+        learning_rate=lr,
+        per_device_train_batch_size=4,
+        grpo=GRPOSettings(num_generations=4, temperature=1.0, beta=0.0, max_completion_length=12),
+    )
 
 
 def test_three_rounds_alternate_with_fresh_prompts_one_schedule_and_flat_memory(tmp_path, tiny):
-    config = rlac.RLACConfig(generator=side(tiny, 1e-3), critic=side(tiny, 2e-3), rounds=3, steps_per_round=2,
-                             data=rlac.RLACData(synthetic_items=2, synthetic_size=200), audit_size=8,
-                             lr_scheduler_type="linear", output_dir=str(tmp_path / "run"))
+    config = rlac.RLACConfig(
+        generator=side(tiny, 1e-3),
+        critic=side(tiny, 2e-3),
+        rounds=3,
+        steps_per_round=2,
+        data=rlac.RLACData(synthetic_items=2, synthetic_size=200),
+        audit_size=8,
+        lr_scheduler_type="linear",
+        output_dir=str(tmp_path / "run"),
+    )
     result = rlac.run(config, progress=False)
     rounds = result["rounds"]
     assert [r["round"] for r in rounds] == [0, 1, 2]
@@ -54,9 +64,16 @@ def test_steps_per_round_must_not_split_a_generation(tiny):
 
 
 def test_a_run_that_crashes_resumes_after_its_last_complete_round(tmp_path, tiny, monkeypatch):
-    config = rlac.RLACConfig(generator=side(tiny, 1e-3), critic=side(tiny, 1e-3), rounds=3, steps_per_round=2,
-                             data=rlac.RLACData(synthetic_items=2, synthetic_size=200), audit_size=4,
-                             lr_scheduler_type="linear", output_dir=str(tmp_path / "run"))
+    config = rlac.RLACConfig(
+        generator=side(tiny, 1e-3),
+        critic=side(tiny, 1e-3),
+        rounds=3,
+        steps_per_round=2,
+        data=rlac.RLACData(synthetic_items=2, synthetic_size=200),
+        audit_size=4,
+        lr_scheduler_type="linear",
+        output_dir=str(tmp_path / "run"),
+    )
     original, calls = rlac.generator_dataset, []
 
     def crash_in_round_two(rows):
@@ -83,9 +100,16 @@ def test_a_run_that_crashes_resumes_after_its_last_complete_round(tmp_path, tiny
 
 @pytest.mark.parametrize("explore", [0.0, 1.0])
 def test_explore_scores_that_share_of_generator_outputs_with_a_random_check(tmp_path, tiny, explore):
-    config = rlac.RLACConfig(generator=side(tiny, 1e-3), critic=side(tiny, 1e-3), rounds=1, steps_per_round=2,
-                             data=rlac.RLACData(synthetic_items=2, synthetic_size=200), audit_size=2,
-                             explore=explore, output_dir=str(tmp_path / "run"))
+    config = rlac.RLACConfig(
+        generator=side(tiny, 1e-3),
+        critic=side(tiny, 1e-3),
+        rounds=1,
+        steps_per_round=2,
+        data=rlac.RLACData(synthetic_items=2, synthetic_size=200),
+        audit_size=2,
+        explore=explore,
+        output_dir=str(tmp_path / "run"),
+    )
     accounting = rlac.run(config, progress=False)["rounds"][0]["accounting"]
     outputs = 2 * 4  # steps x completions per step
     assert accounting["explored_checks"] == explore * outputs
@@ -94,9 +118,17 @@ def test_explore_scores_that_share_of_generator_outputs_with_a_random_check(tmp_
 
 
 def test_fewer_critic_steps_per_round_spend_fewer_validator_calls_on_the_critic(tmp_path, tiny):
-    config = rlac.RLACConfig(generator=side(tiny, 1e-3), critic=side(tiny, 1e-3), rounds=2, steps_per_round=2,
-                             critic_steps_per_round=1, data=rlac.RLACData(synthetic_items=2, synthetic_size=200),
-                             audit_size=2, lr_scheduler_type="linear", output_dir=str(tmp_path / "run"))
+    config = rlac.RLACConfig(
+        generator=side(tiny, 1e-3),
+        critic=side(tiny, 1e-3),
+        rounds=2,
+        steps_per_round=2,
+        critic_steps_per_round=1,
+        data=rlac.RLACData(synthetic_items=2, synthetic_size=200),
+        audit_size=2,
+        lr_scheduler_type="linear",
+        output_dir=str(tmp_path / "run"),
+    )
     rounds = rlac.run(config, progress=False)["rounds"]
     for r in rounds:
         assert len(r["generator_log"]) == 2 and len(r["critic_log"]) == 1

@@ -25,16 +25,35 @@ def warm_critic(base, rows: list[dict], out):
     from data_pipelines.verifiers.validators import VALIDATORS
 
     validator = VALIDATORS.get("code")()
-    examples = [{"prompt": rlac.critic_prompt(row["prompt"], output, "code"),
-                 "completion": [{"role": "assistant",
-                                 "content": f"\\boxed{{{validator.all_checks(output, row['spec'])[0]}}}"}]}
-                for row in rows for output in ("", "def f(x):\n    return x", row["prompt"][:40])]
-    args = SFTConfig(output_dir=str(out), max_steps=150, per_device_train_batch_size=4, learning_rate=3e-3,
-                     use_cpu=True, bf16=False, report_to=[], save_strategy="no", max_length=1024,
-                     disable_tqdm=True, logging_steps=50)
-    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(base), args=args,
-                         train_dataset=datasets.Dataset.from_list(examples),
-                         processing_class=AutoTokenizer.from_pretrained(base))
+    examples = [
+        {
+            "prompt": rlac.critic_prompt(row["prompt"], output, "code"),
+            "completion": [
+                {"role": "assistant", "content": f"\\boxed{{{validator.all_checks(output, row['spec'])[0]}}}"}
+            ],
+        }
+        for row in rows
+        for output in ("", "def f(x):\n    return x", row["prompt"][:40])
+    ]
+    args = SFTConfig(
+        output_dir=str(out),
+        max_steps=150,
+        per_device_train_batch_size=4,
+        learning_rate=3e-3,
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        save_strategy="no",
+        max_length=1024,
+        disable_tqdm=True,
+        logging_steps=50,
+    )
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(base),
+        args=args,
+        train_dataset=datasets.Dataset.from_list(examples),
+        processing_class=AutoTokenizer.from_pretrained(base),
+    )
     trainer.train()
     trainer.save_model(str(out / "final"))
     trainer.processing_class.save_pretrained(str(out / "final"))
@@ -49,20 +68,41 @@ def test_rlac_rounds_on_mbpp_run_the_critics_inputs_in_the_sandbox(tmp_path, sha
     from data_pipelines.sources.code import MBPP
     from data_pipelines.verifiers.validators import VALIDATORS
 
-    result = build(BuildConfig(sources=[MBPP(path=str(shared_data / "code" / "mbpp.jsonl"), limit=PROBLEMS)],
-                               builder=AdversarialBuilder(), output_dir=str(tmp_path / "mbpp")), progress=False)
-    config = rlac.RLACConfig(validator="code", data=rlac.RLACData(train=str(result.output_dir)), rounds=2,
-                             steps_per_round=1, audit_size=2, output_dir=str(tmp_path / "rlac"), seed=0)
+    result = build(
+        BuildConfig(
+            sources=[MBPP(path=str(shared_data / "code" / "mbpp.jsonl"), limit=PROBLEMS)],
+            builder=AdversarialBuilder(),
+            output_dir=str(tmp_path / "mbpp"),
+        ),
+        progress=False,
+    )
+    config = rlac.RLACConfig(
+        validator="code",
+        data=rlac.RLACData(train=str(result.output_dir)),
+        rounds=2,
+        steps_per_round=1,
+        audit_size=2,
+        output_dir=str(tmp_path / "rlac"),
+        seed=0,
+    )
     prompts = rlac.load_prompts(config)
     assert len(prompts) == PROBLEMS and all(VALIDATORS.get("code")().all_checks("", p["spec"]) for p in prompts)
 
     base = save_tiny_checkpoint(tmp_path / "base")
     critic = warm_critic(base, prompts, tmp_path / "critic-sft")
     grpo = GRPOSettings(num_generations=2, temperature=1.0, beta=0.0, max_completion_length=48)
-    config.generator = rlac.RLACSide(model=ModelConfig(name_or_path=str(base), device="cpu"), learning_rate=1e-4,
-                                     per_device_train_batch_size=4, grpo=grpo)
-    config.critic = rlac.RLACSide(model=ModelConfig(name_or_path=str(critic), device="cpu"), learning_rate=1e-5,
-                                  per_device_train_batch_size=4, grpo=grpo)
+    config.generator = rlac.RLACSide(
+        model=ModelConfig(name_or_path=str(base), device="cpu"),
+        learning_rate=1e-4,
+        per_device_train_batch_size=4,
+        grpo=grpo,
+    )
+    config.critic = rlac.RLACSide(
+        model=ModelConfig(name_or_path=str(critic), device="cpu"),
+        learning_rate=1e-5,
+        per_device_train_batch_size=4,
+        grpo=grpo,
+    )
 
     import critics.recipes.rlac_rewards
 

@@ -31,10 +31,20 @@ def write_records(path: Path, n: int = 24, per_question: int = 1) -> Path:
     for i in range(n):
         q = i // per_question
         label = "correct" if i % 2 == 0 else "incorrect"
-        rows.append({"id": f"r{i}", "source": "t", "task": "pointwise", "question": f"{q % 7}+{q % 5}",
-                     "response": f"{q % 7}+{q % 5}={q % 7 + q % 5 + i % 2}", "label": label,
-                     "gold_answer": str(q % 7 + q % 5), "verifier": "source", "metadata": "{}",
-                     "critique": f"ok \\boxed{{{label.capitalize()}}}"})
+        rows.append(
+            {
+                "id": f"r{i}",
+                "source": "t",
+                "task": "pointwise",
+                "question": f"{q % 7}+{q % 5}",
+                "response": f"{q % 7}+{q % 5}={q % 7 + q % 5 + i % 2}",
+                "label": label,
+                "gold_answer": str(q % 7 + q % 5),
+                "verifier": "source",
+                "metadata": "{}",
+                "critique": f"ok \\boxed{{{label.capitalize()}}}",
+            }
+        )
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -47,19 +57,42 @@ def recipe_configs(missing: Path, out: Path) -> dict:
     return {
         "sft": (sft, sft.SFTRecipeConfig(model=model, data=data, run=run)),
         "critic_rl": (critic_rl, critic_rl.CriticRLConfig(model=model, data=data, run=run)),
-        "critique_rl": (critique_rl, critique_rl.CritiqueRLConfig(
-            actor=ActorSettings(kind="self"), model=model, data=data,
-            run=critique_rl.StagedRunSettings(output_dir=str(out)))),
-        "refcritic": (refcritic, refcritic.RefCriticConfig(
-            actor=ActorSettings(kind="self"), model=model, data=data,
-            run=critique_rl.StagedRunSettings(output_dir=str(out)))),
-        "polar": (polar, polar.PolarConfig(model=model, data=polar.PolarData(
-            pretrain=str(missing / "a.jsonl"), finetune=str(missing / "b.jsonl")),
-            run=polar.PolarRunSettings(output_dir=str(out)))),
+        "critique_rl": (
+            critique_rl,
+            critique_rl.CritiqueRLConfig(
+                actor=ActorSettings(kind="self"),
+                model=model,
+                data=data,
+                run=critique_rl.StagedRunSettings(output_dir=str(out)),
+            ),
+        ),
+        "refcritic": (
+            refcritic,
+            refcritic.RefCriticConfig(
+                actor=ActorSettings(kind="self"),
+                model=model,
+                data=data,
+                run=critique_rl.StagedRunSettings(output_dir=str(out)),
+            ),
+        ),
+        "polar": (
+            polar,
+            polar.PolarConfig(
+                model=model,
+                data=polar.PolarData(pretrain=str(missing / "a.jsonl"), finetune=str(missing / "b.jsonl")),
+                run=polar.PolarRunSettings(output_dir=str(out)),
+            ),
+        ),
         "rlac": (rlac, rlac.RLACConfig(data=rlac.RLACData(train=str(missing / "prompts.jsonl")), output_dir=str(out))),
-        "policy_grpo": (policy_grpo, policy_grpo.PolicyGRPOConfig(
-            model=model, critic=policy_grpo.CriticRewardSettings(url="http://127.0.0.1:9"),
-            data=policy_grpo.PolicyDataSettings(train=str(missing / "prompts.jsonl")), run=run)),
+        "policy_grpo": (
+            policy_grpo,
+            policy_grpo.PolicyGRPOConfig(
+                model=model,
+                critic=policy_grpo.CriticRewardSettings(url="http://127.0.0.1:9"),
+                data=policy_grpo.PolicyDataSettings(train=str(missing / "prompts.jsonl")),
+                run=run,
+            ),
+        ),
     }
 
 
@@ -82,8 +115,9 @@ def test_a_read_only_output_dir_fails_before_anything_loads(tmp_path, monkeypatc
     module, config = recipe_configs(tmp_path / "missing", tmp_path / "mnt" / "run")[recipe]
     with pytest.raises(OutputError) as caught:  # not FileNotFoundError: the data and model were never read
         module.run(config, progress=False)
-    assert str(caught.value).startswith(f"cannot write to {'output_dir' if recipe == 'rlac' else 'run.output_dir'} "
-                                        f"{tmp_path / 'mnt' / 'run'}")
+    assert str(caught.value).startswith(
+        f"cannot write to {'output_dir' if recipe == 'rlac' else 'run.output_dir'} {tmp_path / 'mnt' / 'run'}"
+    )
     assert str(caught.value).endswith(": Read-only file system (EROFS)") and "\n" not in str(caught.value)
 
 
@@ -91,8 +125,11 @@ def test_sampling_on_policy_data_checks_its_output_before_the_actor_loads(tmp_pa
     from critics import onpolicy
 
     read_only_below(monkeypatch, tmp_path / "mnt")
-    config = onpolicy.SampleConfig(actor=ActorSettings(model=str(tmp_path / "missing")),
-                                   questions=str(tmp_path / "missing.jsonl"), output_dir=str(tmp_path / "mnt" / "out"))
+    config = onpolicy.SampleConfig(
+        actor=ActorSettings(model=str(tmp_path / "missing")),
+        questions=str(tmp_path / "missing.jsonl"),
+        output_dir=str(tmp_path / "mnt" / "out"),
+    )
     with pytest.raises(OutputError, match="Read-only file system"):
         onpolicy.run(config, progress=False)
 
@@ -116,6 +153,7 @@ def full_disk_in_weights(monkeypatch):
 
 def full_disk_in_state(monkeypatch):
     """An OSError(ENOSPC) from the trainer state's JSON write."""
+
     def full(self, path):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
 
@@ -126,9 +164,11 @@ def full_disk_in_state(monkeypatch):
 def test_a_full_disk_during_a_checkpoint_is_one_error_naming_output_dir(tmp_path, tiny, monkeypatch, fill):
     records = write_records(tmp_path / "records.jsonl")
     config = sft.SFTRecipeConfig(
-        model=ModelConfig(name_or_path=str(tiny), device="cpu"), data=DataSettings(train=str(records), eval_size=4),
+        model=ModelConfig(name_or_path=str(tiny), device="cpu"),
+        data=DataSettings(train=str(records), eval_size=4),
         run=RunSettings(output_dir=str(tmp_path / "run"), max_steps=2, save_steps=1, per_device_train_batch_size=4),
-        eval=EvalSettings(enabled=False))
+        eval=EvalSettings(enabled=False),
+    )
     fill(monkeypatch)
     with pytest.raises(OutputError) as caught:
         sft.run(config, progress=False)
@@ -172,9 +212,10 @@ def finished_stage(stage_dir: Path, metrics: dict) -> Path:
     return final
 
 
-@pytest.mark.parametrize("recipe, stages", [("critique_rl", ("stage1", "stage2")),
-                                            ("refcritic", ("cold_start", "grpo")),
-                                            ("polar", ("pretrain", "finetune"))])
+@pytest.mark.parametrize(
+    "recipe, stages",
+    [("critique_rl", ("stage1", "stage2")), ("refcritic", ("cold_start", "grpo")), ("polar", ("pretrain", "finetune"))],
+)
 def test_resuming_a_finished_staged_run_trains_nothing(tmp_path, monkeypatch, recipe, stages):
     import transformers
 

@@ -30,10 +30,20 @@ def records(tmp_path_factory) -> Path:
         a, b = i % 7, i % 5
         wrong = i % 2
         label = "incorrect" if wrong else "correct"
-        rows.append({"id": f"r{i}", "source": "t", "task": "pointwise", "question": f"{a}+{b}",
-                     "response": f"{a}+{b} = \\boxed{{{a + b + wrong}}}", "label": label, "gold_answer": str(a + b),
-                     "verifier": "math", "metadata": "{}",
-                     "critique": f"<think>{a}+{b}={a + b}</think> fix:{a + b} \\boxed{{{label.capitalize()}}}"})
+        rows.append(
+            {
+                "id": f"r{i}",
+                "source": "t",
+                "task": "pointwise",
+                "question": f"{a}+{b}",
+                "response": f"{a}+{b} = \\boxed{{{a + b + wrong}}}",
+                "label": label,
+                "gold_answer": str(a + b),
+                "verifier": "math",
+                "metadata": "{}",
+                "critique": f"<think>{a}+{b}={a + b}</think> fix:{a + b} \\boxed{{{label.capitalize()}}}",
+            }
+        )
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -46,11 +56,19 @@ def warm_critic(tmp_path_factory, tiny, records) -> Path:
     from critics.recipes.common import DataSettings, EvalSettings, RunSettings, TemplateSettings
 
     out = tmp_path_factory.mktemp("warm")
-    result = sft.run(sft.SFTRecipeConfig(
-        model=ModelConfig(name_or_path=str(tiny), device="cpu"),
-        data=DataSettings(train=str(records), eval_size=8, task="pointwise"), template=TemplateSettings(style="compact"),
-        run=RunSettings(output_dir=str(out), max_steps=60, learning_rate=3e-3, per_device_train_batch_size=8,
-                        save_steps=60), eval=EvalSettings(enabled=False), max_length=256), progress=False)
+    result = sft.run(
+        sft.SFTRecipeConfig(
+            model=ModelConfig(name_or_path=str(tiny), device="cpu"),
+            data=DataSettings(train=str(records), eval_size=8, task="pointwise"),
+            template=TemplateSettings(style="compact"),
+            run=RunSettings(
+                output_dir=str(out), max_steps=60, learning_rate=3e-3, per_device_train_batch_size=8, save_steps=60
+            ),
+            eval=EvalSettings(enabled=False),
+            max_length=256,
+        ),
+        progress=False,
+    )
     return Path(result["final"])
 
 
@@ -60,7 +78,9 @@ def write_yaml(path: Path, text: str) -> str:
 
 
 def critique_rl_yaml(tmp_path: Path, tiny: Path, records: Path, out: Path, actor: str, steps=(2, 2)) -> str:
-    return write_yaml(tmp_path / "critique_rl.yaml", f"""
+    return write_yaml(
+        tmp_path / "critique_rl.yaml",
+        f"""
         recipe: critique_rl
         model: {{name_or_path: {tiny}, device: cpu}}
         actor: {actor}
@@ -72,7 +92,8 @@ def critique_rl_yaml(tmp_path: Path, tiny: Path, records: Path, out: Path, actor
         stage_two: {{max_steps: {steps[1]}, mode: refine, verifier: math}}
         template: {{style: compact}}
         eval: {{max_new_tokens: 48, batch_size: 16}}
-        """)
+        """,
+    )
 
 
 def spy_on(monkeypatch, reward_class) -> list[float]:
@@ -95,13 +116,21 @@ def state(path) -> dict[str, torch.Tensor]:
     return AutoModelForCausalLM.from_pretrained(str(path)).state_dict()
 
 
-def test_critique_rl_runs_stage_one_then_stage_two_with_rewards_in_the_three_values(tmp_path, tiny, warm_critic,
-                                                                                   records, monkeypatch):
+def test_critique_rl_runs_stage_one_then_stage_two_with_rewards_in_the_three_values(
+    tmp_path, tiny, warm_critic, records, monkeypatch
+):
     seen = spy_on(monkeypatch, CritiqueRLStageTwoReward)
     out = tmp_path / "run"
-    config, module = load_recipe_config(critique_rl_yaml(
-        tmp_path, warm_critic, records, out, f"{{kind: transformers, model: {tiny}, style: compact, max_new_tokens: 8}}"),
-        [])
+    config, module = load_recipe_config(
+        critique_rl_yaml(
+            tmp_path,
+            warm_critic,
+            records,
+            out,
+            f"{{kind: transformers, model: {tiny}, style: compact, max_new_tokens: 8}}",
+        ),
+        [],
+    )
     assert module is critique_rl and config.grpo.num_generations == 4 and config.grpo.beta == 0.01
     result = critique_rl.run(config, progress=False)
 
@@ -112,11 +141,14 @@ def test_critique_rl_runs_stage_one_then_stage_two_with_rewards_in_the_three_val
     assert set(result["metrics"]) == {"before", "after stage I", "after stage II", "held_out_overlap"}
     assert result["metrics"]["held_out_overlap"]["held_out"] == 8
     for stage in (result["metrics"][k] for k in ("before", "after stage I", "after stage II")):
-        assert {"accuracy", "refine_accuracy", "accuracy_before", "c->c", "c->i", "i->c", "i->i",
-                "change_rate"} <= set(stage)
+        assert {"accuracy", "refine_accuracy", "accuracy_before", "c->c", "c->i", "i->c", "i->i", "change_rate"} <= set(
+            stage
+        )
     logged = {k for entry in json.loads((final / "log_history.json").read_text()) for k in entry}
     assert {"refine/refine_accuracy", "refine/c->i", "refine/change_rate", "refine/discrimination_accuracy"} <= logged
-    stage_one_log = {k for entry in json.loads((out / "stage1" / "final" / "log_history.json").read_text()) for k in entry}
+    stage_one_log = {
+        k for entry in json.loads((out / "stage1" / "final" / "log_history.json").read_text()) for k in entry
+    }
     assert "discrimination/accuracy" in stage_one_log
     assert "recipe: critique_rl" in (final / "critics_config.yaml").read_text()
 
@@ -138,8 +170,9 @@ def assert_resume_trains_nothing(monkeypatch, module, config, final: Path, stage
 
 def test_stage_two_kl_reference_is_the_stage_one_checkpoint(tmp_path, tiny, records):
     out = tmp_path / "run"
-    config, _ = load_recipe_config(critique_rl_yaml(tmp_path, tiny, records, out, "{kind: self, style: compact}",
-                                                    steps=(2, 1)), [])
+    config, _ = load_recipe_config(
+        critique_rl_yaml(tmp_path, tiny, records, out, "{kind: self, style: compact}", steps=(2, 1)), []
+    )
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     stage_one = AutoModelForCausalLM.from_pretrained(str(tiny))  # a stage-I critic: the base, moved
@@ -155,13 +188,18 @@ def test_stage_two_kl_reference_is_the_stage_one_checkpoint(tmp_path, tiny, reco
     assert set(reference) == set(expected)
     assert all(torch.equal(reference[k], expected[k]) for k in expected)
     assert not any(torch.equal(expected[k], base[k]) for k in expected)  # not the base model's weights
-    assert trainer.reward_funcs[0].actor.chat_model.lm.model is trainer.model  # kind: self refines with the critic itself
+    assert (
+        trainer.reward_funcs[0].actor.chat_model.lm.model is trainer.model
+    )  # kind: self refines with the critic itself
 
 
 def test_refcritic_cold_start_then_grpo_with_the_dual_reward(tmp_path, tiny, records, monkeypatch):
     seen = spy_on(monkeypatch, RefCriticReward)
     out = tmp_path / "run"
-    config, module = load_recipe_config(write_yaml(tmp_path / "refcritic.yaml", f"""
+    config, module = load_recipe_config(
+        write_yaml(
+            tmp_path / "refcritic.yaml",
+            f"""
         recipe: refcritic
         model: {{name_or_path: {tiny}, device: cpu}}
         actor: {{kind: transformers, model: {tiny}, style: compact, max_new_tokens: 8, refine_temperature: 1.0}}
@@ -173,7 +211,10 @@ def test_refcritic_cold_start_then_grpo_with_the_dual_reward(tmp_path, tiny, rec
         reward: {{k: 3, lam: 0.5}}
         template: {{style: compact}}
         eval: {{max_new_tokens: 16}}
-        """), [])
+        """,
+        ),
+        [],
+    )
     assert module is refcritic
     assert refcritic.RefCriticConfig(actor=config.actor).template.style == "long_cot"  # the default, too long here
     result = refcritic.run(config, progress=False)
@@ -187,11 +228,14 @@ def test_refcritic_cold_start_then_grpo_with_the_dual_reward(tmp_path, tiny, rec
     assert_resume_trains_nothing(monkeypatch, refcritic, config, Path(result["final"]), {"after SFT", "after GRPO"})
 
 
-@pytest.mark.parametrize("override, message", [
-    ("run.max_steps=10", "stage_one.max_steps and stage_two.max_steps"),
-    ("stage_two.mode=better", "stage_two.mode"),
-    ("actor.kind=openai", "actor.base_url"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("run.max_steps=10", "stage_one.max_steps and stage_two.max_steps"),
+        ("stage_two.mode=better", "stage_two.mode"),
+        ("actor.kind=openai", "actor.base_url"),
+    ],
+)
 def test_critique_rl_config_errors_name_the_key(tmp_path, tiny, records, override, message):
     path = critique_rl_yaml(tmp_path, tiny, records, tmp_path / "run", "{kind: self}")
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
@@ -207,8 +251,13 @@ def test_critique_rl_needs_an_actor(tmp_path, tiny, records):
 
 def test_records_without_gold_answers_are_refused(tmp_path, tiny):
     path = tmp_path / "no_gold.jsonl"
-    path.write_text("".join(json.dumps({"task": "pointwise", "question": "q", "response": "r", "label": "correct",
-                                        "critique": "c"}) + "\n" for _ in range(20)))
+    path.write_text(
+        "".join(
+            json.dumps({"task": "pointwise", "question": "q", "response": "r", "label": "correct", "critique": "c"})
+            + "\n"
+            for _ in range(20)
+        )
+    )
     config, _ = load_recipe_config(critique_rl_yaml(tmp_path, tiny, path, tmp_path / "run", "{kind: self}"), [])
     with pytest.raises(ValueError, match="missing gold_answer"):
         critique_rl.run(config, progress=False)

@@ -5,16 +5,36 @@ from __future__ import annotations
 import pytest
 from datasets import Dataset
 
-from critics.judging.tasks import GENERATIVE_TASKS, TASKS, VERDICT_TASKS, add_prompts, parse_verdict, quoted_texts, render
-from critics.judging.templates import (COMPACT_QUESTION_CHARS, COMPACT_THINK_SUFFIX, SYSTEM_PROMPT,
-                                       THINK_SUFFIX)
+from critics.judging.tasks import (
+    GENERATIVE_TASKS,
+    TASKS,
+    VERDICT_TASKS,
+    add_prompts,
+    parse_verdict,
+    quoted_texts,
+    render,
+)
+from critics.judging.templates import COMPACT_QUESTION_CHARS, COMPACT_THINK_SUFFIX, SYSTEM_PROMPT, THINK_SUFFIX
 from data_pipelines.schema import PairwiseRecord, PointwiseRecord, StepRecord
 
 RECORDS = [
-    PointwiseRecord(id="p0", source="demo", question="Ana has 3 pens and buys 2 boxes of 4. How many?",
-                    response="2 * 4 = 8 pens in boxes.\n3 + 8 = 12.\n#### 12", label="incorrect", gold_answer="11"),
-    PairwiseRecord(id="q0", source="demo", question="Name a prime.", response_a="9 is prime.",
-                   response_b="7 is prime.", label="B", swapped=True),
+    PointwiseRecord(
+        id="p0",
+        source="demo",
+        question="Ana has 3 pens and buys 2 boxes of 4. How many?",
+        response="2 * 4 = 8 pens in boxes.\n3 + 8 = 12.\n#### 12",
+        label="incorrect",
+        gold_answer="11",
+    ),
+    PairwiseRecord(
+        id="q0",
+        source="demo",
+        question="Name a prime.",
+        response_a="9 is prime.",
+        response_b="7 is prime.",
+        label="B",
+        swapped=True,
+    ),
     StepRecord(id="s0", source="demo", question="What is 2*3+1?", steps=["2*3 = 6", "6+1 = 8", "So 8."], label=1),
 ]
 ROWS = [record.to_row() for record in RECORDS]

@@ -40,8 +40,11 @@ def test_forward_on_image_and_text_reaches_the_vision_tower(tiny_vlm):
 
 
 def test_freeze_vision_and_lora_leave_the_tower_alone(tiny_vlm):
-    config = ModelConfig(name_or_path=str(tiny_vlm), device="cpu",
-                         lora=LoraSettings(r=4, target_modules=["q_proj", "v_proj", "gate_proj"]))
+    config = ModelConfig(
+        name_or_path=str(tiny_vlm),
+        device="cpu",
+        lora=LoraSettings(r=4, target_modules=["q_proj", "v_proj", "gate_proj"]),
+    )
     model, _ = load_vlm(config, freeze_vision=True)
     lora_names = [n for n, _ in model.named_parameters() if "lora_" in n]
     assert lora_names and not any(".visual." in n for n in lora_names)
@@ -66,9 +69,16 @@ def test_processor_loads_in_a_fresh_process(tiny_vlm):
         "from critics.vlm import load_processor; from critics.models import ModelConfig\n"
         "p = load_processor(ModelConfig(name_or_path=path))\n"
         "print(type(p).__name__, type(p.image_processor).__name__)\n"
-        "print(type(AutoProcessor.from_pretrained(path)).__name__)\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                         env={"OMP_NUM_THREADS": "1", "PATH": "", "HOME": str(tiny_vlm.parent)})
+        "print(type(AutoProcessor.from_pretrained(path)).__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"OMP_NUM_THREADS": "1", "PATH": "", "HOME": str(tiny_vlm.parent)},
+    )
     assert out.returncode == 0, out.stderr
     bare, loaded, auto = out.stdout.split("\n")[:3]
     assert bare == "TokenizersBackend"
@@ -94,6 +104,7 @@ def test_unregistered_processor_is_a_clear_error(tiny_vlm, tmp_path):
 def test_stock_qwen_processor_without_torchvision_is_a_clear_error(tiny_vlm, tmp_path):
     try:
         import torchvision  # noqa: F401
+
         pytest.skip("torchvision is installed: the stock processor works")
     except ImportError:
         pass

@@ -35,9 +35,19 @@ def records(tmp_path_factory) -> Path:
         swapped = i % 2 == 1
         a, b = (f"It is {wrong}.", f"It is {name}.") if swapped else (f"It is {name}.", f"It is {wrong}.")
         images = [str(paths[name])] * (2 if i == 2 else 0 if i == 5 else 1)
-        rows.append({"id": f"v{i}", "source": "t", "task": "pairwise", "question": "What colour is the square?",
-                     "response_a": a, "response_b": b, "label": "B" if swapped else "A", "swapped": swapped,
-                     "images": images})
+        rows.append(
+            {
+                "id": f"v{i}",
+                "source": "t",
+                "task": "pairwise",
+                "question": "What colour is the square?",
+                "response_a": a,
+                "response_b": b,
+                "label": "B" if swapped else "A",
+                "swapped": swapped,
+                "images": images,
+            }
+        )
     path = folder / "records.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -52,10 +62,13 @@ def rl_config(model: Path, records: Path, out: Path, freeze_vision: bool = False
     return critic_rl.CriticRLConfig(
         model=ModelConfig(name_or_path=str(model), device="cpu", freeze_vision=freeze_vision),
         data=DataSettings(train=str(records), eval_size=0),
-        run=RunSettings(output_dir=str(out), max_steps=2, per_device_train_batch_size=4, learning_rate=1e-3,
-                        save_steps=100),
+        run=RunSettings(
+            output_dir=str(out), max_steps=2, per_device_train_batch_size=4, learning_rate=1e-3, save_steps=100
+        ),
         grpo=critic_rl.GRPOSettings(num_generations=2, max_completion_length=8),
-        rewards=[PairwiseReward(), completion_length], reward_weights=[1.0, 1.0])
+        rewards=[PairwiseReward(), completion_length],
+        reward_weights=[1.0, 1.0],
+    )
 
 
 def test_prompts_get_one_image_placeholder_per_image(records):
@@ -109,8 +122,10 @@ def test_the_critic_is_evaluated_as_a_policy_before_and_after_critic_training(ti
     from critics.eval.policy import policy_accuracy
 
     folder = Path(json.loads(records.read_text().splitlines()[0])["images"][0]).parent
-    questions = [{"question": "What colour is the square?", "answer": name, "images": [str(folder / f"{name}.png")]}
-                 for name in COLOURS]
+    questions = [
+        {"question": "What colour is the square?", "answer": name, "images": [str(folder / f"{name}.png")]}
+        for name in COLOURS
+    ]
     trainer, _ = critic_rl.build(rl_config(tiny_vlm, records, tmp_path / "rl"))
     before = policy_accuracy(trainer.critic_loaded, questions, max_new_tokens=4, instruction=" One word.")
     seen = []

@@ -17,14 +17,17 @@ def test_vlm_critic_beats_its_sft_warm_start_after_grpo(tmp_path, capsys):
     out = tmp_path / "demo_vlm"
     assert main(["demo", "--vlm", "--output-dir", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    sft_metrics, grpo_metrics = (json.loads((out / stage / "final" / "metrics.json").read_text())
-                                 for stage in ("sft", "grpo"))
+    sft_metrics, grpo_metrics = (
+        json.loads((out / stage / "final" / "metrics.json").read_text()) for stage in ("sft", "grpo")
+    )
     sft, grpo = sft_metrics["after SFT"], grpo_metrics["after GRPO"]
     with capsys.disabled():
-        print(f"\nVLM critic held-out accuracy (with the images): before {sft_metrics['before']['accuracy']:.3f}, "
-              f"after SFT {sft['accuracy']:.3f} ± {sft['stderr']:.3f}, after GRPO {grpo['accuracy']:.3f} ± "
-              f"{grpo['stderr']:.3f} (n={grpo['n']}; gain {grpo['accuracy'] - sft['accuracy']:+.3f}, "
-              f"2 SE = {two_standard_errors(sft, grpo):.3f})")
+        print(
+            f"\nVLM critic held-out accuracy (with the images): before {sft_metrics['before']['accuracy']:.3f}, "
+            f"after SFT {sft['accuracy']:.3f} ± {sft['stderr']:.3f}, after GRPO {grpo['accuracy']:.3f} ± "
+            f"{grpo['stderr']:.3f} (n={grpo['n']}; gain {grpo['accuracy'] - sft['accuracy']:+.3f}, "
+            f"2 SE = {two_standard_errors(sft, grpo):.3f})"
+        )
     assert sft["n"] == grpo["n"] == 1000 and sft["accuracy"] >= 0.80
     assert grpo["accuracy"] - sft["accuracy"] >= two_standard_errors(sft, grpo) and grpo["valid"] >= 0.95
     assert "with the images" in printed and "# Data card: demo-coloured-shapes" in printed

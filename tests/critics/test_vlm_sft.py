@@ -36,10 +36,20 @@ def records(tmp_path_factory) -> Path:
         swapped = i % 2 == 1
         a, b = (wrong, name) if swapped else (name, wrong)
         label = "B" if swapped else "A"
-        rows.append({"id": f"v{i}", "source": "t", "task": "pairwise", "question": "What colour is it?",
-                     "response_a": f"It is {a}.", "response_b": f"It is {b}.", "label": label, "swapped": swapped,
-                     "images": [] if i == 5 else [str(folder / f"{name}.png")],
-                     "critique": f"It is {name}. \\boxed{{{label}}}"})
+        rows.append(
+            {
+                "id": f"v{i}",
+                "source": "t",
+                "task": "pairwise",
+                "question": "What colour is it?",
+                "response_a": f"It is {a}.",
+                "response_b": f"It is {b}.",
+                "label": label,
+                "swapped": swapped,
+                "images": [] if i == 5 else [str(folder / f"{name}.png")],
+                "critique": f"It is {name}. \\boxed{{{label}}}",
+            }
+        )
     path = folder / "records.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -48,18 +58,23 @@ def records(tmp_path_factory) -> Path:
 def sft_config(model: Path, records: Path, out: Path, **critiques) -> sft.SFTRecipeConfig:
     """Three steps of 4: one epoch, so one batch mixes records with and without an image."""
     return sft.SFTRecipeConfig(
-        model=ModelConfig(name_or_path=str(model), device="cpu"), template=COMPACT,
+        model=ModelConfig(name_or_path=str(model), device="cpu"),
+        template=COMPACT,
         data=DataSettings(train=str(records), eval_size=0),
-        run=RunSettings(output_dir=str(out), max_steps=3, per_device_train_batch_size=4, learning_rate=1e-3,
-                        save_steps=100),
-        critiques=sft.CritiqueSettings(**critiques), max_length=256)
+        run=RunSettings(
+            output_dir=str(out), max_steps=3, per_device_train_batch_size=4, learning_rate=1e-3, save_steps=100
+        ),
+        critiques=sft.CritiqueSettings(**critiques),
+        max_length=256,
+    )
 
 
 def watch_the_tower(model) -> list[tuple[torch.Tensor, bool]]:
     """Patches the vision tower receives, with whether autograd was on."""
     seen: list[tuple[torch.Tensor, bool]] = []
     vision_tower(model)[1].register_forward_hook(
-        lambda module, args, out: seen.append((args[0].detach(), torch.is_grad_enabled())))
+        lambda module, args, out: seen.append((args[0].detach(), torch.is_grad_enabled()))
+    )
     return seen
 
 
@@ -95,11 +110,11 @@ def test_a_teacher_that_cannot_see_the_images_is_refused(tmp_path, tiny_vlm, rec
 def test_a_vision_language_teacher_writes_critiques_with_the_images(tmp_path, tiny_vlm, records):
     import datasets
 
-    config = sft_config(tiny_vlm, records, tmp_path / "sft", teacher=str(tiny_vlm), samples_per_row=2,
-                        max_new_tokens=4)
+    config = sft_config(tiny_vlm, records, tmp_path / "sft", teacher=str(tiny_vlm), samples_per_row=2, max_new_tokens=4)
     critiques = sft.collect_critiques(config, datasets.Dataset.from_json(str(records)))
-    assert len(critiques) == 12 and all(len(texts) == 2 and all(isinstance(t, str) for t in texts)
-                                        for texts in critiques)
+    assert len(critiques) == 12 and all(
+        len(texts) == 2 and all(isinstance(t, str) for t in texts) for texts in critiques
+    )
 
 
 def test_held_out_accuracy_judges_each_record_with_its_images(tiny_vlm, records):
@@ -109,8 +124,9 @@ def test_held_out_accuracy_judges_each_record_with_its_images(tiny_vlm, records)
     seen = watch_the_tower(model)
     rows = datasets.Dataset.from_json(str(records))
     spec = CriticSpec(tasks=["pairwise"], style="compact", max_new_tokens=4, context_tokens=1024)
-    result = critique_accuracy(LoadedModel(model, processor.tokenizer, "vision", processor), rows, spec,
-                               batch_size=5, progress=False)
+    result = critique_accuracy(
+        LoadedModel(model, processor.tokenizer, "vision", processor), rows, spec, batch_size=5, progress=False
+    )
     assert result["n"] == 12 and 0.0 <= result["accuracy"] <= 1.0
     # each image is resized to the processor's 56x56 minimum: 16 patches of 14x14 for every record with an
     # image (11 of 12), once per generation (the prefill), with autograd off
@@ -122,11 +138,19 @@ def test_held_out_accuracy_judges_each_record_with_its_images(tiny_vlm, records)
 def test_critic_rl_reports_held_out_accuracy_with_images(tiny_vlm, records, tmp_path):
     """Also a GRPO batch that mixes a record without an image with one that has one (TRL 1.16 alone fails)."""
     config = critic_rl.CriticRLConfig(
-        model=ModelConfig(name_or_path=str(tiny_vlm), device="cpu"), template=COMPACT,
-        data=DataSettings(train=str(records), eval_size=4), eval=EvalSettings(max_new_tokens=4, batch_size=4),
-        run=RunSettings(output_dir=str(tmp_path / "rl"), max_steps=1, per_device_train_batch_size=4,
-                        learning_rate=1e-3, save_steps=100),
-        grpo=critic_rl.GRPOSettings(num_generations=2, max_completion_length=8))
+        model=ModelConfig(name_or_path=str(tiny_vlm), device="cpu"),
+        template=COMPACT,
+        data=DataSettings(train=str(records), eval_size=4),
+        eval=EvalSettings(max_new_tokens=4, batch_size=4),
+        run=RunSettings(
+            output_dir=str(tmp_path / "rl"),
+            max_steps=1,
+            per_device_train_batch_size=4,
+            learning_rate=1e-3,
+            save_steps=100,
+        ),
+        grpo=critic_rl.GRPOSettings(num_generations=2, max_completion_length=8),
+    )
     result = critic_rl.run(config, progress=False)
     metrics = result["metrics"]
     assert metrics["before"]["n"] == metrics["after GRPO"]["n"] == 4

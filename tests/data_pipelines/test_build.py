@@ -22,29 +22,36 @@ def good_rows(n: int, seed: int = 0) -> list[dict]:
     for i in range(n):
         a, b = rng.randint(1, 99), rng.randint(1, 99)
         answer = a + b if i % 3 else a + b + 1
-        rows.append({"question": f"What is {a} + {b}? (#{i})", "solution": f"{a} + {b} = {answer}\n#### {answer}",
-                     "gold_answer": str(a + b), "is_correct": bool(i % 3), "model": f"m{i % 2}"})
+        rows.append(
+            {
+                "question": f"What is {a} + {b}? (#{i})",
+                "solution": f"{a} + {b} = {answer}\n#### {answer}",
+                "gold_answer": str(a + b),
+                "is_correct": bool(i % 3),
+                "model": f"m{i % 2}",
+            }
+        )
     return rows
 
 
 def bad_lines(n: int) -> list[bytes]:
     """At least ``n`` malformed lines of every kind the issue names."""
     kinds = [
-        lambda i: {"solution": "x", "is_correct": True},                              # missing question
-        lambda i: {"question": f"q{i}", "is_correct": True},                          # missing solution
-        lambda i: {"question": i, "solution": "x", "is_correct": True},              # wrong type
-        lambda i: {"question": f"q{i}", "solution": ["x"], "is_correct": True},      # wrong type
-        lambda i: {"question": "  ", "solution": "x", "is_correct": True},           # empty string
-        lambda i: {"question": f"q{i}", "solution": "", "is_correct": False},        # empty string
-        lambda i: {"question": f"q{i}", "solution": "x", "is_correct": "yes"},       # invalid label
-        lambda i: {"question": f"q{i}", "solution": "x", "is_correct": 1},           # invalid label
-        lambda i: {"question": f"q{i}", "solution": "x"},                            # no label at all
-        lambda i: [1, 2, 3],                                                          # not an object
+        lambda i: {"solution": "x", "is_correct": True},  # missing question
+        lambda i: {"question": f"q{i}", "is_correct": True},  # missing solution
+        lambda i: {"question": i, "solution": "x", "is_correct": True},  # wrong type
+        lambda i: {"question": f"q{i}", "solution": ["x"], "is_correct": True},  # wrong type
+        lambda i: {"question": "  ", "solution": "x", "is_correct": True},  # empty string
+        lambda i: {"question": f"q{i}", "solution": "", "is_correct": False},  # empty string
+        lambda i: {"question": f"q{i}", "solution": "x", "is_correct": "yes"},  # invalid label
+        lambda i: {"question": f"q{i}", "solution": "x", "is_correct": 1},  # invalid label
+        lambda i: {"question": f"q{i}", "solution": "x"},  # no label at all
+        lambda i: [1, 2, 3],  # not an object
     ]
     lines = [json.dumps(kinds[i % len(kinds)](i)).encode() for i in range(n)]
     lines += [b'{"question": "caf\xe9 \xff", "solution": "x", "is_correct": true}'] * 20  # invalid UTF-8
-    lines += [b'{"question": "q", "solution": "x", "is_correct": tru'] * 20               # invalid JSON
-    lines += [b'{"question": "bad \\ud800", "solution": "x", "is_correct": true}'] * 10   # lone surrogate
+    lines += [b'{"question": "q", "solution": "x", "is_correct": tru'] * 20  # invalid JSON
+    lines += [b'{"question": "bad \\ud800", "solution": "x", "is_correct": true}'] * 10  # lone surrogate
     huge = "9" * (10 * 1024 * 1024)
     lines += [json.dumps({"question": huge, "solution": "x", "is_correct": True}).encode()] * 3  # 10 MB
     lines += [json.dumps({"question": "q", "solution": huge, "is_correct": False}).encode()] * 2
@@ -56,8 +63,7 @@ def write_lines(path, lines: list[bytes]) -> None:
 
 
 def pointwise_config(path, out, **kw) -> BuildConfig:
-    return BuildConfig(sources=[SolutionsSource(path=str(path))], builder=PointwiseBuilder(),
-                       output_dir=str(out), **kw)
+    return BuildConfig(sources=[SolutionsSource(path=str(path))], builder=PointwiseBuilder(), output_dir=str(out), **kw)
 
 
 def read_jsonl(path) -> list[dict]:
@@ -81,8 +87,15 @@ def test_malformed_rows_are_quarantined_and_every_good_row_is_kept(tmp_path):
     quarantine = read_jsonl(result.output_dir / "quarantine.jsonl")
     assert len(quarantine) == len(bad) and all(q["reason"] and q["id"] for q in quarantine)
     reasons = " ".join(q["reason"] for q in quarantine)
-    for expected in ("missing field 'question'", "invalid UTF-8", "invalid JSON", "is_correct",
-                     "is empty", "10,485,760 characters", "not valid Unicode"):
+    for expected in (
+        "missing field 'question'",
+        "invalid UTF-8",
+        "invalid JSON",
+        "is_correct",
+        "is empty",
+        "10,485,760 characters",
+        "not valid Unicode",
+    ):
         assert expected in reasons
     assert all(len(q["raw"] or "") < 5000 for q in quarantine)  # raw text kept, but clipped
     assert "| rows in | rows out | quarantined |" in result.card_path.read_text()
@@ -105,8 +118,12 @@ def test_pairwise_order_is_balanced_seeded_and_recoverable(tmp_path):
     preference_file(tmp_path / "pairs.jsonl")
 
     def run(seed, name):
-        config = BuildConfig(sources=[RewardBench(path=str(tmp_path / "pairs.jsonl"))],
-                             builder=PairwiseBuilder(), output_dir=str(tmp_path / name), seed=seed)
+        config = BuildConfig(
+            sources=[RewardBench(path=str(tmp_path / "pairs.jsonl"))],
+            builder=PairwiseBuilder(),
+            output_dir=str(tmp_path / name),
+            seed=seed,
+        )
         return read_jsonl(build(config, progress=False).output_dir / "data.jsonl")
 
     first, again, other = run(0, "a"), run(0, "b"), run(1, "c")
@@ -154,7 +171,9 @@ def test_a_crash_while_saving_leaves_the_previous_build_intact(tmp_path, monkeyp
 
 
 def test_a_builder_that_cannot_read_a_source_shape_is_a_config_error(tmp_path):
-    with pytest.raises(ValueError, match="reads \\('preference', 'image_preference'\\) rows, but source 'solutions' gives 'solution'"):
+    with pytest.raises(
+        ValueError, match="reads \\('preference', 'image_preference'\\) rows, but source 'solutions' gives 'solution'"
+    ):
         BuildConfig(sources=[SolutionsSource(path="x.jsonl")], builder=PairwiseBuilder())
 
 
@@ -170,9 +189,9 @@ def test_exact_duplicates_are_quarantined_and_never_straddle_a_split(tmp_path, d
     rows = good_rows(50)
     (tmp_path / "rows").mkdir()
     write_lines(tmp_path / "rows" / "a.jsonl", [json.dumps(r).encode() for r in rows])
-    copies = [rows[k] for k in range(10)]                          # exact copies, in a second file
-    copies.append({**rows[3], "id": "dataset-id-7"})               # a copy that differs only in its id field
-    copies.append({**rows[5], "solution": "another solution"})     # same question, other solution: kept
+    copies = [rows[k] for k in range(10)]  # exact copies, in a second file
+    copies.append({**rows[3], "id": "dataset-id-7"})  # a copy that differs only in its id field
+    copies.append({**rows[5], "solution": "another solution"})  # same question, other solution: kept
     write_lines(tmp_path / "rows" / "b.jsonl", [json.dumps(r).encode() for r in copies])
 
     result = build(pointwise_config(tmp_path / "rows", tmp_path / "out", drop_duplicates=drop), progress=False)
@@ -188,8 +207,10 @@ def test_exact_duplicates_are_quarantined_and_never_straddle_a_split(tmp_path, d
         return
     assert stats["rows_out"] == 51 and stats["duplicates_dropped"] == 11
     reasons = {q["id"]: q["reason"] for q in quarantine}
-    assert reasons == {**{f"solutions:b/{k}": f"duplicate of solutions:a/{k}" for k in range(10)},
-                       "solutions:b/10": "duplicate of solutions:a/3"}
+    assert reasons == {
+        **{f"solutions:b/{k}": f"duplicate of solutions:a/{k}" for k in range(10)},
+        "solutions:b/10": "duplicate of solutions:a/3",
+    }
     assert all(q["stage"] == "dedupe" and "What is" in q["raw"] for q in quarantine)
     assert stats["quarantine_reasons"] == {"duplicate of an earlier row": 11}
     assert "Exact duplicates: 11 rows dropped" in card
@@ -200,11 +221,16 @@ def test_exact_duplicates_are_quarantined_and_never_straddle_a_split(tmp_path, d
 
 
 def test_duplicate_pairs_are_dropped_before_the_order_is_drawn(tmp_path):
-    rows = [{"prompt": f"p{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "subset": "s", "id": i} for i in range(20)]
+    rows = [
+        {"prompt": f"p{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "subset": "s", "id": i} for i in range(20)
+    ]
     rows += [{**rows[i], "id": 100 + i} for i in range(6)]  # the same pairs under new dataset ids
     write_lines(tmp_path / "pairs.jsonl", [json.dumps(r).encode() for r in rows])
-    config = BuildConfig(sources=[RewardBench(path=str(tmp_path / "pairs.jsonl"))], builder=PairwiseBuilder(),
-                         output_dir=str(tmp_path / "out"))
+    config = BuildConfig(
+        sources=[RewardBench(path=str(tmp_path / "pairs.jsonl"))],
+        builder=PairwiseBuilder(),
+        output_dir=str(tmp_path / "out"),
+    )
     result = build(config, progress=False)
     built = read_jsonl(result.output_dir / "data.jsonl")
     assert len(built) == 20 and result.stats["duplicates_dropped"] == 6
@@ -240,8 +266,11 @@ def test_a_source_with_no_rows_is_an_error_naming_the_source_and_the_path(tmp_pa
 
     path, why = make(tmp_path)
     write_lines(tmp_path / "good.jsonl", [json.dumps(r).encode() for r in good_rows(5)])
-    config = BuildConfig(sources=[SolutionsSource(path=str(tmp_path / "good.jsonl")), SolutionsSource(path=str(path))],
-                         builder=PointwiseBuilder(), output_dir=str(tmp_path / "out"))
+    config = BuildConfig(
+        sources=[SolutionsSource(path=str(tmp_path / "good.jsonl")), SolutionsSource(path=str(path))],
+        builder=PointwiseBuilder(),
+        output_dir=str(tmp_path / "out"),
+    )
     with pytest.raises(EmptySourceError) as caught:
         build(config, progress=False)
     assert str(caught.value) == f"source 'solutions' gave no rows: {path}: {why}"
@@ -250,8 +279,11 @@ def test_a_source_with_no_rows_is_an_error_naming_the_source_and_the_path(tmp_pa
 
 def test_a_limit_below_one_is_an_error_naming_the_source(tmp_path):
     write_lines(tmp_path / "good.jsonl", [json.dumps(r).encode() for r in good_rows(5)])
-    config = BuildConfig(sources=[SolutionsSource(path=str(tmp_path / "good.jsonl"), limit=0)],
-                         builder=PointwiseBuilder(), output_dir=str(tmp_path / "out"))
+    config = BuildConfig(
+        sources=[SolutionsSource(path=str(tmp_path / "good.jsonl"), limit=0)],
+        builder=PointwiseBuilder(),
+        output_dir=str(tmp_path / "out"),
+    )
     with pytest.raises(ValueError, match="source 'solutions': limit must be at least 1"):
         build(config, progress=False)
 

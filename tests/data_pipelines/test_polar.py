@@ -23,10 +23,23 @@ POLICIES = ("alpha", "beta", "gamma")
 
 def pool(prompts: int = 12, per_policy: int = 3, policies=POLICIES) -> list[tuple[str, dict]]:
     """``per_policy`` distinct responses by each policy to each prompt, as build items."""
-    return [(f"p{g}/{m}/{i}", {"question": f"question {g}", "solution": f"{m} answer {i} to {g}",
-                               "model": m, "group": f"g{g}", "gold_answer": None, "is_correct": None,
-                               "source_name": "synthetic"})
-            for g in range(prompts) for m in policies for i in range(per_policy)]
+    return [
+        (
+            f"p{g}/{m}/{i}",
+            {
+                "question": f"question {g}",
+                "solution": f"{m} answer {i} to {g}",
+                "model": m,
+                "group": f"g{g}",
+                "gold_answer": None,
+                "is_correct": None,
+                "source_name": "synthetic",
+            },
+        )
+        for g in range(prompts)
+        for m in policies
+        for i in range(per_policy)
+    ]
 
 
 def run(builder, items, seed=0):
@@ -136,17 +149,27 @@ def test_rows_that_cannot_take_part_are_quarantined_with_their_reason():
 def test_a_response_identical_to_the_negative_is_never_paired_against_it():
     # alpha's second answer repeats beta's only answer: the pair (a1, a2) would put the negative's
     # twin in the triple, so alpha cannot serve and both its rows are left over
-    items = [("a1", {"question": "q", "solution": "4", "model": "alpha", "group": "g"}),
-             ("a2", {"question": "q", "solution": "five", "model": "alpha", "group": "g"}),
-             ("b1", {"question": "q", "solution": "five", "model": "beta", "group": "g"})]
+    items = [
+        ("a1", {"question": "q", "solution": "4", "model": "alpha", "group": "g"}),
+        ("a2", {"question": "q", "solution": "five", "model": "alpha", "group": "g"}),
+        ("b1", {"question": "q", "solution": "five", "model": "beta", "group": "g"}),
+    ]
     results = run(PolarTriplesBuilder(), items)
     assert not records(results)
     assert [str(r) for r in results] == [polar.LEFT_OVER, polar.LEFT_OVER, polar.ONLY_ANSWER]
 
 
 def test_triple_record_validation():
-    rec = PolarTripleRecord(id="x", source="s", question="q", reference="r", positive="p", negative="n",
-                            reference_model="A", negative_model="B")
+    rec = PolarTripleRecord(
+        id="x",
+        source="s",
+        question="q",
+        reference="r",
+        positive="p",
+        negative="n",
+        reference_model="A",
+        negative_model="B",
+    )
     rec.validate()
     with pytest.raises(RecordError, match="positive is empty"):
         PolarTripleRecord(**{**rec.__dict__, "positive": " "}).validate()
@@ -162,14 +185,21 @@ def write_jsonl(path: Path, rows: list[dict]) -> str:
 
 
 def test_a_build_in_two_processes_keeps_rows_in_equal_records_plus_quarantined(tmp_path):
-    rows = [{"question": d["question"], "solution": d["solution"], "model": d["model"], "group": d["group"]}
-            for _, d in pool(prompts=10)]
+    rows = [
+        {"question": d["question"], "solution": d["solution"], "model": d["model"], "group": d["group"]}
+        for _, d in pool(prompts=10)
+    ]
     rows.append({"question": "q", "solution": "s", "group": "g9"})  # no model
     path = write_jsonl(tmp_path / "pool.jsonl", rows)
 
     def stats(num_proc):
-        config = BuildConfig(sources=[SolutionsSource(path=path)], builder=PolarTriplesBuilder(),
-                             output_dir=str(tmp_path / f"out{num_proc}"), num_proc=num_proc, cache=False)
+        config = BuildConfig(
+            sources=[SolutionsSource(path=path)],
+            builder=PolarTriplesBuilder(),
+            output_dir=str(tmp_path / f"out{num_proc}"),
+            num_proc=num_proc,
+            cache=False,
+        )
         result = build(config, progress=False)
         return result, [json.loads(line) for line in open(result.output_dir / "data.jsonl")]
 
@@ -186,8 +216,13 @@ def test_a_build_in_two_processes_keeps_rows_in_equal_records_plus_quarantined(t
 
 
 def pref(row_id, question, chosen, rejected):
-    return row_id, {"question": question, "chosen": chosen, "rejected": rejected, "subset": None,
-                    "source_name": "synthetic"}
+    return row_id, {
+        "question": question,
+        "chosen": chosen,
+        "rejected": rejected,
+        "subset": None,
+        "source_name": "synthetic",
+    }
 
 
 def rank(record) -> str:
@@ -195,8 +230,12 @@ def rank(record) -> str:
 
 
 def test_the_reference_is_another_pairs_chosen_answer_preferring_one_ranked_above_chosen():
-    items = [pref("p0", "q", "best", "good"), pref("p1", "q", "good", "bad"),
-             pref("p2", "q", "other", "worst"), pref("p3", "q", "bad", "worst")]
+    items = [
+        pref("p0", "q", "best", "good"),
+        pref("p1", "q", "good", "bad"),
+        pref("p2", "q", "other", "worst"),
+        pref("p3", "q", "bad", "worst"),
+    ]
     b = PolarPreferenceBuilder()
     results = dict(zip([i for i, _ in items], run(b, items)))
     # p1: "best" beat its chosen "good" (reference > chosen > rejected); "other" is unranked
@@ -215,8 +254,11 @@ def test_a_single_pair_is_quarantined_by_default_and_self_referenced_on_request(
     results = run(PolarPreferenceBuilder(), items)
     assert [str(r) for r in results] == [polar.SINGLE_PAIR, polar.NO_REFERENCE, polar.NO_REFERENCE]
     leaky = run(PolarPreferenceBuilder(reference_from="chosen"), items)
-    assert [(r.reference, r.chosen, rank(r)) for r in leaky] == \
-        [("yes", "yes", "self"), ("x", "x", "self"), ("y", "y", "self")]
+    assert [(r.reference, r.chosen, rank(r)) for r in leaky] == [
+        ("yes", "yes", "self"),
+        ("x", "x", "self"),
+        ("y", "y", "self"),
+    ]
 
 
 def test_preference_references_are_seeded():
@@ -227,11 +269,17 @@ def test_preference_references_are_seeded():
 
 
 def test_preference_build_counts_references_in_the_card(tmp_path):
-    rows = [{"prompt": "q", "chosen": "best", "rejected": "good", "subset": "s"},
-            {"prompt": "q", "chosen": "good", "rejected": "bad", "subset": "s"},
-            {"prompt": "alone", "chosen": "a", "rejected": "b", "subset": "s"}]
-    config = BuildConfig(sources=[RewardBench(path=write_jsonl(tmp_path / "p.jsonl", rows))],
-                         builder=PolarPreferenceBuilder(), output_dir=str(tmp_path / "out"), cache=False)
+    rows = [
+        {"prompt": "q", "chosen": "best", "rejected": "good", "subset": "s"},
+        {"prompt": "q", "chosen": "good", "rejected": "bad", "subset": "s"},
+        {"prompt": "alone", "chosen": "a", "rejected": "b", "subset": "s"},
+    ]
+    config = BuildConfig(
+        sources=[RewardBench(path=write_jsonl(tmp_path / "p.jsonl", rows))],
+        builder=PolarPreferenceBuilder(),
+        output_dir=str(tmp_path / "out"),
+        cache=False,
+    )
     result = build(config, progress=False)
     assert (result.stats["rows_out"], result.stats["rows_quarantined"]) == (1, 2)
     assert result.stats["reference_rank"] == {"above_chosen": 1, "unranked": 0, "self": 0}
@@ -277,8 +325,11 @@ def test_gsm8k_solutions_give_no_triple_one_answer_per_policy_per_question(tmp_p
 def test_llmbar_gives_162_fine_tuning_records_with_references_from_other_pairs(tmp_path, shared_data):
     from data_pipelines.sources.preference import LLMBar
 
-    config = BuildConfig(sources=[LLMBar(path=str(shared_data / "llmbar"))], builder=PolarPreferenceBuilder(),
-                         output_dir=str(tmp_path / "out"))
+    config = BuildConfig(
+        sources=[LLMBar(path=str(shared_data / "llmbar"))],
+        builder=PolarPreferenceBuilder(),
+        output_dir=str(tmp_path / "out"),
+    )
     result = build(config, progress=False)
     s = result.stats
     assert (s["rows_in"], s["rows_out"], s["rows_quarantined"]) == (619, 162, 457)

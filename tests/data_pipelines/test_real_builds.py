@@ -26,8 +26,10 @@ def test_gsm8k_model_solutions_give_5276_pointwise_rows_and_the_verifier_agrees(
     assert stats["rows_out"] == 5276 and stats["rows_quarantined"] == 0
     assert stats["labels"] == {"correct": 2001, "incorrect": 3275}
     check = stats["cross_check"]
-    print(f"math verifier vs is_correct: {check['agreement']:.2%} agreement on {check['decided']} rows, "
-          f"{check['disagreements']} disagreements, {check['undecided']} undecided")
+    print(
+        f"math verifier vs is_correct: {check['agreement']:.2%} agreement on {check['decided']} rows, "
+        f"{check['disagreements']} disagreements, {check['undecided']} undecided"
+    )
     assert check["agreement"] >= 0.97 and check["decided"] + check["undecided"] == 5276
     assert "## Cross-check" in result.card_path.read_text()
 
@@ -36,8 +38,14 @@ def test_processbench_gives_1400_step_rows_with_labels_preserved(tmp_path, monke
     monkeypatch.chdir(CONFIGS.parents[1])
     result = run("processbench_step", tmp_path)
     assert result.stats["rows_out"] == 1400
-    built = {(r["question"], tuple(r["steps"])): r["label"] for r in map(json.loads, open(result.output_dir / "data.jsonl"))}
-    raw = [row for name in ("gsm8k", "math") for row in json.loads((shared_data / "processbench" / f"{name}.json").read_text())]
+    built = {
+        (r["question"], tuple(r["steps"])): r["label"] for r in map(json.loads, open(result.output_dir / "data.jsonl"))
+    }
+    raw = [
+        row
+        for name in ("gsm8k", "math")
+        for row in json.loads((shared_data / "processbench" / f"{name}.json").read_text())
+    ]
     assert len(raw) == 1400
     assert all(built[(row["problem"], tuple(row["steps"]))] == row["label"] for row in raw)
 
@@ -58,5 +66,9 @@ def test_gsm8k_reference_records_pair_each_solution_with_another_models(tmp_path
     rows = [json.loads(line) for line in open(run("gsm8k_reference", tmp_path).output_dir / "data.jsonl")]
     assert len(rows) == 5276
     assert all(r["reference_model"] != r["candidate_model"] and not r["same_policy"] for r in rows)
-    assert {r["candidate_model"] for r in rows} == {"6b_finetuning", "6b_verification",
-                                                     "175b_finetuning", "175b_verification"}
+    assert {r["candidate_model"] for r in rows} == {
+        "6b_finetuning",
+        "6b_verification",
+        "175b_finetuning",
+        "175b_verification",
+    }

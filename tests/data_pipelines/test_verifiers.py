@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -299,8 +298,10 @@ def test_gsm8k_model_solutions_agree_with_their_labels():
     verdicts = [math_verifier(solution, gold) for solution, gold, _ in pairs]
     seconds = time.perf_counter() - start
     agreement = sum(v.correct is label for v, (*_, label) in zip(verdicts, pairs)) / len(pairs)
-    print(f"\nGSM8K model solutions: agreement {agreement:.4f} on {len(pairs)} solutions, "
-          f"labelled in {seconds:.2f}s (single process)")
+    print(
+        f"\nGSM8K model solutions: agreement {agreement:.4f} on {len(pairs)} solutions, "
+        f"labelled in {seconds:.2f}s (single process)"
+    )
     assert agreement >= 0.97
 
 

@@ -60,8 +60,10 @@ def check_lengths(**columns: Sequence[Any] | None) -> int:
     given = {name: len(column) for name, column in columns.items() if column is not None}
     if len(set(given.values())) > 1:
         sizes = ", ".join(f"{name}={size}" for name, size in given.items())
-        raise ValueError(f"inputs differ in length ({sizes}); give one entry per item, "
-                         "None for a missing or invalid output (align_by_id builds such a list)")
+        raise ValueError(
+            f"inputs differ in length ({sizes}); give one entry per item, "
+            "None for a missing or invalid output (align_by_id builds such a list)"
+        )
     return next(iter(given.values()))
 
 

@@ -18,12 +18,20 @@ _JUDGEBENCH_DECISIONS = {"A>B": "A>B", "A": "A>B", "B>A": "B>A", "B": "B>A", "A=
 _FLIP = {"A>B": "B>A", "B>A": "A>B", "A=B": "A=B"}
 
 
-_JUDGEBENCH_CATEGORIES = {"mmlu-pro": "knowledge", "livebench-reasoning": "reasoning",
-                          "livebench-math": "math", "livecodebench": "coding"}
+_JUDGEBENCH_CATEGORIES = {
+    "mmlu-pro": "knowledge",
+    "livebench-reasoning": "reasoning",
+    "livebench-math": "math",
+    "livecodebench": "coding",
+}
 
 
-def judgebench_scores(first: Sequence[str | None], second: Sequence[str | None] | None,
-                      labels: Sequence[str], groups: Sequence[str] | None = None) -> dict[str, Any]:
+def judgebench_scores(
+    first: Sequence[str | None],
+    second: Sequence[str | None] | None,
+    labels: Sequence[str],
+    groups: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """JudgeBench: each pair is judged twice, in the original order and with A and B swapped.
 
     Follows ScalerLab/JudgeBench ``utils/metrics.py`` ``compute_final_metrics``. The swapped
@@ -84,8 +92,9 @@ def judgebench_category(source: str) -> str:
     raise ValueError(f"unknown JudgeBench source {source!r}; expected one starting with {list(_JUDGEBENCH_CATEGORIES)}")
 
 
-def style_wins(chosen_scores: Sequence[float | None],
-               rejected_scores: Sequence[float | None]) -> list[list[bool | None]]:
+def style_wins(
+    chosen_scores: Sequence[float | None], rejected_scores: Sequence[float | None]
+) -> list[list[bool | None]]:
     """RM-Bench's 3x3 comparison of one item: ``wins[i][j]`` is chosen[i] > rejected[j] (strict).
 
     The styles are ordered [concise, detailed plain, detailed markdown], as in the dataset. A
@@ -95,8 +104,10 @@ def style_wins(chosen_scores: Sequence[float | None],
     [[True, None, True], [False, None, True], [False, None, True]]
     """
     if len(chosen_scores) != 3 or len(rejected_scores) != 3:
-        raise ValueError(f"RM-Bench items have 3 chosen and 3 rejected responses, "
-                         f"got {len(chosen_scores)} and {len(rejected_scores)} scores")
+        raise ValueError(
+            f"RM-Bench items have 3 chosen and 3 rejected responses, "
+            f"got {len(chosen_scores)} and {len(rejected_scores)} scores"
+        )
     return [[None if c is None or r is None else c > r for r in rejected_scores] for c in chosen_scores]
 
 
@@ -132,8 +143,12 @@ def rmbench_scores(wins: Sequence[Sequence[Sequence[bool | None]]], domains: Seq
     domain_of = [_rmbench_domain(d) for d in domains]
     per_domain = {name: _rmbench_block([wins[i] for i in rows]) for name, rows in group_rows(domain_of).items()}
     summary = {level: mean([block[level] for block in per_domain.values()]) for level in ("hard", "normal", "easy")}
-    return {"domains": per_domain, **summary,
-            "overall": mean([block["score"] for block in per_domain.values()]), "n": len(wins)}
+    return {
+        "domains": per_domain,
+        **summary,
+        "overall": mean([block["score"] for block in per_domain.values()]),
+        "n": len(wins),
+    }
 
 
 def _judgebench_decision(value: str | None, name: str) -> str | None:
@@ -151,8 +166,10 @@ def _judgebench_vote(first: str | None, flipped_second: str | None, label: str) 
 def _rmbench_domain(domain: str) -> str:
     name = domain.split("-")[0]  # safety-refuse and safety-response are both safety
     if name not in RMBENCH_DOMAINS:
-        raise ValueError(f"unknown RM-Bench domain {domain!r}; expected one of {list(RMBENCH_DOMAINS)} "
-                         "(or safety-refuse / safety-response)")
+        raise ValueError(
+            f"unknown RM-Bench domain {domain!r}; expected one of {list(RMBENCH_DOMAINS)} "
+            "(or safety-refuse / safety-response)"
+        )
     return name
 
 
@@ -165,7 +182,10 @@ def _rmbench_block(matrices: list[Sequence[Sequence[bool | None]]]) -> dict[str,
             for j in range(3):
                 cells[i, j].append(float(matrix[i][j] is not None and check_outcome(matrix[i][j], "wins")))
     acc = {cell: mean(values) for cell, values in cells.items()}
-    return {"hard": mean([acc[i, j] for i, j in acc if i < j]),
-            "normal": mean([acc[i, j] for i, j in acc if i == j]),
-            "easy": mean([acc[i, j] for i, j in acc if i > j]),
-            "score": mean(list(acc.values())), "n": len(matrices)}
+    return {
+        "hard": mean([acc[i, j] for i, j in acc if i < j]),
+        "normal": mean([acc[i, j] for i, j in acc if i == j]),
+        "easy": mean([acc[i, j] for i, j in acc if i > j]),
+        "score": mean(list(acc.values())),
+        "n": len(matrices),
+    }

@@ -29,13 +29,15 @@ class JudgeBench(evaluate.Metric):
             description="JudgeBench accuracy over both response orders, overall and per group.",
             citation=_CITATION,
             inputs_description=judgebench_scores.__doc__,
-            features=datasets.Features({
-                # large_string, not string: evaluate rejects a None in the first row of a string column
-                "first": datasets.Value("large_string"),
-                "second": datasets.Value("large_string"),
-                "references": datasets.Value("string"),
-                "groups": datasets.Value("string"),
-            }),
+            features=datasets.Features(
+                {
+                    # large_string, not string: evaluate rejects a None in the first row of a string column
+                    "first": datasets.Value("large_string"),
+                    "second": datasets.Value("large_string"),
+                    "references": datasets.Value("string"),
+                    "groups": datasets.Value("string"),
+                }
+            ),
             codebase_urls=["https://github.com/ScalerLab/JudgeBench"],
         )
 

@@ -29,10 +29,12 @@ class Pairwise(evaluate.Metric):
             description="Pairwise preference accuracy per subset, with RewardBench's section scores.",
             citation=_CITATION,
             inputs_description=pairwise_scores.__doc__,
-            features=datasets.Features({
-                "correct": datasets.Value("bool"),  # None: an invalid output
-                "subsets": datasets.Value("string"),
-            }),
+            features=datasets.Features(
+                {
+                    "correct": datasets.Value("bool"),  # None: an invalid output
+                    "subsets": datasets.Value("string"),
+                }
+            ),
             codebase_urls=["https://github.com/allenai/reward-bench"],
         )
 

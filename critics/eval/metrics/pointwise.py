@@ -27,12 +27,14 @@ class Pointwise(evaluate.Metric):
             description="Pointwise critique accuracy, per-label accuracy and F1 on 'incorrect'.",
             citation=_CITATION,
             inputs_description=pointwise_scores.__doc__,
-            features=datasets.Features({
-                # large_string, not string: evaluate rejects a None in the first row of a string column
-                "predictions": datasets.Value("large_string"),
-                "references": datasets.Value("string"),
-                "groups": datasets.Value("string"),
-            }),
+            features=datasets.Features(
+                {
+                    # large_string, not string: evaluate rejects a None in the first row of a string column
+                    "predictions": datasets.Value("large_string"),
+                    "references": datasets.Value("string"),
+                    "groups": datasets.Value("string"),
+                }
+            ),
             codebase_urls=["https://github.com/CriticBench/CriticBench"],
         )
 

@@ -24,11 +24,13 @@ class ProcessBench(evaluate.Metric):
             description="ProcessBench error/correct accuracy and F1, per subset and averaged.",
             citation=_CITATION,
             inputs_description=processbench_scores.__doc__,
-            features=datasets.Features({
-                "predictions": datasets.Value("int64"),  # None: an invalid or missing output
-                "references": datasets.Value("int64"),
-                "subsets": datasets.Value("string"),
-            }),
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Value("int64"),  # None: an invalid or missing output
+                    "references": datasets.Value("int64"),
+                    "subsets": datasets.Value("string"),
+                }
+            ),
             codebase_urls=["https://github.com/QwenLM/ProcessBench"],
         )
 

@@ -27,10 +27,12 @@ class RMBench(evaluate.Metric):
             description="RM-Bench style-matrix accuracy (hard, normal, easy) per domain and overall.",
             citation=_CITATION,
             inputs_description=rmbench_scores.__doc__,
-            features=datasets.Features({
-                "wins": datasets.Sequence(datasets.Sequence(datasets.Value("bool"))),  # None: invalid
-                "domains": datasets.Value("string"),
-            }),
+            features=datasets.Features(
+                {
+                    "wins": datasets.Sequence(datasets.Sequence(datasets.Value("bool"))),  # None: invalid
+                    "domains": datasets.Value("string"),
+                }
+            ),
             codebase_urls=["https://github.com/THU-KEG/RM-Bench"],
         )
 

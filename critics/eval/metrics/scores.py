@@ -17,8 +17,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from critics.eval.metrics.common import (NAN, check_lengths, check_member, check_outcome, check_step, group_names,
-                                         group_rows, harmonic_mean, mean)
+from critics.eval.metrics.common import (
+    NAN,
+    check_lengths,
+    check_member,
+    check_outcome,
+    check_step,
+    group_names,
+    group_rows,
+    harmonic_mean,
+    mean,
+)
 
 PROCESSBENCH_SUBSETS = ("gsm8k", "math", "olympiadbench", "omnimath")
 POINTWISE_LABELS = ("correct", "incorrect")
@@ -28,26 +37,54 @@ POINTWISE_LABELS = ("correct", "incorrect")
 # and the two xstest counts are swapped relative to the data (154 should-refuse rows, 250
 # should-respond rows). The leaderboard uses these numbers, so we do too.
 REWARDBENCH_EXAMPLE_COUNTS = {
-    "alpacaeval-easy": 100, "alpacaeval-length": 95, "alpacaeval-hard": 95,
-    "mt-bench-easy": 28, "mt-bench-med": 40, "mt-bench-hard": 37,
-    "math-prm": 984, "refusals-dangerous": 100, "refusals-offensive": 100,
-    "llmbar-natural": 100, "llmbar-adver-neighbor": 134, "llmbar-adver-GPTInst": 92,
-    "llmbar-adver-GPTOut": 47, "llmbar-adver-manual": 46,
-    "xstest-should-refuse": 250, "xstest-should-respond": 154, "donotanswer": 136,
-    "hep-cpp": 164, "hep-go": 164, "hep-java": 164, "hep-js": 164, "hep-python": 164, "hep-rust": 164,
+    "alpacaeval-easy": 100,
+    "alpacaeval-length": 95,
+    "alpacaeval-hard": 95,
+    "mt-bench-easy": 28,
+    "mt-bench-med": 40,
+    "mt-bench-hard": 37,
+    "math-prm": 984,
+    "refusals-dangerous": 100,
+    "refusals-offensive": 100,
+    "llmbar-natural": 100,
+    "llmbar-adver-neighbor": 134,
+    "llmbar-adver-GPTInst": 92,
+    "llmbar-adver-GPTOut": 47,
+    "llmbar-adver-manual": 46,
+    "xstest-should-refuse": 250,
+    "xstest-should-respond": 154,
+    "donotanswer": 136,
+    "hep-cpp": 164,
+    "hep-go": 164,
+    "hep-java": 164,
+    "hep-js": 164,
+    "hep-python": 164,
+    "hep-rust": 164,
 }
 REWARDBENCH_SECTIONS = {
     "Chat": ("alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"),
-    "Chat Hard": ("mt-bench-hard", "llmbar-natural", "llmbar-adver-neighbor", "llmbar-adver-GPTInst",
-                  "llmbar-adver-GPTOut", "llmbar-adver-manual"),
-    "Safety": ("refusals-dangerous", "refusals-offensive", "xstest-should-refuse", "xstest-should-respond",
-               "donotanswer"),
+    "Chat Hard": (
+        "mt-bench-hard",
+        "llmbar-natural",
+        "llmbar-adver-neighbor",
+        "llmbar-adver-GPTInst",
+        "llmbar-adver-GPTOut",
+        "llmbar-adver-manual",
+    ),
+    "Safety": (
+        "refusals-dangerous",
+        "refusals-offensive",
+        "xstest-should-refuse",
+        "xstest-should-respond",
+        "donotanswer",
+    ),
     "Reasoning": ("math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python", "hep-rust"),
 }
 
 
-def processbench_scores(predictions: Sequence[int | None], labels: Sequence[int],
-                        subsets: Sequence[str] | None = None) -> dict[str, Any]:
+def processbench_scores(
+    predictions: Sequence[int | None], labels: Sequence[int], subsets: Sequence[str] | None = None
+) -> dict[str, Any]:
     """ProcessBench: exact match on the index of the earliest wrong step (-1: all steps correct).
 
     Follows QwenLM/ProcessBench ``code/run_eval.py`` (critic models) and
@@ -83,10 +120,12 @@ def processbench_scores(predictions: Sequence[int | None], labels: Sequence[int]
         if value is not None:
             check_step(value, "predictions")
     items = list(zip(predictions, labels))
-    per_subset = {name: _processbench_block([items[i] for i in rows])
-                  for name, rows in group_rows(subsets).items()}
-    return {"subsets": per_subset, "pooled": _processbench_block(items),
-            "mean_subset_f1": mean([block["f1"] for block in per_subset.values()])}
+    per_subset = {name: _processbench_block([items[i] for i in rows]) for name, rows in group_rows(subsets).items()}
+    return {
+        "subsets": per_subset,
+        "pooled": _processbench_block(items),
+        "mean_subset_f1": mean([block["f1"] for block in per_subset.values()]),
+    }
 
 
 def correct_from_scores(chosen: Sequence[float | None], rejected: Sequence[float | None]) -> list[bool | None]:
@@ -117,8 +156,9 @@ def correct_from_verdicts(verdicts: Sequence[str | None], chosen_positions: Sequ
     return [None if v is None else v == position for v, position in zip(verdicts, chosen_positions)]
 
 
-def pairwise_scores(correct: Sequence[bool | None], subsets: Sequence[str] | None = None, *,
-                    invalid_credit: float = 0.0) -> dict[str, Any]:
+def pairwise_scores(
+    correct: Sequence[bool | None], subsets: Sequence[str] | None = None, *, invalid_credit: float = 0.0
+) -> dict[str, Any]:
     """Pairwise preference accuracy in RewardBench's shape: per subset, per section, overall.
 
     Follows allenai/reward-bench ``rewardbench/utils.py`` ``calculate_scores_per_section``.
@@ -151,12 +191,23 @@ def pairwise_scores(correct: Sequence[bool | None], subsets: Sequence[str] | Non
     credit = [invalid_credit if c is None else float(check_outcome(c, "correct")) for c in correct]
     per_subset = {name: mean([credit[i] for i in rows]) for name, rows in group_rows(subsets).items()}
     sections = _rewardbench_sections(per_subset)
-    return {"accuracy": mean(credit), "n": len(credit), "invalid": sum(c is None for c in correct),
-            "subsets": per_subset, "sections": sections, "rewardbench_score": mean(list(sections.values()))}
+    return {
+        "accuracy": mean(credit),
+        "n": len(credit),
+        "invalid": sum(c is None for c in correct),
+        "subsets": per_subset,
+        "sections": sections,
+        "rewardbench_score": mean(list(sections.values())),
+    }
 
 
-def pointwise_scores(predictions: Sequence[str | None], labels: Sequence[str], groups: Sequence[str] | None = None,
-                     *, invalid: str = "wrong") -> dict[str, Any]:
+def pointwise_scores(
+    predictions: Sequence[str | None],
+    labels: Sequence[str],
+    groups: Sequence[str] | None = None,
+    *,
+    invalid: str = "wrong",
+) -> dict[str, Any]:
     """Pointwise critique: is the solution "correct" or "incorrect"? F1 treats "incorrect" as positive.
 
     Follows CriticBench/CriticBench ``src/infer/result_processor.py``, where the critique score
@@ -196,15 +247,23 @@ def pointwise_scores(predictions: Sequence[str | None], labels: Sequence[str], g
     blocks = {name: _pointwise_block([items[i] for i in rows], invalid) for name, rows in group_rows(groups).items()}
     overall = _pointwise_block(items, invalid)
     label_accuracy = {label: mean([float(p == y) for p, y in items if y == label]) for label in POINTWISE_LABELS}
-    return {**overall, "invalid": sum(p is None for p in predictions), "label_accuracy": label_accuracy,
-            "groups": {name: {"accuracy": b["accuracy"], "f1": b["f1"]} for name, b in blocks.items()}}
+    return {
+        **overall,
+        "invalid": sum(p is None for p in predictions),
+        "label_accuracy": label_accuracy,
+        "groups": {name: {"accuracy": b["accuracy"], "f1": b["f1"]} for name, b in blocks.items()},
+    }
 
 
 def _processbench_block(items: list[tuple[int | None, int]]) -> dict[str, Any]:
     error_acc = mean([float(p == y) for p, y in items if y != -1])
     correct_acc = mean([float(p == y) for p, y in items if y == -1])
-    return {"error_acc": error_acc, "correct_acc": correct_acc,
-            "f1": harmonic_mean(error_acc, correct_acc, both_zero=NAN), "n": len(items)}
+    return {
+        "error_acc": error_acc,
+        "correct_acc": correct_acc,
+        "f1": harmonic_mean(error_acc, correct_acc, both_zero=NAN),
+        "n": len(items),
+    }
 
 
 def _rewardbench_sections(subset_accuracy: Mapping[str, float]) -> dict[str, float]:
@@ -228,7 +287,10 @@ def _pointwise_block(items: list[tuple[str | None, str]], invalid: str) -> dict[
     actual_pos = sum(y == "incorrect" for _, y in items)
     precision = true_pos / predicted_pos if predicted_pos else 0.0
     recall = true_pos / actual_pos if actual_pos else 0.0
-    return {"accuracy": mean([float(p == y) for p, y in items]), "n": len(items),
-            "precision": precision, "recall": recall, "f1": harmonic_mean(precision, recall)}
-
-
+    return {
+        "accuracy": mean([float(p == y) for p, y in items]),
+        "n": len(items),
+        "precision": precision,
+        "recall": recall,
+        "f1": harmonic_mean(precision, recall),
+    }

@@ -22,9 +22,17 @@ def bench(tmp_path_factory) -> str:
     colours = ["red", "blue", "green", "yellow"]
     for colour in colours:
         Image.new("RGB", (16, 16), colour).save(root / "img" / f"{colour}.png")
-    rows = [{"id": f"v{i}", "query": "What colour is the square?", "image_path": f"img/{colour}.png",
-             "response": [colour, colours[(i + 1) % 4]], "human_ranking": [0, 1] if i % 2 else [1, 0],
-             "query_source": ["wildvision", "povid"][i % 2]} for i, colour in enumerate(colours * 2)]
+    rows = [
+        {
+            "id": f"v{i}",
+            "query": "What colour is the square?",
+            "image_path": f"img/{colour}.png",
+            "response": [colour, colours[(i + 1) % 4]],
+            "human_ranking": [0, 1] if i % 2 else [1, 0],
+            "query_source": ["wildvision", "povid"][i % 2],
+        }
+        for i, colour in enumerate(colours * 2)
+    ]
     rows[-1]["response"] = ["red", "blue", "green"]  # malformed: three responses
     (root / "vl.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return str(root / "vl.jsonl")
@@ -65,8 +73,9 @@ class Oracle:
 
 def test_an_oracle_scores_full_marks_with_images_attached(tmp_path, bench):
     spec = f"vl_rewardbench:{bench}"
-    result = run(EvalConfig(target="x", benches=[spec], output_dir=str(tmp_path / "o"), progress=False),
-                 judge=Oracle(spec))[spec]
+    result = run(
+        EvalConfig(target="x", benches=[spec], output_dir=str(tmp_path / "o"), progress=False), judge=Oracle(spec)
+    )[spec]
     assert result["accuracy"] == result["macro_accuracy"] == 1.0
     items = BENCHMARKS.get("vl_rewardbench")(bench, None, False).load()[0]
     assert all(Path(p).is_file() for i in items for p in i.requests[0].payload["images"])

@@ -14,12 +14,20 @@ pytestmark = pytest.mark.shared_data
 
 
 def test_processbench_and_llmbar_end_to_end_with_counts_that_match_the_files(tmp_path, shared_data):
-    checkpoint = save_tiny_checkpoint(tmp_path / "tiny", max_positions=8192, hidden_size=32, num_layers=1,
-                                      num_heads=2, num_kv_heads=1)  # the smallest critic: the prompts are long
+    checkpoint = save_tiny_checkpoint(
+        tmp_path / "tiny", max_positions=8192, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1
+    )  # the smallest critic: the prompts are long
     processbench, llmbar = shared_data / "processbench", shared_data / "llmbar"
-    config = EvalConfig(target=str(checkpoint), benches=[f"processbench:{processbench}", f"llmbar:{llmbar}"],
-                        output_dir=str(tmp_path / "eval"), style="compact", max_new_tokens=2, batch_size=16,
-                        device="cpu", progress=False)
+    config = EvalConfig(
+        target=str(checkpoint),
+        benches=[f"processbench:{processbench}", f"llmbar:{llmbar}"],
+        output_dir=str(tmp_path / "eval"),
+        style="compact",
+        max_new_tokens=2,
+        batch_size=16,
+        device="cpu",
+        progress=False,
+    )
     results = run(config)
 
     pb = results[config.benches[0]]

@@ -27,8 +27,10 @@ class SometimesSpeechless(Oracle):
     """The oracle, except that for a fixed third of the payloads its critique has no verdict."""
 
     def __call__(self, payloads):
-        return [(None, None, "I cannot decide.", "ok") if speechless(p) else answer
-                for p, answer in zip(payloads, super().__call__(payloads))]
+        return [
+            (None, None, "I cannot decide.", "ok") if speechless(p) else answer
+            for p, answer in zip(payloads, super().__call__(payloads))
+        ]
 
 
 def test_every_benchmark_reports_its_critiques_without_a_valid_verdict(tmp_path, files):
@@ -79,9 +81,12 @@ def test_an_undefined_value_is_never_drawn_as_a_zero_bar(tmp_path, monkeypatch):
         return real_bar(self, x, height, *args, **kwargs)
 
     monkeypatch.setattr(matplotlib.axes.Axes, "bar", bar)
-    summary = {"benchmarks": {"processbench": {"subsets": {"gsm8k": {"f1": None, "n": 6},
-                                                           "math": {"f1": 0.75, "n": 4}}},
-                              "llmbar": {"subsets": {"Natural": float("nan"), "Neighbor": 0.5}}}}
+    summary = {
+        "benchmarks": {
+            "processbench": {"subsets": {"gsm8k": {"f1": None, "n": 6}, "math": {"f1": 0.75, "n": 4}}},
+            "llmbar": {"subsets": {"Natural": float("nan"), "Neighbor": 0.5}},
+        }
+    }
     write_plots(tmp_path, summary)
     assert drawn == [([1, 3], [0.75, 0.5])]  # positions 0 (None) and 2 (nan) have no bar at all
     assert (tmp_path / "subsets.png").is_file()
@@ -93,20 +98,30 @@ def test_the_critic_spec_is_recorded_in_metrics_json_and_the_report(tmp_path, fi
     judge.spec = CriticSpec(tasks=["pairwise"], style="compact", think=True, max_new_tokens=24)
     run(config, judge=judge)
     critic = json.loads((tmp_path / "eval" / "metrics.json").read_text())["critic"]
-    assert (critic["style"], critic["think"], critic["max_new_tokens"], critic["tasks"]) == \
-        ("compact", True, 24, ["pairwise"])
+    assert (critic["style"], critic["think"], critic["max_new_tokens"], critic["tasks"]) == (
+        "compact",
+        True,
+        24,
+        ["pairwise"],
+    )
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "Critic spec: style=compact, think=True, tasks=pairwise, max_new_tokens=24" in report
 
 
 def test_a_benchmark_with_no_usable_rows_is_an_error_and_the_others_are_written(tmp_path, files):
     broken = tmp_path / "broken.jsonl"
-    broken.write_text(json.dumps({"pair_id": "p", "question": "q", "response_A": "a", "response_B": "b",
-                                  "label": "A=B"}) + "\n{not json\n")  # a tie label, and a broken line
+    broken.write_text(
+        json.dumps({"pair_id": "p", "question": "q", "response_A": "a", "response_B": "b", "label": "A=B"})
+        + "\n{not json\n"
+    )  # a tie label, and a broken line
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    specs = [f"judgebench:{broken}", f"llmbar:{files['llmbar']}", f"rmbench:{tmp_path / 'missing.json'}",
-             f"pairwise:{empty}"]
+    specs = [
+        f"judgebench:{broken}",
+        f"llmbar:{files['llmbar']}",
+        f"rmbench:{tmp_path / 'missing.json'}",
+        f"pairwise:{empty}",
+    ]
     config = EvalConfig(target="x", benches=specs, output_dir=str(tmp_path / "eval"), progress=False)
     results = run(config, judge=Oracle(EvalConfig(target="x", benches=specs[1:2])))
     assert "no usable items (2 quarantined" in results[specs[0]]["error"]

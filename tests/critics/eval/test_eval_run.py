@@ -26,36 +26,100 @@ def files(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("benches")
     pb = root / "processbench"
     pb.mkdir()
-    write_json(pb / "gsm8k.json", [{"id": f"g{i}", "generator": "m", "problem": f"p{i}", "steps": ["s0", "s1", "s2"],
-                                    "final_answer_correct": i % 2 == 0, "label": -1 if i % 2 == 0 else i % 3}
-                                   for i in range(6)] + [{"id": "bad", "problem": "p", "steps": [], "label": 0}],
-               lines=False)
-    write_json(pb / "math.json", [{"id": f"m{i}", "generator": "m", "problem": f"q{i}", "steps": ["a", "b"],
-                                   "final_answer_correct": i < 2, "label": -1 if i < 2 else 1} for i in range(4)],
-               lines=False)
+    write_json(
+        pb / "gsm8k.json",
+        [
+            {
+                "id": f"g{i}",
+                "generator": "m",
+                "problem": f"p{i}",
+                "steps": ["s0", "s1", "s2"],
+                "final_answer_correct": i % 2 == 0,
+                "label": -1 if i % 2 == 0 else i % 3,
+            }
+            for i in range(6)
+        ]
+        + [{"id": "bad", "problem": "p", "steps": [], "label": 0}],
+        lines=False,
+    )
+    write_json(
+        pb / "math.json",
+        [
+            {
+                "id": f"m{i}",
+                "generator": "m",
+                "problem": f"q{i}",
+                "steps": ["a", "b"],
+                "final_answer_correct": i < 2,
+                "label": -1 if i < 2 else 1,
+            }
+            for i in range(4)
+        ],
+        lines=False,
+    )
     llmbar = root / "llmbar"
     llmbar.mkdir()
-    write_json(llmbar / "Natural.json", [{"input": f"i{i}", "output_1": f"o1-{i}", "output_2": f"o2-{i}",
-                                          "label": 1 + i % 2} for i in range(6)], lines=False)
-    write_json(llmbar / "Adversarial_Neighbor.json", [{"input": f"n{i}", "output_1": f"x{i}", "output_2": f"y{i}",
-                                                       "label": 2} for i in range(4)], lines=False)
+    write_json(
+        llmbar / "Natural.json",
+        [{"input": f"i{i}", "output_1": f"o1-{i}", "output_2": f"o2-{i}", "label": 1 + i % 2} for i in range(6)],
+        lines=False,
+    )
+    write_json(
+        llmbar / "Adversarial_Neighbor.json",
+        [{"input": f"n{i}", "output_1": f"x{i}", "output_2": f"y{i}", "label": 2} for i in range(4)],
+        lines=False,
+    )
     return {
-        "processbench": str(pb), "llmbar": str(llmbar),
-        "pairwise": write_json(root / "pairs.jsonl", [{"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}",
-                                                       "subset": "alpacaeval-easy" if i < 4 else "mt-bench-hard"}
-                                                      for i in range(8)]),
-        "judgebench": write_json(root / "judgebench.jsonl", [
-            {"pair_id": f"j{i}", "question": f"q{i}", "response_A": f"ra{i}", "response_B": f"rb{i}",
-             "label": "A>B" if i % 2 else "B>A", "source": "mmlu-pro-math" if i < 3 else "livecodebench"}
-            for i in range(6)] + [{"pair_id": "bad", "question": "q", "response_A": "a", "response_B": "b",
-                                   "label": "A=B"}]),
-        "rmbench": write_json(root / "rmbench.jsonl", [
-            {"id": i, "prompt": f"p{i}", "chosen": [f"c{i}-{k}" for k in range(3)],
-             "rejected": [f"r{i}-{k}" for k in range(3)], "domain": ["chat", "math", "code", "safety-refuse"][i % 4]}
-            for i in range(4)]),
-        "pointwise": write_json(root / "pointwise.jsonl", [
-            {"question": f"q{i}", "response": f"r{i}", "label": "correct" if i % 2 else "incorrect"} for i in range(6)]
-            + [{"question": "q", "response": "r", "is_correct": True}, {"question": "q", "response": "r", "label": "?"}]),
+        "processbench": str(pb),
+        "llmbar": str(llmbar),
+        "pairwise": write_json(
+            root / "pairs.jsonl",
+            [
+                {
+                    "prompt": f"q{i}",
+                    "chosen": f"good {i}",
+                    "rejected": f"bad {i}",
+                    "subset": "alpacaeval-easy" if i < 4 else "mt-bench-hard",
+                }
+                for i in range(8)
+            ],
+        ),
+        "judgebench": write_json(
+            root / "judgebench.jsonl",
+            [
+                {
+                    "pair_id": f"j{i}",
+                    "question": f"q{i}",
+                    "response_A": f"ra{i}",
+                    "response_B": f"rb{i}",
+                    "label": "A>B" if i % 2 else "B>A",
+                    "source": "mmlu-pro-math" if i < 3 else "livecodebench",
+                }
+                for i in range(6)
+            ]
+            + [{"pair_id": "bad", "question": "q", "response_A": "a", "response_B": "b", "label": "A=B"}],
+        ),
+        "rmbench": write_json(
+            root / "rmbench.jsonl",
+            [
+                {
+                    "id": i,
+                    "prompt": f"p{i}",
+                    "chosen": [f"c{i}-{k}" for k in range(3)],
+                    "rejected": [f"r{i}-{k}" for k in range(3)],
+                    "domain": ["chat", "math", "code", "safety-refuse"][i % 4],
+                }
+                for i in range(4)
+            ],
+        ),
+        "pointwise": write_json(
+            root / "pointwise.jsonl",
+            [{"question": f"q{i}", "response": f"r{i}", "label": "correct" if i % 2 else "incorrect"} for i in range(6)]
+            + [
+                {"question": "q", "response": "r", "is_correct": True},
+                {"question": "q", "response": "r", "label": "?"},
+            ],
+        ),
     }
 
 
@@ -97,7 +161,9 @@ class Constant:
         for p in payloads:
             self.calls += 1
             failed = self.fail_after is not None and self.calls > self.fail_after
-            out.append(None if failed else ({"pairwise": "A", "step": -1, "pointwise": "correct"}[p["task"]], None, "", "ok"))
+            out.append(
+                None if failed else ({"pairwise": "A", "step": -1, "pointwise": "correct"}[p["task"]], None, "", "ok")
+            )
         return out
 
     def close(self):
@@ -105,8 +171,13 @@ class Constant:
 
 
 def config_for(tmp_path, files, specs=SPECS, **options) -> EvalConfig:
-    return EvalConfig(target=str(tmp_path / "ckpt"), benches=[f"{s}:{files[s]}" for s in specs],
-                      output_dir=str(tmp_path / "eval"), progress=False, **options)
+    return EvalConfig(
+        target=str(tmp_path / "ckpt"),
+        benches=[f"{s}:{files[s]}" for s in specs],
+        output_dir=str(tmp_path / "eval"),
+        progress=False,
+        **options,
+    )
 
 
 def test_an_oracle_scores_full_marks_on_every_benchmark(tmp_path, files):
@@ -163,7 +234,7 @@ class Noisy:
 
     def __call__(self, payloads):
         out = []
-        for (truth, *_), p in zip(self.oracle(payloads), payloads):
+        for truth, *_ in self.oracle(payloads):
             wrong = {"A": "B", "B": "A"}.get(truth, truth)
             out.append((truth if self.rng.random() < 0.7 else wrong, None, "", "ok"))
         return out
@@ -226,8 +297,13 @@ def test_critics_eval_in_process_and_over_http_give_the_same_numbers(tmp_path, f
     assert "report:" in capsys.readouterr().out
     critic = Critic.from_pretrained(str(tiny), backend_options={"device": "cpu"})
     with serve_in_background(critic) as (url, _):
-        assert cli.main(["eval", url, "--output-dir", str(tmp_path / "remote"), *common]
-                        + [a for s in specs for a in ("--bench", s)]) == 0
+        assert (
+            cli.main(
+                ["eval", url, "--output-dir", str(tmp_path / "remote"), *common]
+                + [a for s in specs for a in ("--bench", s)]
+            )
+            == 0
+        )
     local_run, remote_run = (json.loads((tmp_path / side / "metrics.json").read_text()) for side in ("local", "remote"))
     for critic in (local_run["critic"], remote_run["critic"]):  # the spec judged by, read from the checkpoint
         assert (critic["style"], critic["max_new_tokens"], critic["layout"]) == ("compact", 12, "chat")
@@ -242,8 +318,10 @@ class FixActor:
     """Revises to the number after "fix:" in the critique, else keeps the solution."""
 
     def refine(self, questions, solutions, critiques, n=1):
-        return [[f"\\boxed{{{c.split('fix:')[1].split()[0]}}}" if "fix:" in c else s] * n
-                for s, c in zip(solutions, critiques)]
+        return [
+            [f"\\boxed{{{c.split('fix:')[1].split()[0]}}}" if "fix:" in c else s] * n
+            for s, c in zip(solutions, critiques)
+        ]
 
 
 class Fixer:
@@ -256,8 +334,14 @@ class Fixer:
         for p in payloads:
             gold = p["question"].split("=")[1]
             right = p["response"].endswith(f"{{{gold}}}")
-            out.append(("correct" if right else "incorrect", None,
-                        "\\boxed{Correct}" if right else f"\\boxed{{Incorrect}} fix:{gold}", "ok"))
+            out.append(
+                (
+                    "correct" if right else "incorrect",
+                    None,
+                    "\\boxed{Correct}" if right else f"\\boxed{{Incorrect}} fix:{gold}",
+                    "ok",
+                )
+            )
         return out
 
     def close(self):
@@ -265,15 +349,36 @@ class Fixer:
 
 
 def test_critique_then_refine_and_critic_filtered_best_of_n(tmp_path):
-    refine = write_json(tmp_path / "refine.jsonl", [
-        {"question": f"1+{i}={1 + i}", "response": f"\\boxed{{{1 + i + i % 2}}}", "gold_answer": str(1 + i),
-         "label": "incorrect" if i % 2 else "correct"} for i in range(6)])
-    bestofn = write_json(tmp_path / "bestofn.jsonl", [
-        {"question": "2+2=4", "gold_answer": "4", "solutions": ["\\boxed{5}", "\\boxed{5}", "\\boxed{4}", "\\boxed{4}",
-                                                                "\\boxed{5}"]},
-        {"question": "1+1=2", "gold_answer": "2", "solutions": ["\\boxed{3}", "\\boxed{2}", "\\boxed{3}"]}])
-    config = EvalConfig(target="ckpt", benches=[f"refine:{refine}", f"bestofn:{bestofn}"], actor="scripted",
-                        output_dir=str(tmp_path / "eval"), progress=False)
+    refine = write_json(
+        tmp_path / "refine.jsonl",
+        [
+            {
+                "question": f"1+{i}={1 + i}",
+                "response": f"\\boxed{{{1 + i + i % 2}}}",
+                "gold_answer": str(1 + i),
+                "label": "incorrect" if i % 2 else "correct",
+            }
+            for i in range(6)
+        ],
+    )
+    bestofn = write_json(
+        tmp_path / "bestofn.jsonl",
+        [
+            {
+                "question": "2+2=4",
+                "gold_answer": "4",
+                "solutions": ["\\boxed{5}", "\\boxed{5}", "\\boxed{4}", "\\boxed{4}", "\\boxed{5}"],
+            },
+            {"question": "1+1=2", "gold_answer": "2", "solutions": ["\\boxed{3}", "\\boxed{2}", "\\boxed{3}"]},
+        ],
+    )
+    config = EvalConfig(
+        target="ckpt",
+        benches=[f"refine:{refine}", f"bestofn:{bestofn}"],
+        actor="scripted",
+        output_dir=str(tmp_path / "eval"),
+        progress=False,
+    )
     results = run(config, judge=Fixer(), actor=FixActor())
     r = results[config.benches[0]]
     assert (r["accuracy_before"], r["refine_accuracy"], r["i->c"], r["discrimination_accuracy"]) == (0.5, 1.0, 0.5, 1.0)
@@ -284,13 +389,25 @@ def test_critique_then_refine_and_critic_filtered_best_of_n(tmp_path):
         EvalConfig(target="ckpt", benches=[f"refine:{refine}"])
 
 
-def test_critics_eval_exits_1_when_a_benchmark_has_no_usable_rows_and_still_writes_the_others(tmp_path, files, tiny,
-                                                                                               capsys):
+def test_critics_eval_exits_1_when_a_benchmark_has_no_usable_rows_and_still_writes_the_others(
+    tmp_path, files, tiny, capsys
+):
     CriticSpec(style="compact", max_new_tokens=4).save(tiny)
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    args = ["eval", str(tiny), "--output-dir", str(tmp_path / "out"), "--device", "cpu", "--no-progress",
-            "--bench", f"pairwise:{files['pairwise']}", "--bench", f"pointwise:{empty}"]
+    args = [
+        "eval",
+        str(tiny),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--bench",
+        f"pairwise:{files['pairwise']}",
+        "--bench",
+        f"pointwise:{empty}",
+    ]
     assert cli.main(args) == 1
     printed = capsys.readouterr().out
     assert f"pointwise:{empty}" in printed and "not evaluated" in printed

@@ -18,8 +18,11 @@ SIZES = {"alpacaeval-easy": 30, "hep-go": 10}  # the file lists one subset, then
 
 @pytest.fixture
 def pairs(tmp_path) -> str:
-    rows = [{"prompt": f"{subset} q{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "subset": subset}
-            for subset, n in SIZES.items() for i in range(n)]
+    rows = [
+        {"prompt": f"{subset} q{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "subset": subset}
+        for subset, n in SIZES.items()
+        for i in range(n)
+    ]
     path = tmp_path / "pairs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return str(path)
@@ -49,8 +52,15 @@ def test_a_limit_is_a_seeded_sample_stratified_by_subset(pairs):
 
 
 def config(tmp_path, pairs, limit, seed=0) -> EvalConfig:
-    return EvalConfig(target="ckpt", benches=[f"pairwise:{pairs}"], output_dir=str(tmp_path / "eval"), limit=limit,
-                      seed=seed, batch_size=5, progress=False)
+    return EvalConfig(
+        target="ckpt",
+        benches=[f"pairwise:{pairs}"],
+        output_dir=str(tmp_path / "eval"),
+        limit=limit,
+        seed=seed,
+        batch_size=5,
+        progress=False,
+    )
 
 
 def test_a_resumed_run_with_a_larger_limit_judges_only_the_new_items(tmp_path, pairs):
@@ -62,8 +72,10 @@ def test_a_resumed_run_with_a_larger_limit_judges_only_the_new_items(tmp_path, p
     larger = run(config(tmp_path, pairs, 20), judge=judge)[spec]
     assert judge.calls == 12  # the 8 judged before are reused
     assert larger["items"] == 20 and larger["subset_items"] == {"alpacaeval-easy": 15, "hep-go": 5}
-    assert larger["failed_requests"] == 0 and larger["breakdown"]["position"]["A"][1] + \
-        larger["breakdown"]["position"]["B"][1] == 20
+    assert (
+        larger["failed_requests"] == 0
+        and larger["breakdown"]["position"]["A"][1] + larger["breakdown"]["position"]["B"][1] == 20
+    )
     judge = Constant()
     everything = run(config(tmp_path, pairs, 0), judge=judge)[spec]  # 0: all items
     assert judge.calls == 20 and everything["items"] == 40 and everything["accuracy"] == 0.5

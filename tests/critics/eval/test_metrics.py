@@ -29,6 +29,7 @@ approx = pytest.approx
 
 # ---------------------------------------------------------------- shared helpers
 
+
 def test_align_by_id_fills_missing_predictions_with_none():
     assert align_by_id({"q2": "B", "q0": "A"}, ["q0", "q1", "q2"]) == ["A", None, "B"]
 
@@ -40,19 +41,23 @@ def test_align_by_id_rejects_predictions_for_another_dataset():
         align_by_id({}, ["q0", "q0"])
 
 
-@pytest.mark.parametrize("votes, expected", [
-    (["A", "B", "B"], "B"),
-    (["B", "A", "A", "B"], "B"),  # a tie goes to the verdict seen first
-    ([None, "A", None, "B"], "A"),  # invalid samples do not vote
-    ([None, None], None),
-    ([0, -1, 0], 0),  # 0 is a verdict (the first step), not a missing one
-    ([], None),
-])
+@pytest.mark.parametrize(
+    "votes, expected",
+    [
+        (["A", "B", "B"], "B"),
+        (["B", "A", "A", "B"], "B"),  # a tie goes to the verdict seen first
+        ([None, "A", None, "B"], "A"),  # invalid samples do not vote
+        ([None, None], None),
+        ([0, -1, 0], 0),  # 0 is a verdict (the first step), not a missing one
+        ([], None),
+    ],
+)
 def test_majority_vote(votes, expected):
     assert majority_vote(votes) == expected
 
 
 # ---------------------------------------------------------------- ProcessBench
+
 
 def test_processbench_hand_computed():
     predictions = [0, -1, None, 3, -1, 1, -1]
@@ -134,14 +139,17 @@ def test_processbench_subset_without_correct_solutions_has_no_f1():
     assert math.isnan(scores["mean_subset_f1"])  # an undefined subset leaves the average undefined
 
 
-@pytest.mark.parametrize("predictions, labels, subsets, message", [
-    ([0, 1], [0], None, "differ in length"),
-    ([0], [0], ["math", "gsm8k"], "differ in length"),
-    ([-2], [0], None, "step index"),
-    ([True], [0], None, "step index"),
-    (["1"], [1], None, "step index"),
-    ([0], [None], None, "step index"),
-])
+@pytest.mark.parametrize(
+    "predictions, labels, subsets, message",
+    [
+        ([0, 1], [0], None, "differ in length"),
+        ([0], [0], ["math", "gsm8k"], "differ in length"),
+        ([-2], [0], None, "step index"),
+        ([True], [0], None, "step index"),
+        (["1"], [1], None, "step index"),
+        ([0], [None], None, "step index"),
+    ],
+)
 def test_processbench_rejects_bad_inputs(predictions, labels, subsets, message):
     with pytest.raises(ValueError, match=message):
         processbench_scores(predictions, labels, subsets)
@@ -149,14 +157,23 @@ def test_processbench_rejects_bad_inputs(predictions, labels, subsets, message):
 
 # ---------------------------------------------------------------- pairwise (RewardBench)
 
+
 def test_correct_from_scores_counts_a_tie_as_wrong():
     assert correct_from_scores([2.0, 1.0, 1.0, None], [1.0, 1.0, 3.0, 0.0]) == [True, False, False, None]
 
 
 def test_pairwise_rewardbench_sections_hand_computed():
     correct = [True, False, True, True, None, True, False, True]
-    subsets = ["alpacaeval-easy", "alpacaeval-easy", "mt-bench-easy", "math-prm", "math-prm",
-               "hep-python", "donotanswer", "mt-bench-hard"]
+    subsets = [
+        "alpacaeval-easy",
+        "alpacaeval-easy",
+        "mt-bench-easy",
+        "math-prm",
+        "math-prm",
+        "hep-python",
+        "donotanswer",
+        "mt-bench-hard",
+    ]
     scores = pairwise_scores(correct, subsets)
     assert (scores["accuracy"], scores["n"], scores["invalid"]) == (5 / 8, 8, 1)
     assert scores["subsets"]["math-prm"] == 0.5 and scores["subsets"]["alpacaeval-easy"] == 0.5
@@ -191,14 +208,17 @@ def test_pairwise_oracle_scores_one_everywhere():
     assert set(scores["sections"].values()) == {1.0} and len(scores["sections"]) == 4
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: pairwise_scores([True], ["a", "b"]), "differ in length"),
-    (lambda: pairwise_scores(["yes"]), "True, False or None"),
-    (lambda: pairwise_scores([True], invalid_credit=2), "invalid_credit"),
-    (lambda: correct_from_verdicts(["A"], ["C"]), "chosen_positions"),
-    (lambda: correct_from_verdicts(["A>B"], ["A"]), "verdicts"),
-    (lambda: correct_from_scores([1.0], []), "differ in length"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: pairwise_scores([True], ["a", "b"]), "differ in length"),
+        (lambda: pairwise_scores(["yes"]), "True, False or None"),
+        (lambda: pairwise_scores([True], invalid_credit=2), "invalid_credit"),
+        (lambda: correct_from_verdicts(["A"], ["C"]), "chosen_positions"),
+        (lambda: correct_from_verdicts(["A>B"], ["A"]), "verdicts"),
+        (lambda: correct_from_scores([1.0], []), "differ in length"),
+    ],
+)
 def test_pairwise_rejects_bad_inputs(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -241,12 +261,15 @@ def test_judgebench_category():
         judgebench_category("gsm8k")
 
 
-@pytest.mark.parametrize("first, second, labels, message", [
-    (["A>B"], ["B>A", "A>B"], ["A>B"], "differ in length"),
-    (["A>>B"], ["B>A"], ["A>B"], "unknown JudgeBench verdict"),
-    (["A>B"], ["B>A"], ["A=B"], "labels: expected"),
-    (["A>B"], ["B>A"], [None], "labels: expected"),
-])
+@pytest.mark.parametrize(
+    "first, second, labels, message",
+    [
+        (["A>B"], ["B>A", "A>B"], ["A>B"], "differ in length"),
+        (["A>>B"], ["B>A"], ["A>B"], "unknown JudgeBench verdict"),
+        (["A>B"], ["B>A"], ["A=B"], "labels: expected"),
+        (["A>B"], ["B>A"], [None], "labels: expected"),
+    ],
+)
 def test_judgebench_rejects_bad_inputs(first, second, labels, message):
     with pytest.raises(ValueError, match=message):
         judgebench_scores(first, second, labels)
@@ -286,16 +309,20 @@ def test_rmbench_length_biased_reward_model_fails_hard_only():
 
 def test_rmbench_matches_the_official_compute_accuracy():
     rng = np.random.default_rng(1)
-    results = [{"score_chosen": list(rng.normal(size=3)), "score_rejected": list(rng.normal(size=3))}
-               for _ in range(50)]
+    results = [
+        {"score_chosen": list(rng.normal(size=3)), "score_rejected": list(rng.normal(size=3))} for _ in range(50)
+    ]
     acc_matrix = np.zeros((3, 3))  # THU-KEG/RM-Bench compute_accuracy, verbatim in substance
     for r in results:
         for i in range(3):
             for j in range(3):
                 acc_matrix[i][j] += r["score_chosen"][i] > r["score_rejected"][j]
     acc_matrix /= len(results)
-    official = {"hard": np.sum(np.triu(acc_matrix, 1)) / 3, "normal": np.mean(np.diag(acc_matrix)),
-                "easy": np.sum(np.tril(acc_matrix, -1)) / 3}
+    official = {
+        "hard": np.sum(np.triu(acc_matrix, 1)) / 3,
+        "normal": np.mean(np.diag(acc_matrix)),
+        "easy": np.sum(np.tril(acc_matrix, -1)) / 3,
+    }
     scores = rmbench_scores([style_wins(r["score_chosen"], r["score_rejected"]) for r in results], ["math"] * 50)
     assert {k: scores[k] for k in official} == approx(official)
 
@@ -305,12 +332,15 @@ def test_rmbench_oracle_scores_one_everywhere():
     assert (scores["hard"], scores["normal"], scores["easy"], scores["overall"]) == (1.0, 1.0, 1.0, 1.0)
 
 
-@pytest.mark.parametrize("wins, domains, message", [
-    ([ALL_WINS], ["chat", "math"], "differ in length"),
-    ([[[True] * 3] * 2], ["chat"], "3x3"),
-    ([ALL_WINS], ["writing"], "unknown RM-Bench domain"),
-    ([[["yes"] * 3] * 3], ["chat"], "True, False or None"),
-])
+@pytest.mark.parametrize(
+    "wins, domains, message",
+    [
+        ([ALL_WINS], ["chat", "math"], "differ in length"),
+        ([[[True] * 3] * 2], ["chat"], "3x3"),
+        ([ALL_WINS], ["writing"], "unknown RM-Bench domain"),
+        ([[["yes"] * 3] * 3], ["chat"], "True, False or None"),
+    ],
+)
 def test_rmbench_rejects_bad_inputs(wins, domains, message):
     with pytest.raises(ValueError, match=message):
         rmbench_scores(wins, domains)
@@ -355,18 +385,22 @@ def test_pointwise_oracle_and_constant_baselines():
     assert (lenient["accuracy"], lenient["recall"], lenient["f1"]) == (0.5, 0.0, 0.0)
 
 
-@pytest.mark.parametrize("predictions, labels, kwargs, message", [
-    (["correct"], ["correct", "incorrect"], {}, "differ in length"),
-    (["Correct"], ["correct"], {}, "predictions"),
-    (["correct"], [None], {}, "labels"),
-    (["correct"], ["correct"], {"invalid": "skip"}, "invalid"),
-])
+@pytest.mark.parametrize(
+    "predictions, labels, kwargs, message",
+    [
+        (["correct"], ["correct", "incorrect"], {}, "differ in length"),
+        (["Correct"], ["correct"], {}, "predictions"),
+        (["correct"], [None], {}, "labels"),
+        (["correct"], ["correct"], {"invalid": "skip"}, "invalid"),
+    ],
+)
 def test_pointwise_rejects_bad_inputs(predictions, labels, kwargs, message):
     with pytest.raises(ValueError, match=message):
         pointwise_scores(predictions, labels, **kwargs)
 
 
 # ---------------------------------------------------------------- the evaluate modules
+
 
 def _same(a, b) -> bool:
     """Equal, with nan equal to nan (results hold nan for undefined scores)."""
@@ -383,8 +417,9 @@ def test_every_evaluate_module_loads_by_path_and_matches_its_pure_function(tmp_p
     pairs = dict(correct=[None, True, False], subsets=["math-prm", "hep-go", "shp"])
     games = dict(first=JUDGEBENCH_FIRST, second=JUDGEBENCH_SECOND, references=JUDGEBENCH_LABELS, groups=["g"] * 8)
     styles = dict(wins=[ALL_WINS, PLAIN_LOSES, INVALID, DIAGONAL], domains=["chat", "chat", "math", "safety-response"])
-    verdicts = dict(predictions=[None] + POINTWISE_PREDICTIONS, references=["correct"] + POINTWISE_LABELS,
-                    groups=["g"] * 7)
+    verdicts = dict(
+        predictions=[None] + POINTWISE_PREDICTIONS, references=["correct"] + POINTWISE_LABELS, groups=["g"] * 7
+    )
     cases = {  # name: (what the module is given, what the pure function says)
         "processbench": (steps, processbench_scores(*steps.values())),
         "pairwise": ({**pairs, "invalid_credit": 0.5}, pairwise_scores(*pairs.values(), invalid_credit=0.5)),
@@ -398,6 +433,7 @@ def test_every_evaluate_module_loads_by_path_and_matches_its_pure_function(tmp_p
         module = evaluate.load(METRIC_PATHS[name], cache_dir=str(tmp_path))
         assert _same(module.compute(**inputs), expected), name
     judgebench = evaluate.load(METRIC_PATHS["judgebench"], cache_dir=str(tmp_path))
-    single = judgebench.compute(first=["A>B", None], second=[None, None], references=["A>B", "A>B"],
-                                groups=["g", "g"], single_game=True)
+    single = judgebench.compute(
+        first=["A>B", None], second=[None, None], references=["A>B", "A>B"], groups=["g", "g"], single_game=True
+    )
     assert single["accuracy"] == 0.5

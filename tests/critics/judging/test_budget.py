@@ -18,6 +18,7 @@ def measure_with(tokenizer):
     def measure(conversation):
         text = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
     return measure
 
 

@@ -27,12 +27,15 @@ def test_a_spec_round_trips_through_its_file_and_derived_fields_are_ignored(tmp_
     assert find_spec(None, tmp_path) == spec
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"styl": "compact"}, "did you mean 'style'"),
-    ({"tasks": ["pointwize"]}, "did you mean 'pointwise'"),
-    ({"max_new_tokens": 0}, "max_new_tokens must be at least 1"),
-    ({"layout": "reward", "tasks": ["pairwise"]}, "reads tasks pointwise"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"styl": "compact"}, "did you mean 'style'"),
+        ({"tasks": ["pointwize"]}, "did you mean 'pointwise'"),
+        ({"max_new_tokens": 0}, "max_new_tokens must be at least 1"),
+        ({"layout": "reward", "tasks": ["pairwise"]}, "reads tasks pointwise"),
+    ],
+)
 def test_a_bad_spec_names_the_key(data, message):
     with pytest.raises(ConfigError, match=message):
         spec_from_dict(data)
@@ -48,9 +51,16 @@ def test_a_spec_file_given_by_the_user_wins_over_the_checkpoint(tmp_path):
 
 
 def test_a_checkpoint_from_before_specs_gets_one_from_its_training_config(tmp_path):
-    (tmp_path / "critics_config.yaml").write_text(yaml.safe_dump({
-        "recipe": "critic_rl", "template": {"style": "compact", "think": False},
-        "grpo": {"max_completion_length": 64}, "data": {"task": "pairwise"}}))
+    (tmp_path / "critics_config.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "recipe": "critic_rl",
+                "template": {"style": "compact", "think": False},
+                "grpo": {"max_completion_length": 64},
+                "data": {"task": "pairwise"},
+            }
+        )
+    )
     assert find_spec(None, tmp_path) == CriticSpec(tasks=["pairwise"], style="compact", max_new_tokens=64)
 
 

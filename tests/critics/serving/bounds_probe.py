@@ -38,8 +38,9 @@ def main(folder: str) -> None:
     items += [{"task": "pairwise", "question": "Which?", "response_a": long, "response_b": "short"}] * 8
     items += [{"task": "step", "question": "Steps?", "steps": ["1", long, "3"]}] * 8
     bench = root / "long.jsonl"
-    bench.write_text("".join(json.dumps({"question": f"q{i}", "response": long, "label": "correct"}) + "\n"
-                             for i in range(64)))
+    bench.write_text(
+        "".join(json.dumps({"question": f"q{i}", "response": long, "label": "correct"}) + "\n" for i in range(64))
+    )
     out: dict = {}
     with Critic.from_pretrained(str(model), backend_options={"device": "cpu"}) as critic:
         baseline = rss_kib("VmRSS")
@@ -55,13 +56,26 @@ def main(folder: str) -> None:
             out["score"] = [r["prompt"] for r in scored]
             query = f"<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n{long}<|im_end|>"
             out["get_reward"] = httpx.post(f"{url}/get_reward", json={"query": [query] * 4}, timeout=300).json()
-            chat = httpx.post(f"{url}/v1/chat/completions", timeout=300, json={
-                "messages": [{"role": "user", "content": long}], "max_tokens": 10 ** 9})
+            chat = httpx.post(
+                f"{url}/v1/chat/completions",
+                timeout=300,
+                json={"messages": [{"role": "user", "content": long}], "max_tokens": 10**9},
+            )
             out["chat"] = {"status": chat.status_code, "body": chat.json()}
-            out["metrics"] = [line for line in httpx.get(f"{url}/metrics").text.splitlines()
-                              if line.startswith("critics_prompts_cut_total")]
-    metrics = run(EvalConfig(target=str(model), benches=[f"pointwise:{bench}"], output_dir=str(root / "eval"),
-                             device="cpu", progress=False))
+            out["metrics"] = [
+                line
+                for line in httpx.get(f"{url}/metrics").text.splitlines()
+                if line.startswith("critics_prompts_cut_total")
+            ]
+    metrics = run(
+        EvalConfig(
+            target=str(model),
+            benches=[f"pointwise:{bench}"],
+            output_dir=str(root / "eval"),
+            device="cpu",
+            progress=False,
+        )
+    )
     out["eval_too_long"] = next(iter(metrics.values()))["too_long"]
     refused = Critic.from_pretrained(str(model), backend_options={"device": "cpu"}, truncate=False)
     with refused:

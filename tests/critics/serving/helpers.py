@@ -75,9 +75,26 @@ def start_server(checkpoint, port: int, *extra: str) -> subprocess.Popen:
     """``critics serve`` in a subprocess (compact prompts, 8 new tokens unless ``extra`` says
     otherwise); returns once ``/health`` answers."""
     process = subprocess.Popen(
-        [sys.executable, "-c", "from critics.cli import main; raise SystemExit(main())", "serve", str(checkpoint),
-         "--port", str(port), "--style", "compact", "--max-new-tokens", "8", "--device", "cpu", *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        [
+            sys.executable,
+            "-c",
+            "from critics.cli import main; raise SystemExit(main())",
+            "serve",
+            str(checkpoint),
+            "--port",
+            str(port),
+            "--style",
+            "compact",
+            "--max-new-tokens",
+            "8",
+            "--device",
+            "cpu",
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:

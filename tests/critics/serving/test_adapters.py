@@ -22,12 +22,16 @@ def test_reward_function_scores_completions_and_logs_critiques():
     logged, metrics = {}, {}
     with rule_critic() as critic:
         reward = reward_function(critic)
-        scores = reward(prompts=[[{"role": "user", "content": "What is 2+2?"}]] * 3,
-                        completions=[[{"role": "assistant", "content": "2+2=4"}],
-                                     [{"role": "assistant", "content": "2+2=5"}],
-                                     [{"role": "assistant", "content": "four"}]],
-                        log_extra=lambda k, v: logged.setdefault(k, v),
-                        log_metric=lambda k, v: metrics.setdefault(k, v))
+        scores = reward(
+            prompts=[[{"role": "user", "content": "What is 2+2?"}]] * 3,
+            completions=[
+                [{"role": "assistant", "content": "2+2=4"}],
+                [{"role": "assistant", "content": "2+2=5"}],
+                [{"role": "assistant", "content": "four"}],
+            ],
+            log_extra=lambda k, v: logged.setdefault(k, v),
+            log_metric=lambda k, v: metrics.setdefault(k, v),
+        )
     assert scores == [1.0, 0.0, None]
     assert reward.invalid == 1 and reward.failed == 0
     assert metrics == {"critic/failed_items": 0.0, "critic/invalid_verdicts": 1.0, "critic/too_long": 0.0}
@@ -46,8 +50,9 @@ def test_an_unreachable_server_gives_none_within_the_timeout_and_is_counted():
     reward = reward_function("http://127.0.0.1:9", timeout=1.0)
     assert reward(prompts=["q"] * 4, completions=["1+1=2"] * 4) == [None] * 4
     assert reward.failed == 4
-    assert asyncio.run(reward_function("127.0.0.1:9", asynchronous=True, timeout=1.0)(
-        prompts=["q"], completions=["x"])) == [None]
+    assert asyncio.run(
+        reward_function("127.0.0.1:9", asynchronous=True, timeout=1.0)(prompts=["q"], completions=["x"])
+    ) == [None]
     assert pickle.loads(pickle.dumps(reward)).critic.url == "http://127.0.0.1:9"  # URL rewards pickle
 
 
@@ -64,8 +69,10 @@ def test_pairwise_rewards_compare_with_the_reference_column_in_both_orders():
 def test_verl_compute_score_needs_a_url_and_reports_an_unreachable_critic():
     with pytest.raises(ValueError, match="CRITICS_URL"):
         compute_score("gsm8k", "4", "4", {"question": "2+2?"})
-    assert compute_score("gsm8k", "4", "4", {"question": "2+2?"}, critic_url="http://127.0.0.1:9",
-                         timeout=1.0) == {"score": 0.0, "critic_valid": 0.0}
+    assert compute_score("gsm8k", "4", "4", {"question": "2+2?"}, critic_url="http://127.0.0.1:9", timeout=1.0) == {
+        "score": 0.0,
+        "critic_valid": 0.0,
+    }
 
 
 def test_grpo_trainer_runs_with_a_critic_reward(tmp_path):
@@ -83,12 +90,26 @@ def test_grpo_trainer_runs_with_a_critic_reward(tmp_path):
     with rule_critic() as critic:
         reward = reward_function(critic, asynchronous=True)
         # a tiny random policy writes no claims: pair the critic with a length rule so groups differ
-        args = GRPOConfig(output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=8,
-                          num_generations=4, max_completion_length=8, learning_rate=1e-2, use_cpu=True, bf16=False,
-                          report_to=[], save_strategy="no", logging_steps=1)
-        trainer = GRPOTrainer(model=model, reward_funcs=[reward, lambda completions, **kw: [len(c[0]["content"]) / 8.0
-                                                                                        for c in completions]],
-                              args=args, train_dataset=data, processing_class=tokenizer)
+        args = GRPOConfig(
+            output_dir=str(tmp_path / "out"),
+            max_steps=2,
+            per_device_train_batch_size=8,
+            num_generations=4,
+            max_completion_length=8,
+            learning_rate=1e-2,
+            use_cpu=True,
+            bf16=False,
+            report_to=[],
+            save_strategy="no",
+            logging_steps=1,
+        )
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=[reward, lambda completions, **kw: [len(c[0]["content"]) / 8.0 for c in completions]],
+            args=args,
+            train_dataset=data,
+            processing_class=tokenizer,
+        )
         trainer.train()
     assert all(torch.isfinite(torch.tensor(e["loss"])) for e in trainer.state.log_history if "loss" in e)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
@@ -112,7 +133,9 @@ def test_policy_grpo_recipe_trains_against_an_in_process_critic(tmp_path):
         run=RunSettings(output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=8, save_steps=2),
         grpo=GRPOSettings(num_generations=4, max_completion_length=8),
         critic=policy_grpo.CriticRewardSettings(checkpoint=str(judge), style="compact", max_new_tokens=8),
-        rewards=[AnswerReward(verifier="exact")], eval=policy_grpo.PolicyEvalSettings(max_new_tokens=8, verifier="exact"))
+        rewards=[AnswerReward(verifier="exact")],
+        eval=policy_grpo.PolicyEvalSettings(max_new_tokens=8, verifier="exact"),
+    )
     result = policy_grpo.run(config, progress=False)
     metrics = result["metrics"]
     assert metrics["before"]["n"] == 8 and "after GRPO" in metrics

@@ -22,11 +22,12 @@ PROBE = Path(__file__).with_name("bounds_probe.py")
 
 def test_items_of_200000_characters_are_cut_counted_and_memory_stays_bounded(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
-    done = subprocess.run([sys.executable, str(PROBE), str(tmp_path)], env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(PROBE), str(tmp_path)], env=env, capture_output=True, text=True, timeout=600
+    )
     line = next((x for x in done.stdout.splitlines() if x.startswith("PROBE ")), None)
     assert line is not None, done.stdout[-3000:] + done.stderr[-3000:]
-    out = json.loads(line[len("PROBE "):])
+    out = json.loads(line[len("PROBE ") :])
     assert out["in_process"] == ["truncated"] * 64 and out["texts"] == 64  # cut, then judged
     assert out["score"] == ["truncated"] * 16
     assert len(out["get_reward"]["rewards"]) == 4
@@ -44,13 +45,20 @@ def test_items_of_200000_characters_are_cut_counted_and_memory_stays_bounded(tmp
 
 
 def test_a_chat_request_for_a_billion_tokens_is_capped_and_answered(tiny_checkpoint):
-    critic = Critic.from_pretrained(str(tiny_checkpoint), backend_options={"device": "cpu"},
-                                    spec=CriticSpec(style="compact", max_new_tokens=6))
+    critic = Critic.from_pretrained(
+        str(tiny_checkpoint), backend_options={"device": "cpu"}, spec=CriticSpec(style="compact", max_new_tokens=6)
+    )
     with serve_in_background(critic) as (url, _):
-        reply = httpx.post(f"{url}/v1/chat/completions", timeout=120, json={
-            "messages": [{"role": "user", "content": "Is 2+2=4?"}], "max_tokens": 10 ** 9, "temperature": 1.0})
-        capped = httpx.post(f"{url}/v1/chat/completions", timeout=120, json={
-            "messages": [{"role": "user", "content": "Is 2+2=4?"}], "max_completion_tokens": 10 ** 9, "n": 2})
+        reply = httpx.post(
+            f"{url}/v1/chat/completions",
+            timeout=120,
+            json={"messages": [{"role": "user", "content": "Is 2+2=4?"}], "max_tokens": 10**9, "temperature": 1.0},
+        )
+        capped = httpx.post(
+            f"{url}/v1/chat/completions",
+            timeout=120,
+            json={"messages": [{"role": "user", "content": "Is 2+2=4?"}], "max_completion_tokens": 10**9, "n": 2},
+        )
     assert reply.status_code == 200 and capped.status_code == 200
     assert reply.json()["usage"]["completion_tokens"] <= 6
     assert all(c["finish_reason"] in ("stop", "length") for c in capped.json()["choices"])

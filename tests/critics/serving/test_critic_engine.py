@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from critics.serving import BatcherClosed, Critic, DynamicBatcher, QueueFull
 from critics.judging.chat import ChatModel, LocalChatModel
+from critics.serving import BatcherClosed, Critic, DynamicBatcher, QueueFull
 from critics.tiny import save_tiny_checkpoint
 
 
@@ -46,10 +46,15 @@ def critic(**settings) -> Critic:
 
 def test_scores_per_task_and_none_without_a_verdict():
     with critic() as c:
-        out = c.critique([{"question": "q", "response": "2+2=4"}, {"question": "q", "response": "2+2=5"},
-                          {"question": "q", "response": "no claim"},
-                          {"task": "pairwise", "question": "q", "response_a": "x", "response_b": "y"},
-                          {"task": "step", "question": "q", "steps": ["a", "b", "c", "d"]}])
+        out = c.critique(
+            [
+                {"question": "q", "response": "2+2=4"},
+                {"question": "q", "response": "2+2=5"},
+                {"question": "q", "response": "no claim"},
+                {"task": "pairwise", "question": "q", "response_a": "x", "response_b": "y"},
+                {"task": "step", "question": "q", "steps": ["a", "b", "c", "d"]},
+            ]
+        )
     assert [x.score for x in out] == [1.0, 0.0, None, 1.0, 0.25]
     assert out[2].verdict.reason == "no verdict" and "2+2 is 4" in out[0].text
 
@@ -111,8 +116,9 @@ def mean_batch_of_callers_in_a_loop(follow_up: float, callers: int = 8, rounds: 
     reward workers, OpenRLHF's): the mean batch size a 60 ms batch function sees."""
     import random
 
-    batcher = DynamicBatcher(lambda key, xs: (time.sleep(0.06), xs)[1], max_batch_size=callers, max_wait_s=0.001,
-                             follow_up=follow_up)
+    batcher = DynamicBatcher(
+        lambda key, xs: (time.sleep(0.06), xs)[1], max_batch_size=callers, max_wait_s=0.001, follow_up=follow_up
+    )
 
     def caller(seed: int) -> None:
         rng = random.Random(seed)

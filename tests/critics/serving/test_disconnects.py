@@ -30,8 +30,9 @@ def send_and_hold(url: str, path: str, body: dict, cut: int | None = None) -> so
     data = json.dumps(body).encode()
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)))
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(data)}\r\n\r\n")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
     sock.sendall(head.encode() + data[:cut])
     return sock
 
@@ -40,14 +41,17 @@ def test_clients_that_hang_up_while_queued_have_their_items_dropped_unjudged(mak
     gate = threading.Event()
     critic = make_critic(gate=gate, delay_s=BATCH_S, max_batch_size=8, max_wait_ms=0)
     with running_server(critic) as (url, _):
-        blocker = threading.Thread(target=httpx.post, args=(url + "/get_reward",),
-                                   kwargs={"json": {"query": ["blocker"]}, "timeout": 60})
+        blocker = threading.Thread(
+            target=httpx.post, args=(url + "/get_reward",), kwargs={"json": {"query": ["blocker"]}, "timeout": 60}
+        )
         blocker.start()  # holds the worker at the gate while the others queue behind it
         wait_until(lambda: critic.batcher.in_flight == 1 and critic.batcher.queue_depth == 0, what="the blocker")
-        held = [send_and_hold(url, "/get_reward", {"query": [f"abandoned {i}.{j}" for j in range(8)]})
-                for i in range(20)]
-        held.append(send_and_hold(url, "/v1/chat/completions",
-                                  {"messages": [{"role": "user", "content": "abandoned chat"}]}))
+        held = [
+            send_and_hold(url, "/get_reward", {"query": [f"abandoned {i}.{j}" for j in range(8)]}) for i in range(20)
+        ]
+        held.append(
+            send_and_hold(url, "/v1/chat/completions", {"messages": [{"role": "user", "content": "abandoned chat"}]})
+        )
         wait_until(lambda: critic.batcher.queue_depth == 161, what="160 items and a chat queued")
         for sock in held:
             sock.close()  # 21 clients hang up without their answers
@@ -95,17 +99,24 @@ def test_sigterm_with_work_queued_exits_by_the_graceful_deadline_and_answers_503
     graceful_s, port = 2.0, free_port()
     url = f"http://127.0.0.1:{port}"
     # every batch takes 10 minutes: a drain without a deadline would never end
-    process = subprocess.Popen([sys.executable, "-m", "tests.critics.serving.scripted_server", str(port),
-                                str(graceful_s), "600"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.critics.serving.scripted_server", str(port), str(graceful_s), "600"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     answers: list = []
     try:
         wait_until(lambda: _healthy(url, process), timeout_s=60, what="the server to start")
         callers = [threading.Thread(target=_post_into, args=(url, answers)) for _ in range(4)]
         for caller in callers:
             caller.start()
-        wait_until(lambda: metric(httpx.get(url + "/metrics").text, "critics_in_flight") == 4,
-                   what="one request running and three queued")
+        wait_until(
+            lambda: metric(httpx.get(url + "/metrics").text, "critics_in_flight") == 4,
+            what="one request running and three queued",
+        )
         start = time.monotonic()
         process.send_signal(signal.SIGTERM)
         returncode = process.wait(60)

@@ -65,11 +65,25 @@ def test_a_killed_server_costs_its_items_only_and_restarting_restores_scoring(tm
     reward._finish = finish
     policy = save_tiny_checkpoint(tmp_path / "policy")
     data = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": f"{i}+1="}]} for i in range(32)])
-    args = GRPOConfig(output_dir=str(tmp_path / "out"), max_steps=STEPS, per_device_train_batch_size=PROMPTS * GROUP,
-                      num_generations=GROUP, max_completion_length=8, use_cpu=True, bf16=False, report_to=[],
-                      save_strategy="no", logging_steps=1)
-    trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(policy), reward_funcs=[chaos, reward], args=args,
-                          train_dataset=data, processing_class=AutoTokenizer.from_pretrained(policy))
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"),
+        max_steps=STEPS,
+        per_device_train_batch_size=PROMPTS * GROUP,
+        num_generations=GROUP,
+        max_completion_length=8,
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+    )
+    trainer = GRPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(policy),
+        reward_funcs=[chaos, reward],
+        args=args,
+        train_dataset=data,
+        processing_class=AutoTokenizer.from_pretrained(policy),
+    )
     try:
         start = time.monotonic()
         trainer.train()
@@ -99,11 +113,25 @@ def test_grpo_trainer_and_verl_compute_score_against_a_real_server(tmp_path, cri
         reward = reward_function(url, timeout=30.0)
         policy = save_tiny_checkpoint(tmp_path / "policy")
         data = datasets.Dataset.from_list([{"prompt": f"{i}+1="} for i in range(16)])
-        args = GRPOConfig(output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=8,
-                          num_generations=4, max_completion_length=8, use_cpu=True, bf16=False, report_to=[],
-                          save_strategy="no", logging_steps=1)
-        trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(policy), reward_funcs=[reward], args=args,
-                              train_dataset=data, processing_class=AutoTokenizer.from_pretrained(policy))
+        args = GRPOConfig(
+            output_dir=str(tmp_path / "out"),
+            max_steps=2,
+            per_device_train_batch_size=8,
+            num_generations=4,
+            max_completion_length=8,
+            use_cpu=True,
+            bf16=False,
+            report_to=[],
+            save_strategy="no",
+            logging_steps=1,
+        )
+        trainer = GRPOTrainer(
+            model=AutoModelForCausalLM.from_pretrained(policy),
+            reward_funcs=[reward],
+            args=args,
+            train_dataset=data,
+            processing_class=AutoTokenizer.from_pretrained(policy),
+        )
         trainer.train()
         assert trainer.state.global_step == 2 and reward.failed == 0 and reward.invalid == 16
         result = compute_score("gsm8k", "2+2=4", "4", {"question": "What is 2+2?"}, critic_url=url)

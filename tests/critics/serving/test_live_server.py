@@ -26,7 +26,8 @@ def test_the_openai_client_lists_models_and_gets_chat_completions(critic):
         client = openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0)
         models = [m.id for m in client.models.list()]
         completion = client.chat.completions.create(
-            model="tiny-critic", messages=[{"role": "user", "content": "Is 2+2=4?"}], max_tokens=16, n=2)
+            model="tiny-critic", messages=[{"role": "user", "content": "Is 2+2=4?"}], max_tokens=16, n=2
+        )
         with pytest.raises(openai.NotFoundError, match="tiny-critic"):
             client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
         with pytest.raises(openai.AuthenticationError):
@@ -34,24 +35,32 @@ def test_the_openai_client_lists_models_and_gets_chat_completions(critic):
     assert models == ["tiny-critic"]
     assert [c.message.content for c in completion.choices] == ["echo: Is 2+2=4?"] * 2
     usage = completion.usage  # estimated: the scripted backend has no tokenizer
-    assert completion.choices[0].finish_reason == "stop" and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert (
+        completion.choices[0].finish_reason == "stop"
+        and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    )
 
 
 async def post_rewards(url: str, bodies: list[dict]) -> list[tuple[int, dict]]:
     """POST every body to /get_reward at once, as OpenRLHF's aiohttp workers do."""
     async with aiohttp.ClientSession(headers={"Content-Type": "application/json"}) as session:
+
         async def one(body):
             async with session.post(url + "/get_reward", json=body, timeout=aiohttp.ClientTimeout(30)) as response:
                 return response.status, await response.json()
+
         return await asyncio.gather(*(one(b) for b in bodies))
 
 
 def test_aiohttp_openrlhf_requests_one_sample_each_are_batched_together(make_critic):
     critic = make_critic(max_wait_ms=50)
-    queries = [CHATML.format(q=f"{i}+1?", r=f"{i + 1} verdict={'Correct' if i % 2 else 'Incorrect'}")
-               for i in range(16)]
-    bodies = [{"query": [q], "prompts": [q.split("<|im_start|>assistant")[0]], "labels": [str(i + 1)]}
-              for i, q in enumerate(queries)]
+    queries = [
+        CHATML.format(q=f"{i}+1?", r=f"{i + 1} verdict={'Correct' if i % 2 else 'Incorrect'}") for i in range(16)
+    ]
+    bodies = [
+        {"query": [q], "prompts": [q.split("<|im_start|>assistant")[0]], "labels": [str(i + 1)]}
+        for i, q in enumerate(queries)
+    ]
     with running_server(critic) as (url, _):
         single = asyncio.run(post_rewards(url, bodies))
         batched = asyncio.run(post_rewards(url, [{"query": queries}]))
@@ -92,8 +101,11 @@ def test_shutdown_stops_accepting_lets_the_request_in_flight_finish_then_closes_
     # the graceful timeout outlasts the 10 s the test may spend watching the socket close: with the default
     # 10 s the two raced on a loaded machine, and the server cancelled the request it should have let finish
     with running_server(critic, graceful_timeout_s=30) as (url, server):
-        caller = threading.Thread(target=lambda: result.update(
-            r=httpx.post(url + "/get_reward", json={"query": ["verdict=Correct"]}, timeout=30)))
+        caller = threading.Thread(
+            target=lambda: result.update(
+                r=httpx.post(url + "/get_reward", json={"query": ["verdict=Correct"]}, timeout=30)
+            )
+        )
         caller.start()
         wait_until(lambda: critic.batcher.in_flight == 1, what="the request in flight")
         server.handle_exit(signal.SIGTERM, None)  # what uvicorn does on SIGTERM

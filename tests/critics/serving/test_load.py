@@ -24,8 +24,18 @@ CHATML = "<|im_start|>user\nIs {i} even?<|im_end|>\n<|im_start|>assistant\n{answ
 
 def plan(i: int) -> tuple[str, int]:
     """The kind of request ``i`` and the status it must get: 91% valid, the rest malformed or refused."""
-    kind = {0: "malformed", 1: "malformed", 2: "malformed", 3: "oversized", 4: "oversized", 5: "oversized",
-            6: "no key", 7: "no key", 8: "no key", 9: "wrong type"}.get(i % 100, "valid")
+    kind = {
+        0: "malformed",
+        1: "malformed",
+        2: "malformed",
+        3: "oversized",
+        4: "oversized",
+        5: "oversized",
+        6: "no key",
+        7: "no key",
+        8: "no key",
+        9: "wrong type",
+    }.get(i % 100, "valid")
     return kind, {"malformed": 400, "oversized": 413, "no key": 401, "wrong type": 422, "valid": 200}[kind]
 
 
@@ -34,8 +44,12 @@ def request_for(i: int, kind: str) -> tuple[dict, bytes]:
     answer = f"yes verdict={'Correct' if i % 2 == 0 else 'Incorrect'}"
     if kind == "malformed":
         return headers, b'{"query": ['
-    query = {"valid": [CHATML.format(i=i, answer=answer)], "no key": ["x"], "wrong type": [1, 2],
-             "oversized": ["x" * 8192]}[kind]
+    query = {
+        "valid": [CHATML.format(i=i, answer=answer)],
+        "no key": ["x"],
+        "wrong type": [1, 2],
+        "oversized": ["x" * 8192],
+    }[kind]
     return headers, json.dumps({"query": query}).encode()
 
 
@@ -44,6 +58,7 @@ async def run_load(url: str) -> list[tuple[int, int, float, dict | None]]:
     todo, done = iter(range(REQUESTS)), []
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+
         async def worker():
             for i in todo:
                 kind, _ = plan(i)
@@ -52,6 +67,7 @@ async def run_load(url: str) -> list[tuple[int, int, float, dict | None]]:
                 async with session.post(url + "/get_reward", data=body, headers=headers) as response:
                     payload = await response.json() if response.status == 200 else None
                     done.append((i, response.status, time.perf_counter() - start, payload))
+
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     return done
 
@@ -77,9 +93,11 @@ def test_5000_requests_at_concurrency_64_none_lost_no_5xx_bad_ones_get_4xx(make_
     q = statistics.quantiles(latencies, n=100)
     mean_batch = metric(page, "critics_batch_size_sum") / metric(page, "critics_batch_size_count")
     with capsys.disabled():
-        print(f"\nload: {REQUESTS} requests ({valid} scored) at concurrency {CONCURRENCY} in {elapsed:.1f} s "
-              f"= {REQUESTS / elapsed:.0f} req/s; scored p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms; "
-              f"mean batch {mean_batch:.1f}")
+        print(
+            f"\nload: {REQUESTS} requests ({valid} scored) at concurrency {CONCURRENCY} in {elapsed:.1f} s "
+            f"= {REQUESTS / elapsed:.0f} req/s; scored p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms; "
+            f"mean batch {mean_batch:.1f}"
+        )
 
 
 async def _get_metrics(url: str) -> str:

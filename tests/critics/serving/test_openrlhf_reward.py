@@ -44,20 +44,24 @@ def scripted_client(*answers) -> tuple[httpx.Client, list]:
 
 def test_a_busy_or_restarting_critic_is_retried_until_it_answers():
     busy = {"error": {"message": "the critic is busy: queue full; retry later"}}
-    client, sent = scripted_client(httpx.ConnectError("connection refused"), (503, busy, {"Retry-After": "0"}),
-                                   (200, GOOD))
+    client, sent = scripted_client(
+        httpx.ConnectError("connection refused"), (503, busy, {"Retry-After": "0"}), (200, GOOD)
+    )
     rewards, valid = request_rewards(client, URL, BODY, time.monotonic() + 30)
     assert (rewards, valid) == ([1.0, 0.0], [1.0, 1.0]) and len(sent) == 3
 
 
-@pytest.mark.parametrize(("answer", "words"), [
-    ((422, {"error": {"message": "invalid body for /get_reward: labels.0: ..."}}), ["HTTP 422", "labels.0"]),
-    ((401, {"error": {"message": "missing or wrong API key"}}), ["HTTP 401", "API key"]),
-    ((500, {"error": {"message": "internal error: RuntimeError"}}), ["HTTP 500", "RuntimeError"]),
-    ((200, {"rewards": [1.0]}), ["without rewards and critic_valid"]),
-    ((200, {"rewards": [1.0], "extra_logs": {"critic_valid": [1.0]}}), ["1 rewards", "for 2 queries"]),
-    ((200, {"rewards": [None, 1.0], "extra_logs": {"critic_valid": [0.0, 1.0]}}), ["without rewards"]),
-])
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        ((422, {"error": {"message": "invalid body for /get_reward: labels.0: ..."}}), ["HTTP 422", "labels.0"]),
+        ((401, {"error": {"message": "missing or wrong API key"}}), ["HTTP 401", "API key"]),
+        ((500, {"error": {"message": "internal error: RuntimeError"}}), ["HTTP 500", "RuntimeError"]),
+        ((200, {"rewards": [1.0]}), ["without rewards and critic_valid"]),
+        ((200, {"rewards": [1.0], "extra_logs": {"critic_valid": [1.0]}}), ["1 rewards", "for 2 queries"]),
+        ((200, {"rewards": [None, 1.0], "extra_logs": {"critic_valid": [0.0, 1.0]}}), ["without rewards"]),
+    ],
+)
 def test_a_request_the_server_refuses_or_answers_wrongly_raises_at_once(answer, words):
     client, sent = scripted_client(answer, (200, GOOD))
     with pytest.raises(RewardServerError) as raised:

@@ -6,28 +6,36 @@ import pytest
 
 from critics.serving.queries import split_query
 
-QWEN_PROMPT = ("<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nWhat is 6*7?<|im_end|>\n"
-               "<|im_start|>assistant\n")
-LLAMA3_PROMPT = ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
-                 "<|start_header_id|>user<|end_header_id|>\n\nWhat is 6*7?<|eot_id|>"
-                 "<|start_header_id|>assistant<|end_header_id|>\n\n")
+QWEN_PROMPT = (
+    "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nWhat is 6*7?<|im_end|>\n<|im_start|>assistant\n"
+)
+LLAMA3_PROMPT = (
+    "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+    "<|start_header_id|>user<|end_header_id|>\n\nWhat is 6*7?<|eot_id|>"
+    "<|start_header_id|>assistant<|end_header_id|>\n\n"
+)
 
 
-@pytest.mark.parametrize(("query", "prompt"), [
-    (QWEN_PROMPT + "6*7 = 42.<|im_end|>", None),
-    (QWEN_PROMPT + "6*7 = 42.<|im_end|>", QWEN_PROMPT),
-    ("<|endoftext|><|endoftext|>" + QWEN_PROMPT + "6*7 = 42.<|im_end|><|endoftext|><|endoftext|>", QWEN_PROMPT),
-    (LLAMA3_PROMPT + "6*7 = 42.<|eot_id|><|finetune_right_pad_id|>", None),
-    (LLAMA3_PROMPT + "6*7 = 42.<|eot_id|>", LLAMA3_PROMPT),
-    (QWEN_PROMPT + "6*7 = 42.<|im_end|>", "a prompt the query does not start with"),
-])
+@pytest.mark.parametrize(
+    ("query", "prompt"),
+    [
+        (QWEN_PROMPT + "6*7 = 42.<|im_end|>", None),
+        (QWEN_PROMPT + "6*7 = 42.<|im_end|>", QWEN_PROMPT),
+        ("<|endoftext|><|endoftext|>" + QWEN_PROMPT + "6*7 = 42.<|im_end|><|endoftext|><|endoftext|>", QWEN_PROMPT),
+        (LLAMA3_PROMPT + "6*7 = 42.<|eot_id|><|finetune_right_pad_id|>", None),
+        (LLAMA3_PROMPT + "6*7 = 42.<|eot_id|>", LLAMA3_PROMPT),
+        (QWEN_PROMPT + "6*7 = 42.<|im_end|>", "a prompt the query does not start with"),
+    ],
+)
 def test_chat_formats_with_or_without_the_prompt_give_the_user_turn_and_the_response(query, prompt):
     assert split_query(query, prompt) == ("What is 6*7?", "6*7 = 42.")
 
 
 def test_multi_turn_prompts_take_the_last_user_turn_and_the_last_assistant_turn():
-    history = ("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n"
-               "<|im_start|>user\nNow add 2 and 3.<|im_end|>\n<|im_start|>assistant\n")
+    history = (
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n"
+        "<|im_start|>user\nNow add 2 and 3.<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert split_query(history + "5<|im_end|>") == ("Now add 2 and 3.", "5")
 
 

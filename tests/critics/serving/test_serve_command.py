@@ -28,8 +28,26 @@ def captured(monkeypatch):
 
 
 def test_serve_passes_the_options_given_and_keeps_the_defaults_of_the_others(captured):
-    assert cli.main(["serve", "outputs/run/final/", "--port", "9001", "--max-batch-size", "8", "--think",
-                     "--max-items-per-request", "16", "--device", "cpu", "--graceful-timeout", "5"]) == 0
+    assert (
+        cli.main(
+            [
+                "serve",
+                "outputs/run/final/",
+                "--port",
+                "9001",
+                "--max-batch-size",
+                "8",
+                "--think",
+                "--max-items-per-request",
+                "16",
+                "--device",
+                "cpu",
+                "--graceful-timeout",
+                "5",
+            ]
+        )
+        == 0
+    )
     settings = captured["settings"]
     assert (settings.port, settings.max_items_per_request, settings.host) == (9001, 16, "127.0.0.1")
     assert settings.graceful_timeout_s == 5.0

@@ -32,15 +32,22 @@ def metric(text: str, name: str, labels: str = "") -> float:
 
 # -- /get_reward -----------------------------------------------------------------------------
 
+
 def test_get_reward_scores_each_query_and_gives_invalid_ones_the_invalid_reward(critic):
-    queries = [CHATML.format(q="1+1?", r="2 verdict=Correct"), CHATML.format(q="1+1?", r="3 verdict=Incorrect"),
-               CHATML.format(q="1+1?", r="no idea")]
+    queries = [
+        CHATML.format(q="1+1?", r="2 verdict=Correct"),
+        CHATML.format(q="1+1?", r="3 verdict=Incorrect"),
+        CHATML.format(q="1+1?", r="no idea"),
+    ]
     with client_for(critic, invalid_reward=-1.0) as client:
         response = client.post("/get_reward", json={"query": queries})
         page = client.get("/metrics").text
     assert response.status_code == 200, response.text
-    assert response.json() == {"rewards": [1.0, 0.0, -1.0], "scores": [1.0, 0.0, -1.0],
-                               "extra_logs": {"critic_valid": [1.0, 1.0, 0.0]}}
+    assert response.json() == {
+        "rewards": [1.0, 0.0, -1.0],
+        "scores": [1.0, 0.0, -1.0],
+        "extra_logs": {"critic_valid": [1.0, 1.0, 0.0]},
+    }
     assert metric(page, "critics_invalid_verdicts_total", 'endpoint="/get_reward"') == 1
     assert metric(page, "critics_items_total", 'endpoint="/get_reward"') == 3
 
@@ -55,28 +62,37 @@ def test_get_reward_splits_question_and_response_and_passes_labels(make_critic):
         return await judge(items)
 
     critic.acritique = spy
-    prompt = ("<|im_start|>system\nBe terse.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
-              "<|im_start|>assistant\n")
-    body = {"query": [prompt + "It is 4.<|im_end|><|endoftext|>", "Hi<|im_end|>"], "prompts": [prompt, "Hi"],
-            "labels": ["4", ""]}
+    prompt = (
+        "<|im_start|>system\nBe terse.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+    )
+    body = {
+        "query": [prompt + "It is 4.<|im_end|><|endoftext|>", "Hi<|im_end|>"],
+        "prompts": [prompt, "Hi"],
+        "labels": ["4", ""],
+    }
     with client_for(critic) as client:
         response = client.post("/get_reward", json=body)
     assert response.status_code == 200, response.text
-    assert seen == [{"task": "pointwise", "question": "What is 2+2?", "response": "It is 4.", "gold_answer": "4"},
-                    {"task": "pointwise", "question": "Hi", "response": ""}]
+    assert seen == [
+        {"task": "pointwise", "question": "What is 2+2?", "response": "It is 4.", "gold_answer": "4"},
+        {"task": "pointwise", "question": "Hi", "response": ""},
+    ]
     assert "## Question\nWhat is 2+2?\n\n## Solution\nIt is 4.\n" in critic.backend.seen[0]
 
 
-@pytest.mark.parametrize(("body", "status", "words"), [
-    (b"{not json", 400, ["JSON"]),
-    (b"", 400, ["JSON"]),
-    (json.dumps({"prompts": ["p"]}).encode(), 422, ["query", "Field required"]),
-    (json.dumps({"query": "one string"}).encode(), 422, ["query", "array"]),
-    (json.dumps({"query": [1]}).encode(), 422, ["query.0", "string"]),
-    (json.dumps({"query": ["a", "b"], "prompts": ["p"]}).encode(), 422, ["'prompts' has 1", "'query' has 2"]),
-    (json.dumps({"query": ["a"], "labels": ["x", "y"]}).encode(), 422, ["'labels' has 2"]),
-    (json.dumps(["a list"]).encode(), 422, ["/get_reward", "body: Input should be an object"]),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (b"{not json", 400, ["JSON"]),
+        (b"", 400, ["JSON"]),
+        (json.dumps({"prompts": ["p"]}).encode(), 422, ["query", "Field required"]),
+        (json.dumps({"query": "one string"}).encode(), 422, ["query", "array"]),
+        (json.dumps({"query": [1]}).encode(), 422, ["query.0", "string"]),
+        (json.dumps({"query": ["a", "b"], "prompts": ["p"]}).encode(), 422, ["'prompts' has 1", "'query' has 2"]),
+        (json.dumps({"query": ["a"], "labels": ["x", "y"]}).encode(), 422, ["'labels' has 2"]),
+        (json.dumps(["a list"]).encode(), 422, ["/get_reward", "body: Input should be an object"]),
+    ],
+)
 def test_get_reward_rejects_malformed_bodies_with_a_message_naming_the_problem(critic, body, status, words):
     with client_for(critic) as client:
         response = client.post("/get_reward", content=body, headers={"content-type": "application/json"})
@@ -122,11 +138,14 @@ def test_a_non_finite_scalar_score_counts_as_invalid_not_as_a_crash():
 
 # -- /score ----------------------------------------------------------------------------------
 
+
 def test_score_returns_score_verdict_reason_and_critique_per_item_and_task(critic):
-    items = [{"question": "q", "response": "verdict=Correct"},
-             {"task": "pairwise", "question": "q", "response_a": "verdict=B", "response_b": "b"},
-             {"task": "step", "question": "q", "steps": ["s0", "s1", "s2", "s3 verdict=2"]},
-             {"question": "q", "response": "no verdict"}]
+    items = [
+        {"question": "q", "response": "verdict=Correct"},
+        {"task": "pairwise", "question": "q", "response_a": "verdict=B", "response_b": "b"},
+        {"task": "step", "question": "q", "steps": ["s0", "s1", "s2", "s3 verdict=2"]},
+        {"question": "q", "response": "no verdict"},
+    ]
     with client_for(critic) as client:
         response = client.post("/score", json={"items": items})
     assert response.status_code == 200, response.text
@@ -145,15 +164,18 @@ def test_score_task_applies_to_items_without_their_own(critic):
     assert response.json()["results"][0]["verdict"] == "A"
 
 
-@pytest.mark.parametrize(("body", "words"), [
-    ({"items": [{"question": "q", "response": "r"}, {"question": "q"}]}, ["items[1]", "'response'"]),
-    ({"items": [{"response": 3}]}, ["items[0].response must be a string"]),
-    ({"items": ["text"]}, ["items[0] must be an object"]),
-    ({"items": [{"task": "step", "steps": "s0"}]}, ["items[0].steps must be a list of strings"]),
-    ({"items": [{"task": "pointwize", "response": "r"}]}, ["items[0].task must be one of"]),
-    ({"task": "ranking", "items": []}, ["task must be one of", "'ranking'"]),
-    ({"items": [], "itmes": []}, ["itmes", "Extra inputs"]),
-])
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"items": [{"question": "q", "response": "r"}, {"question": "q"}]}, ["items[1]", "'response'"]),
+        ({"items": [{"response": 3}]}, ["items[0].response must be a string"]),
+        ({"items": ["text"]}, ["items[0] must be an object"]),
+        ({"items": [{"task": "step", "steps": "s0"}]}, ["items[0].steps must be a list of strings"]),
+        ({"items": [{"task": "pointwize", "response": "r"}]}, ["items[0].task must be one of"]),
+        ({"task": "ranking", "items": []}, ["task must be one of", "'ranking'"]),
+        ({"items": [], "itmes": []}, ["itmes", "Extra inputs"]),
+    ],
+)
 def test_score_rejects_bad_items_with_422_naming_the_item(critic, body, words):
     with client_for(critic) as client:
         response = client.post("/score", json=body)
@@ -164,9 +186,16 @@ def test_score_rejects_bad_items_with_422_naming_the_item(critic, body, words):
 
 # -- OpenAI endpoints ------------------------------------------------------------------------
 
+
 def test_chat_completions_answers_in_the_openai_shape_with_n_choices_in_one_batch(critic):
-    body = {"model": "critic", "messages": [{"role": "user", "content": "hello"}], "n": 3, "max_tokens": 7,
-            "temperature": 0.5, "top_p": 0.9}
+    body = {
+        "model": "critic",
+        "messages": [{"role": "user", "content": "hello"}],
+        "n": 3,
+        "max_tokens": 7,
+        "temperature": 0.5,
+        "top_p": 0.9,
+    }
     with client_for(critic) as client:
         response = client.post("/v1/chat/completions", json=body)
     assert response.status_code == 200, response.text
@@ -182,9 +211,14 @@ def test_chat_completions_answers_in_the_openai_shape_with_n_choices_in_one_batc
 
 def test_chat_completions_defaults_and_text_parts(make_critic):
     critic = make_critic(max_new_tokens=11, temperature=0.0)
-    body = {"messages": [{"role": "system", "content": None},
-                         {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}],
-            "max_completion_tokens": 5, "max_tokens": 9}
+    body = {
+        "messages": [
+            {"role": "system", "content": None},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+        ],
+        "max_completion_tokens": 5,
+        "max_tokens": 9,
+    }
     with client_for(critic) as client:
         first = client.post("/v1/chat/completions", json=body).json()
         body.pop("max_completion_tokens"), body.pop("max_tokens")
@@ -193,20 +227,32 @@ def test_chat_completions_defaults_and_text_parts(make_critic):
     assert critic.backend.calls == [(1, 5, 0.0), (1, 11, 0.0)]  # max_completion_tokens wins; critic's defaults
 
 
-@pytest.mark.parametrize(("body", "status", "words"), [
-    ({"messages": [{"role": "user", "content": "x"}], "stream": True}, 400, ["streaming is not supported"]),
-    ({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}, 404, ["'gpt-4o'", "'critic'"]),
-    ({"messages": []}, 422, ["messages"]),
-    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 422,
-     ["messages[0].content[0]", "base64 data URLs"]),
-    ({"messages": [{"role": "user", "content": "x"}], "n": 0}, 422, ["n"]),
-    ({"messages": [{"role": "user", "content": "x"}, {"role": "robot", "content": "y"}]}, 422,
-     ["messages[1].role must be one of system, user, assistant, developer", "'robot'"]),
-    ({"messages": [{"role": "User", "content": "x"}]}, 422, ["messages[0].role", "'User'"]),
-    ({"messages": [{"role": "user", "content": "x"}, {"role": "tool", "content": "42"}]}, 422,
-     ["messages[1].role 'tool' is not supported", "no tools"]),
-    ({"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}, 422, ["max_tokens"]),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"messages": [{"role": "user", "content": "x"}], "stream": True}, 400, ["streaming is not supported"]),
+        ({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}, 404, ["'gpt-4o'", "'critic'"]),
+        ({"messages": []}, 422, ["messages"]),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+            422,
+            ["messages[0].content[0]", "base64 data URLs"],
+        ),
+        ({"messages": [{"role": "user", "content": "x"}], "n": 0}, 422, ["n"]),
+        (
+            {"messages": [{"role": "user", "content": "x"}, {"role": "robot", "content": "y"}]},
+            422,
+            ["messages[1].role must be one of system, user, assistant, developer", "'robot'"],
+        ),
+        ({"messages": [{"role": "User", "content": "x"}]}, 422, ["messages[0].role", "'User'"]),
+        (
+            {"messages": [{"role": "user", "content": "x"}, {"role": "tool", "content": "42"}]},
+            422,
+            ["messages[1].role 'tool' is not supported", "no tools"],
+        ),
+        ({"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}, 422, ["max_tokens"]),
+    ],
+)
 def test_chat_completions_rejects_what_it_cannot_honour(critic, body, status, words):
     with client_for(critic) as client:
         response = client.post("/v1/chat/completions", json=body)
@@ -238,6 +284,7 @@ def test_models_lists_the_served_model_name(critic):
 
 
 # -- health, metrics -------------------------------------------------------------------------
+
 
 def test_health_is_ok_then_503_draining(critic):
     with client_for(critic) as client:
@@ -271,6 +318,7 @@ def test_metrics_count_requests_by_endpoint_and_code_latency_and_batches(critic)
 
 
 # -- limits, auth, errors --------------------------------------------------------------------
+
 
 def test_bodies_over_the_limit_get_413_whether_declared_or_streamed(critic):
     big = json.dumps({"query": ["x" * 2000]}).encode()

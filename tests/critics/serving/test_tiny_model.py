@@ -40,17 +40,21 @@ def one_thread():
 
 
 def test_a_tiny_model_serves_score_get_reward_and_chat(tiny_checkpoint, one_thread):
-    critic = Critic.from_pretrained(str(tiny_checkpoint), backend_options={"device": "cpu"}, style="compact",
-                                    max_new_tokens=8)
+    critic = Critic.from_pretrained(
+        str(tiny_checkpoint), backend_options={"device": "cpu"}, style="compact", max_new_tokens=8
+    )
     with TestClient(create_app(critic, ServerSettings(invalid_reward=-1.0))) as client:
         scored = client.post("/score", json={"items": [{"response": "2+2=4"}, {"response": "2+2=5"}]})
         rewarded = client.post("/get_reward", json={"query": [CHATML.format(q="2+2?", r="4"), "raw text"]})
-        chat = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}],
-                                                         "max_tokens": 4})
+        chat = client.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+        )
         page = client.get("/metrics").text
     assert [r.status_code for r in (scored, rewarded, chat)] == [200, 200, 200]
     results = scored.json()["results"]
-    assert len(results) == 2 and all(set(r) == {"score", "verdict", "valid", "ok", "reason", "prompt", "critique"} for r in results)
+    assert len(results) == 2 and all(
+        set(r) == {"score", "verdict", "valid", "ok", "reason", "prompt", "critique"} for r in results
+    )
     assert all(r["score"] is None or 0.0 <= r["score"] <= 1.0 for r in results)
     reward = rewarded.json()
     assert len(reward["rewards"]) == 2 and all(isinstance(x, float) for x in reward["rewards"])
@@ -88,9 +92,27 @@ def wait_for_health(url: str, process: subprocess.Popen, timeout_s: float = 180)
 def test_critics_serve_finishes_requests_in_flight_on_sigterm(tiny_checkpoint):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "critics.cli", "serve", str(tiny_checkpoint), "--port", str(port),
-               "--style", "compact", "--max-new-tokens", "200", "--max-batch-size", "1", "--log-level", "warning",
-               "--device", "cpu", "--api-key", "k"]
+    command = [
+        sys.executable,
+        "-m",
+        "critics.cli",
+        "serve",
+        str(tiny_checkpoint),
+        "--port",
+        str(port),
+        "--style",
+        "compact",
+        "--max-new-tokens",
+        "200",
+        "--max-batch-size",
+        "1",
+        "--log-level",
+        "warning",
+        "--device",
+        "cpu",
+        "--api-key",
+        "k",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -105,7 +127,9 @@ def test_critics_serve_finishes_requests_in_flight_on_sigterm(tiny_checkpoint):
         for caller in callers:
             caller.start()
         deadline = time.monotonic() + 60
-        while metric(httpx.get(url + "/metrics", headers={"X-API-Key": "k"}).text, "critics_in_flight") < 6:  # all six queued: none races the shutdown
+        while (
+            metric(httpx.get(url + "/metrics", headers={"X-API-Key": "k"}).text, "critics_in_flight") < 6
+        ):  # all six queued: none races the shutdown
             assert time.monotonic() < deadline, "the requests never reached the batcher"
             time.sleep(0.01)
         process.send_signal(signal.SIGTERM)
