@@ -17,8 +17,10 @@ is read as its spec says; `--style` and `--max-new-tokens` override it.
     python benchmarks/serving_throughput.py [--checkpoint DIR] [--requests 256] [--concurrency 32]
 
 Measured on the 2-core CPU, the demo critic (SFT, 80-token verdicts), 256 requests at concurrency
-32: dynamic batching 205 req/s against 19.5 one at a time (10.6x); ceiling 243 items/s, served /
-ceiling 0.85 (0.60 before the batcher waited for its callers to come back: mean batch 15.5 -> 32).
+32, three runs: dynamic batching 195-216 req/s against 19.3 one at a time (10x); ceiling 216-251
+items/s, served / ceiling 0.78, 0.79, 1.00 (0.60 before the batcher waited for its callers to come
+back: mean batch 15.5 -> 32; the server's own thread, parsing and answering 32 requests per batch,
+costs the rest).
 """
 
 from __future__ import annotations
