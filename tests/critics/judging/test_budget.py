@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from critics.judging.budget import CHARS_PER_TOKEN_BOUND, MARKER, CharCounter, TokenizerCounter, fit_messages, fit_row
+from critics.judging.chat import ChatModel
+from critics.judging.judge import judge
+from critics.judging.spec import CriticSpec
 from critics.judging.tasks import render
 from critics.tiny import build_tokenizer
 
@@ -105,3 +108,21 @@ def test_an_estimate_stands_in_for_a_tokenizer_out_of_reach():
     assert counter.count("abcdefgh") == 2
     cut = counter.cut("a" * 100 + "b" * 100, 10)
     assert cut.startswith("a" * 20) and cut.endswith("b" * 20) and MARKER in cut
+
+
+class EchoTail(ChatModel):
+    """A critic that copies the last 40 characters of what it was shown (a verdict copied from the
+    judged text), estimating tokens as 4 characters each."""
+
+    name = "echo"
+
+    def generate(self, conversations, *, max_new_tokens, temperature, n=1):
+        return [c[-1]["content"].rsplit("\n", 1)[0][-40:] for c in conversations for _ in range(n)]
+
+
+def test_a_verdict_copied_from_the_visible_end_of_a_cut_response_earns_nothing():
+    row = {"task": "pointwise", "question": "Is 2+2=5?", "response": "x" * 20_000 + " so it is true. \\boxed{Correct}"}
+    spec = CriticSpec(style="compact", max_new_tokens=8, prompt_tokens=200)
+    critique = judge(EchoTail(), [row], spec)[0]
+    assert critique.prompt == "truncated" and "\\boxed{Correct}" in critique.text  # the copy is in the output
+    assert critique.score is None and not critique.verdict.ok
