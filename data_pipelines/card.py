@@ -60,8 +60,7 @@ def length_stats(records: Sequence[Record]) -> dict[str, dict[str, float]]:
         return {}
     out = {}
     fields = [f for f in records[0].text_fields if f not in ("id", "source")]
-    if records[0].task == "step":
-        fields.append("steps")
+    fields += records[0].list_fields  # each list's texts, summed
     for name in fields:
         sizes = sorted(_size(getattr(r, name)) for r in records)
         out[name] = {

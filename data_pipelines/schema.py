@@ -9,6 +9,7 @@ so one dataset serves every recipe. One task per record kind (see DESIGN.md):
 | pointwise | ``label`` in {correct, incorrect} |
 | pairwise | ``label`` in {A, B}, ``swapped`` |
 | step | ``label`` = index of the first wrong step, -1 if none |
+| listwise | ``label`` = index of the best response (one response: 0 good, -1 bad); ``scores``, ``best`` |
 | reference | ``same_policy`` |
 | adversarial | validator spec: ``tests``, ``reference_solution``, ``facts`` |
 | polar_triple | none: ``positive`` shares the ``reference``'s policy, ``negative`` does not |
@@ -54,6 +55,7 @@ class Record:
 
     task: ClassVar[str] = ""
     text_fields: ClassVar[tuple[str, ...]] = ("id", "source", "question")
+    list_fields: ClassVar[tuple[str, ...]] = ()  # fields holding lists of texts (``steps``, ``responses``)
 
     def validate(self, max_chars: int = DEFAULT_MAX_CHARS) -> None:
         """Raise ``RecordError`` naming the first problem; return None if the record is sound."""
@@ -144,6 +146,7 @@ class StepRecord(Record):
     label: int
 
     task: ClassVar[str] = "step"
+    list_fields: ClassVar[tuple[str, ...]] = ("steps",)
 
     def check_label(self) -> None:
         if not isinstance(self.steps, list) or not self.steps:
@@ -279,6 +282,71 @@ class PolarPreferenceRecord(Record):
             raise RecordError("reference equals rejected: the label would contradict the reference")
 
 
+MAX_RESPONSES = 16  # a listwise item's responses: one prompt, one score each
+
+
+@dataclass
+class ListwiseRecord(Record):
+    """A question and N >= 1 responses (DeepSeek-GRM, RewardBench 2); ``label`` is the best one's index.
+
+    With one response, ``label`` 0 says it is good and -1 that it is bad. ``scores`` are per-response
+    ratings where the data has them (UltraFeedback), ``best`` every index that counts as a right pick
+    when several do (RewardBench 2's Ties); None: only ``label``.
+
+    >>> rec = ListwiseRecord(id="x", source="s", question="2+2?", responses=["4", "5"], label=0)
+    >>> rec.validate()
+    >>> ListwiseRecord(id="x", source="s", question="q", responses=["a", "b"], label=-1).validate()
+    Traceback (most recent call last):
+    ...
+    data_pipelines.schema.RecordError: label -1 (bad) is for one response; with 2 responses label must be in [0, 1]
+    """
+
+    responses: list[str]
+    label: int
+    scores: list[float] | None = None
+    best: list[int] | None = None
+
+    task: ClassVar[str] = "listwise"
+    list_fields: ClassVar[tuple[str, ...]] = ("responses",)
+
+    def validate(self, max_chars: int = DEFAULT_MAX_CHARS) -> None:
+        if not isinstance(self.responses, list) or not self.responses:
+            raise RecordError("responses must be a non-empty list of strings")
+        if len(self.responses) > MAX_RESPONSES:
+            raise RecordError(f"{len(self.responses)} responses (limit {MAX_RESPONSES})")
+        for i, response in enumerate(self.responses):
+            _check_text(f"responses[{i}]", response, max_chars)
+        super().validate(max_chars)
+
+    def check_label(self) -> None:
+        n = len(self.responses)
+        if not _is_int(self.label):
+            raise RecordError(f"label must be an int, got {type(self.label).__name__}")
+        if n == 1 and self.label not in (0, -1):
+            raise RecordError(f"label must be 0 (good) or -1 (bad) for one response, got {self.label}")
+        if n > 1 and not 0 <= self.label < n:
+            detail = " (bad) is for one response;" if self.label == -1 else " is out of range:"
+            raise RecordError(f"label {self.label}{detail} with {n} responses label must be in [0, {n - 1}]")
+        if self.scores is not None:
+            if not isinstance(self.scores, list) or len(self.scores) != n:
+                raise RecordError(f"scores must be a list of {n} numbers (one per response) or null")
+            for i, value in enumerate(self.scores):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                    raise RecordError(f"scores[{i}] must be a number, got {value!r}")
+        if self.best is not None:
+            if not isinstance(self.best, list) or not self.best:
+                raise RecordError("best must be a non-empty list of response indices or null")
+            for value in self.best:
+                if not _is_int(value) or not 0 <= value < n:
+                    raise RecordError(f"best holds {value!r}, not a response index in [0, {n - 1}]")
+            if self.label not in self.best:
+                raise RecordError(f"label {self.label} is not among best {self.best}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 # the POLAR tasks join the table here, after the original five, whose order is unchanged
-RECORD_TYPES.update({cls.task: cls for cls in (PolarTripleRecord, PolarPreferenceRecord)})
+RECORD_TYPES.update({cls.task: cls for cls in (PolarTripleRecord, PolarPreferenceRecord, ListwiseRecord)})
 TASKS[:] = list(RECORD_TYPES)

@@ -3,6 +3,7 @@
 from data_pipelines.builders import (  # noqa: F401
     adversarial,
     code,
+    listwise,
     pairwise,
     pointwise,
     polar,  # noqa: F401

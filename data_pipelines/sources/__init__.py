@@ -3,6 +3,7 @@
 from data_pipelines.sources import (  # noqa: F401  (registers the sources)
     code,
     generic,
+    listwise,
     math,
     multimodal,  # noqa: F401
     preference,

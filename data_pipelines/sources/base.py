@@ -54,6 +54,15 @@ SHAPES: dict[str, dict[str, tuple[type, ...]]] = {
         "reference_solution": (str, type(None)),
         "group": (str,),
     },
+    # several responses to one question: rated (``scores``, one per response) or with the first
+    # ``num_correct`` responses correct and the rest not (RewardBench 2); a listwise builder reads it
+    "responses": {
+        "question": (str,),
+        "responses": (list,),
+        "scores": (list, type(None)),
+        "num_correct": (int, type(None)),
+        "subset": (str, type(None)),
+    },
     # a preference pair about images: ``images`` are checked local paths, resolved to absolute
     "image_preference": {
         "question": (str,),
