@@ -6,7 +6,8 @@ fields of a pointwise, pairwise or step record) and the verdict a perfect critic
 requests (one per response) and its scores are compared. Scoring goes through
 ``critics.eval.metrics``, which follows each benchmark's official script. The shared parts live in
 ``critics.eval.benchmark_base``; the benchmarks in ``preference_benchmarks`` (answers compared) and
-``solution_benchmarks`` (one solution judged); this module gathers them.
+``solution_benchmarks`` (one solution judged) and ``listwise_benchmarks`` (lists of responses scored);
+this module gathers them.
 
 | name | format | requests per item |
 |---|---|---|
@@ -18,6 +19,8 @@ requests (one per response) and its scores are compared. Scoring goes through
 | ``pointwise`` | ``question``, ``response``, ``label`` (or ``is_correct``) | 1 pointwise record |
 | ``refine`` | pointwise records with ``gold_answer``; an actor revises from each critique | 1 pointwise record |
 | ``bestofn`` | ``question``, ``gold_answer``, ``solutions`` (N) | N pointwise records |
+| ``rewardbench2`` | ``id``, ``prompt``, ``chosen`` [], ``rejected`` [], ``num_correct``, ``subset`` (Ties: ``ref:N``/``tied:N``) | 1 listwise record (Ties over 16 completions: chunks of <= 16) |
+| ``listwise`` | a built listwise dataset: ``question``, ``responses`` (N <= 16), ``label``, ``best`` | 1 listwise record |
 
 Paths: ``NAME`` reads the hub copy, ``NAME:PATH`` a local file or folder (``critics eval --bench``).
 ``limit`` evaluates a seeded sample stratified by subset (``benchmark_base.stratified_sample``).
@@ -25,7 +28,7 @@ Paths: ``NAME`` reads the hub copy, ``NAME:PATH`` a local file or folder (``crit
 
 from __future__ import annotations
 
-from critics.eval import preference_benchmarks, solution_benchmarks
+from critics.eval import listwise_benchmarks, preference_benchmarks, solution_benchmarks
 from critics.eval.benchmark_base import BENCHMARKS, Benchmark, Item, Request, stratified_order, stratified_sample
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "Benchmark",
     "Item",
     "Request",
+    "listwise_benchmarks",
     "parse_bench",
     "preference_benchmarks",
     "solution_benchmarks",

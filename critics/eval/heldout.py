@@ -8,7 +8,7 @@ from critics.judging.chat import LocalChatModel
 from critics.judging.generation import LoadedModel
 from critics.judging.judge import judge
 from critics.judging.spec import CriticSpec
-from critics.judging.tasks import expected_verdict
+from critics.judging.tasks import verdict_correct
 
 
 def critique_accuracy(
@@ -31,7 +31,7 @@ def critique_accuracy(
     step = batch_size * 4  # a progress bar that moves, and sorting by length within each chunk
     for start in tqdm(range(0, len(rows), step), desc="held-out critiques", disable=not progress, unit=" chunk"):
         critiques += judge(chat, rows[start : start + step], spec)
-    right = sum(c.verdict.ok and c.verdict.value == expected_verdict(r) for c, r in zip(critiques, rows))
+    right = sum(verdict_correct(c.verdict, r) for c, r in zip(critiques, rows))
     n = len(rows)
     accuracy = right / n
     return {

@@ -6,17 +6,24 @@ on) and ``sample.json`` (the keys of the items this folder has judged). A run re
 the same question: the same critic, benchmark, sampling, spec overrides and seed, and a sample that
 contains every item judged before: the same one, or a larger one (a larger ``--limit``, or 0 for
 all). A smaller or different sample is refused, never mixed in.
+
+With a meta RM (``vote: meta``, ``critics.judging.meta``) each valid sample of an item it can rank
+is scored as it is judged, from the whole judgment (the saved critique is cut at 4,000 characters),
+and the score is saved on the sample's line (``"meta"``), so a resumed run votes without it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from critics.eval.benchmark_base import Item
+from critics.judging.votes import check_vote
 
 
 def request_key(item: Item, request: int, sample: int) -> str:
@@ -60,16 +67,26 @@ def check_resume(folder: Path, settings: dict[str, Any], limit: int, items: list
 
 
 def judge_missing(
-    items: list[Item], judge: Any, samples: int, batch_size: int, path: Path, desc: str, progress: bool = True
-) -> tuple[dict[str, Any], dict[str, str], int]:
+    items: list[Item],
+    judge: Any,
+    samples: int,
+    batch_size: int,
+    path: Path,
+    desc: str,
+    progress: bool = True,
+    meta: Any = None,
+) -> tuple[dict[str, Any], dict[str, str], int, dict[str, float | None]]:
     """Judge every request sample not in ``path`` yet, appending each batch as it finishes.
 
+    ``meta`` (``MetaRM``, or anything with its ``scores(rows, critiques)``) scores each new valid
+    sample of a request whose task it can rank (``meta_scores``), once per batch.
+
     Returns:
-        The verdicts (or a scalar critic's scores) and the critiques by ``request_key``, and how
-        many prompts were over the critic's token budget. A failed request (``judge`` answered
-        None) is not saved, so the next run retries it.
+        The verdicts (or a scalar critic's scores), the critiques and the meta RM scores (None:
+        not scored) by ``request_key``, and how many prompts were over the critic's token budget. A
+        failed request (``judge`` answered None) is not saved, so the next run retries it.
     """
-    saved, texts, cut = read_predictions(path)
+    saved, texts, cut, trust = read_predictions(path)
     todo = [
         (request_key(item, r, s), request.payload)
         for item in items
@@ -85,29 +102,64 @@ def judge_missing(
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             answers = judge([p for _, p in batch])
+            scored = meta_scores(meta, batch, answers, judge.scalar)
             for (k, _), answer in zip(batch, answers):
                 if answer is None:
                     continue
                 verdict, score, text, prompt = answer
                 value = score if judge.scalar else verdict
-                saved[k], texts[k], cut[k] = value, text or "", prompt != "ok"
-                handle.write(
-                    json.dumps({"key": k, "value": value, "critique": (text or "")[:4000], "prompt": prompt}) + "\n"
-                )
+                saved[k], texts[k], cut[k], trust[k] = value, text or "", prompt != "ok", scored.get(k)
+                line = {"key": k, "value": value, "critique": (text or "")[:4000], "prompt": prompt}
+                if meta is not None:
+                    line["meta"] = _finite(trust[k])
+                handle.write(json.dumps(line) + "\n")
             handle.flush()
             bar.update(len(batch))
-    return saved, texts, sum(cut.values())
+    return saved, texts, sum(cut.values()), trust
 
 
-def read_predictions(path: Path) -> tuple[dict[str, Any], dict[str, str], dict[str, bool]]:
-    """The saved verdicts, critiques and over-budget flags of ``predictions.jsonl``, by key."""
+def meta_scores(
+    meta: Any, batch: list[tuple[str, dict[str, Any]]], answers: list[Any], scalar: bool
+) -> dict[str, float]:
+    """The meta RM's score of each valid sample in ``batch`` whose task it can rank, by key (one call)."""
+    if meta is None or scalar:
+        return {}
+    ranked = [
+        (k, payload, answer[2] or "")
+        for (k, payload), answer in zip(batch, answers)
+        if answer is not None and answer[0] is not None and _rankable(payload.get("task"))
+    ]
+    if not ranked:
+        return {}
+    scores = meta.scores([p for _, p, _ in ranked], [SimpleNamespace(text=t) for _, _, t in ranked])
+    return {k: float(s) for (k, _, _), s in zip(ranked, scores, strict=True)}
+
+
+def read_predictions(path: Path) -> tuple[dict[str, Any], dict[str, str], dict[str, bool], dict[str, float | None]]:
+    """The saved verdicts, critiques, over-budget flags and meta RM scores of ``predictions.jsonl``, by key."""
     saved: dict[str, Any] = {}
     texts: dict[str, str] = {}
     cut: dict[str, bool] = {}
+    trust: dict[str, float | None] = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
                 saved[row["key"]], texts[row["key"]] = row["value"], row.get("critique", "")
                 cut[row["key"]] = row.get("prompt", "ok") != "ok"
-    return saved, texts, cut
+                trust[row["key"]] = row.get("meta")
+    return saved, texts, cut, trust
+
+
+def _rankable(task_name: Any) -> bool:
+    """Whether a meta RM ranks samples of this task (``vote: meta`` can combine its verdicts)."""
+    try:
+        check_vote("meta", task_name)
+    except (ValueError, KeyError):
+        return False
+    return True
+
+
+def _finite(score: float | None) -> float | None:
+    """A meta score as strict JSON: one the meta RM could not give (its input did not fit) is None."""
+    return score if score is not None and math.isfinite(score) else None

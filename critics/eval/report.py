@@ -5,7 +5,8 @@ Plots, one file each in the output folder:
 - ``subsets.png``: the headline metric per subset of every benchmark;
 - ``position_bias.png``: pairwise accuracy when the better answer is shown as A against as B (a
   critic that always answers "A" scores 1.0 and 0.0 here, whatever its overall accuracy);
-- ``accuracy_vs_k.png``: the headline metric against the number of voted samples (``--samples``).
+- ``accuracy_vs_k.png``: the headline metric against the number of voted samples (``--samples``), one
+  line per benchmark and vote method (``by_vote``: sum, mean, majority, meta) where the run has them.
 
 An undefined number (``nan``; null in ``metrics.json``) is written "—" and drawn as no bar (a "—"
 where it would stand) or a gap in a curve, never as 0. The report opens with the critic's spec
@@ -144,12 +145,18 @@ def bench_section(spec: str, m: dict[str, Any]) -> list[str]:
             f"{_fmt(position['B'][0])} (n={position['B'][1]}).",
             "",
         ]
-    if m.get("by_k"):
+    if m.get("by_vote"):
+        for method, by_k in m["by_vote"].items():
+            votes = ", ".join(f"k={k}: {_fmt(v)}" for k, v in by_k.items())
+            lines += [f"Voting over k samples ({method}): {votes}", ""]
+    elif m.get("by_k"):
         lines += ["Voting over k samples: " + ", ".join(f"k={k}: {_fmt(v)}" for k, v in m["by_k"].items()), ""]
     extras = {
         k: m[k]
         for k in (
             "macro_accuracy",
+            "strict",
+            "chance",
             "inconsistent",
             "rewardbench_score",
             "f1",
@@ -188,19 +195,37 @@ def write_plots(out: Path, summary: dict[str, Any]) -> list[Path]:
     if positions:
         bars = {spec: {"better is A": p["A"][0], "better is B": p["B"][0]} for spec, p in positions.items()}
         written.append(_bars(plt, out / "position_bias.png", "accuracy by the better answer's position", bars))
-    curves = {spec: m["by_k"] for spec, m in benches.items() if m.get("by_k")}
+    curves = vote_curves(benches, summary.get("settings", {}).get("vote"))
     if curves:
         fig, ax = plt.subplots(figsize=(5, 3.5))
-        for spec, by_k in curves.items():  # an undefined value is a gap in its curve, not a point at 0
-            ks = sorted(int(k) for k in by_k)
-            values = [by_k[k] if k in by_k else by_k[str(k)] for k in ks]
-            ax.plot(ks, [float("nan") if missing(v) else v for v in values], marker="o", label=spec)
+        for label, by_k in curves.items():  # an undefined value is a gap in its curve, not a point at 0
+            ks = sorted(by_k)
+            ax.plot(ks, [float("nan") if missing(by_k[k]) else by_k[k] for k in ks], marker="o", label=label)
         ax.set_xlabel("samples voted (k)")
         ax.set_ylabel("headline metric")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         written.append(_save(plt, fig, out / "accuracy_vs_k.png"))
     return written
+
+
+def vote_curves(benches: dict[str, dict[str, Any]], vote: str | None = None) -> dict[str, dict[int, Any]]:
+    """The lines of ``accuracy_vs_k.png``: one per benchmark and vote method (``by_vote``), or one per
+    benchmark (``by_k``, labelled with the run's ``vote`` when known); k as ints, in order.
+
+    >>> vote_curves({"rb2": {"by_vote": {"sum": {"1": 0.5, "2": 0.7}, "meta": {"1": 0.5, "2": None}}},
+    ...              "llmbar": {"by_k": {"1": 0.6, "3": 0.8}}}, vote="majority")
+    {'rb2 (sum)': {1: 0.5, 2: 0.7}, 'rb2 (meta)': {1: 0.5, 2: None}, 'llmbar (majority)': {1: 0.6, 3: 0.8}}
+    """
+    curves: dict[str, dict[int, Any]] = {}
+    for spec, m in benches.items():
+        if m.get("by_vote"):
+            for method, by_k in m["by_vote"].items():
+                curves[f"{spec} ({method})"] = {int(k): v for k, v in sorted(by_k.items(), key=lambda kv: int(kv[0]))}
+        elif m.get("by_k"):
+            label = f"{spec} ({vote})" if vote else spec
+            curves[label] = {int(k): v for k, v in sorted(m["by_k"].items(), key=lambda kv: int(kv[0]))}
+    return curves
 
 
 def _confusion(plt, path: Path, title: str, table: dict[str, dict[str, int]]) -> Path:

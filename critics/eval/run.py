@@ -15,7 +15,12 @@ per subset, position bias, accuracy against k) into ``output_dir``, and with ``c
 table to the checkpoint's model card.
 
 ``samples`` k > 1 draws k critiques per request at ``temperature`` and votes (J1 / DeepSeek-GRM
-style test-time scaling); the report gives the headline metric for every j <= k.
+style test-time scaling); the report gives the headline metric for every j <= k and every vote that
+fits (``by_vote``). With ``meta_rm`` (in process) the meta RM scores each sampled judgment as it is
+judged (saved beside it, ``critics.eval.predictions``) and ``meta`` is one of the votes: the
+``meta_keep`` most trusted of the first j samples (default: half, at least 1), summed. A served
+critic votes by its own spec (``critics serve --samples K --vote meta --meta-rm PATH``): evaluate its
+URL and its answers are already voted.
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from critics.eval.benchmarks import BENCHMARKS, Benchmark, Item, parse_bench
-from critics.eval.metrics import majority_vote
 from critics.eval.predictions import check_resume, judge_missing, request_key
+from critics.judging.votes import check_vote, combine, combine_meta, vote_method
 
 logger = logging.getLogger("critics.eval")
 
@@ -52,6 +57,8 @@ HEADLINE = {
     "refine": ("refine_accuracy", "accuracy after refinement"),
     "bestofn": ("filtered", "majority vote over critic-accepted solutions"),
     "vl_rewardbench": ("accuracy", "accuracy"),
+    "rewardbench2": ("overall", "score (mean of the subsets)"),
+    "listwise": ("accuracy", "best-of-N accuracy"),
 }
 
 
@@ -64,6 +71,13 @@ class EvalConfig:
         benches: ``NAME`` or ``NAME:PATH`` per benchmark (``critics.eval.benchmarks``).
         output_dir: where predictions, metrics, the report and plots go.
         samples: critiques per request; more than 1 votes and needs ``temperature`` > 0.
+        vote: how the samples combine (``critics.judging.votes``: ``sum``, ``mean``, ``majority``,
+            ``meta`` with ``meta_rm``; None: each benchmark's task's default); the report also draws
+            the other votes that fit.
+        meta_rm: a meta RM folder (recipe ``meta_rm``; in process only): scores every sampled
+            judgment, and adds the ``meta`` vote.
+        meta_keep: how many of k samples ``meta`` keeps (None: the critic spec's ``meta_keep``, else
+            half of k, at least 1); at j < keep samples all j vote.
         temperature: sampling temperature of a critique (None: the spec's, greedy for critics trained here).
         style, think, max_new_tokens: override the critic's spec (in process only; None: the spec's).
         spec: a spec file or built-in name for a checkpoint that carries none (a released judge).
@@ -83,6 +97,9 @@ class EvalConfig:
     benches: list[str]
     output_dir: str = "outputs/eval"
     samples: int = 1
+    vote: str | None = None
+    meta_rm: str | None = None
+    meta_keep: int | None = None
     temperature: float | None = None
     style: str | None = None
     think: bool | None = None
@@ -108,6 +125,9 @@ class EvalConfig:
             raise ValueError(f"samples must be at least 1, got {self.samples}")
         if self.limit < 0:
             raise ValueError(f"limit must be 0 (all items) or more, got {self.limit}")
+        if self.vote is not None:
+            check_vote(self.vote)
+        self._check_meta()
         if self.samples > 1 and not (self.temperature or 0) > 0:
             raise ValueError("samples > 1 votes over sampled critiques: set temperature > 0 (e.g. 1.0)")
         overrides = [
@@ -126,6 +146,18 @@ class EvalConfig:
     @property
     def remote(self) -> bool:
         return self.target.startswith(("http://", "https://"))
+
+    def _check_meta(self) -> None:
+        if self.remote and (self.vote == "meta" or self.meta_rm):
+            raise ValueError(
+                "a served critic votes by its own spec and meta RM: start it with critics serve CKPT "
+                "--samples K --vote meta --meta-rm PATH and evaluate its URL without --vote meta / --meta-rm "
+                "(its answers are already voted)"
+            )
+        if self.vote == "meta" and not self.meta_rm:
+            raise ValueError("vote meta ranks the samples with a meta RM: give --meta-rm PATH (recipe meta_rm)")
+        if self.meta_keep is not None and not (isinstance(self.meta_keep, int) and 1 <= self.meta_keep <= self.samples):
+            raise ValueError(f"meta_keep must be between 1 and samples ({self.samples}), got {self.meta_keep!r}")
 
 
 class Judge:
@@ -191,28 +223,37 @@ def inline_images(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "images": [url(p) for p in payload["images"]]}
 
 
-def run(config: EvalConfig, judge: Any = None, actor: Any = None) -> dict[str, Any]:
+def run(config: EvalConfig, judge: Any = None, actor: Any = None, meta: Any = None) -> dict[str, Any]:
     """Evaluate on every benchmark; returns ``{bench: metrics}`` and writes the outputs.
 
     A benchmark that cannot be evaluated (no usable rows, files that cannot be read) gets
     ``{"error": ...}`` in place of its metrics, and the others still run. ``judge`` replaces the
     configured critic (any callable with ``Judge``'s interface: the tests' oracle and constant
-    critics); ``actor`` replaces the configured actor of ``refine``.
+    critics); ``actor`` replaces the configured actor of ``refine``; ``meta`` the configured meta RM
+    (anything with ``MetaRM.scores``; ``config.meta_rm`` still names it in the saved settings).
     """
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    judge = judge or Judge(config)
+    if meta is None and config.meta_rm:
+        from critics.judging.meta import MetaRM
+
+        meta = MetaRM.from_pretrained(config.meta_rm, device=config.device)
     results: dict[str, Any] = {}
     try:
-        for spec in config.benches:
-            try:
-                results[spec] = run_bench(spec, judge, config, out, actor)
-            except UnusableBenchmark as exc:
-                logger.error("critics eval: %s: %s", spec, exc)
-                results[spec] = failed_bench(spec, exc, out)
-        critic = critic_spec(judge)
+        judge = judge or Judge(config)
+        try:
+            for spec in config.benches:
+                try:
+                    results[spec] = run_bench(spec, judge, config, out, actor, meta)
+                except UnusableBenchmark as exc:
+                    logger.error("critics eval: %s: %s", spec, exc)
+                    results[spec] = failed_bench(spec, exc, out)
+            critic = critic_spec(judge)
+        finally:
+            judge.close()
     finally:
-        judge.close()
+        if meta is not None and hasattr(meta, "close"):
+            meta.close()
     settings = {k: v for k, v in asdict(config).items() if k not in ("api_key", "progress")}
     summary = {
         "target": config.target,
@@ -230,17 +271,30 @@ def run(config: EvalConfig, judge: Any = None, actor: Any = None) -> dict[str, A
     return results
 
 
-def run_bench(spec: str, judge: Judge, config: EvalConfig, out: Path, actor: Any = None) -> dict[str, Any]:
-    """Load, judge what is not yet saved, vote, score one benchmark."""
+def run_bench(
+    spec: str, judge: Judge, config: EvalConfig, out: Path, actor: Any = None, meta: Any = None
+) -> dict[str, Any]:
+    """Load, judge what is not yet saved (``meta``: and score it with the meta RM), vote, score one benchmark."""
     name, path = parse_bench(spec)
     folder = out / folder_name(name, path)
     folder.mkdir(parents=True, exist_ok=True)
     scalar = judge.scalar if judge.scalar is not None else probe_scalar(judge, name, path, config.seed)
     bench: Benchmark = BENCHMARKS.get(name)(path, config.limit or None, scalar, config.seed)
     items, quarantine = load_items(bench, folder)
+    ranked = meta is not None and not scalar
+    if config.meta_rm and not ranked:
+        logger.warning("critics eval: %s: a scalar critic's scores are not judgments: no meta vote", spec)
+    methods = vote_methods(items, config.vote, meta=ranked)  # the first is the run's; k > 1: a curve each
     check_resume(folder, resume_settings(config, spec), config.limit, items)
-    saved, texts, too_long = judge_missing(
-        items, judge, config.samples, config.batch_size, folder / "predictions.jsonl", spec, config.progress
+    saved, texts, too_long, trust = judge_missing(
+        items,
+        judge,
+        config.samples,
+        config.batch_size,
+        folder / "predictions.jsonl",
+        spec,
+        config.progress,
+        meta if ranked else None,
     )
     keys = [
         [[request_key(item, r, s) for s in range(config.samples)] for r in range(len(item.requests))] for item in items
@@ -248,13 +302,25 @@ def run_bench(spec: str, judge: Judge, config: EvalConfig, out: Path, actor: Any
     failed = sum(k not in saved for item in keys for request in item for k in request)  # retried next run
     invalid = sum(k in saved and saved[k] is None for item in keys for request in item for k in request)
     samples = [[[saved.get(k) for k in request] for request in item] for item in keys]
+    scores = [[[trust.get(k) for k in request] for request in item] for item in keys]
+    keep = meta_keep(config, judge) if "meta" in methods else None
     if bench.needs_actor:
         bench.critiques = [[texts.get(request[0], "") for request in item] for item in keys]
         bench.actor = actor or make_eval_actor(config)
+    ks = range(1, config.samples + 1)
     voted = {
-        j: [[vote(request[:j], scalar) for request in item] for item in samples] for j in range(1, config.samples + 1)
+        (m, j): [
+            [
+                vote(request[:j], scalar, r.payload["task"], m, trust=meta_scores[:j], keep=keep and min(keep, j))
+                for request, meta_scores, r in zip(item_samples, item_scores, item.requests)
+            ]
+            for item_samples, item_scores, item in zip(samples, scores, items)
+        ]
+        for m in methods
+        for j in ks
     }
-    metrics = bench.score(items, voted[config.samples])
+    final = voted[(methods[0], config.samples)]
+    metrics = bench.score(items, final)
     metrics.update(
         name=name,
         path=path,
@@ -266,10 +332,14 @@ def run_bench(spec: str, judge: Judge, config: EvalConfig, out: Path, actor: Any
         invalid_verdicts=invalid,
         too_long=too_long,
         subset_items=dict(Counter(item.subset for item in items)),
-        breakdown=bench.breakdown(items, voted[config.samples]),
-        by_k={j: headline(name, bench.score(items, voted[j]))[0] for j in voted} if config.samples > 1 else {},
+        breakdown=bench.breakdown(items, final),
+        by_vote={m: {j: headline(name, bench.score(items, voted[(m, j)]))[0] for j in ks} for m in methods}
+        if config.samples > 1
+        else {},
         headline=headline(name, metrics),
+        **({"meta_keep": keep or "half of k"} if "meta" in methods else {}),
     )
+    metrics["by_k"] = metrics["by_vote"].get(methods[0], {})  # the run's own vote, as before
     (folder / "metrics.json").write_text(json.dumps(plain(metrics), indent=2, default=_json_default))
     return metrics
 
@@ -323,9 +393,11 @@ def critic_spec(judge: Any) -> dict[str, Any] | None:
 
 def resume_settings(config: EvalConfig, spec: str) -> dict[str, Any]:
     """What saved judgments depend on, besides the sample (``critics.eval.predictions.check_resume``)."""
+    meta = {"meta_rm": config.meta_rm} if config.meta_rm else {}  # saved meta scores are that meta RM's
     return {
         "target": config.target,
         "bench": spec,
+        **meta,
         "samples": config.samples,
         "temperature": config.temperature,
         "style": config.style,
@@ -362,11 +434,50 @@ def make_eval_actor(config: EvalConfig):
     )
 
 
-def vote(values: list[Any], scalar: bool) -> Any:
-    """The voted verdict of a request's samples (a scalar model has one score per request)."""
+def vote(
+    values: list[Any],
+    scalar: bool,
+    task_name: str = "pointwise",
+    method: str | None = None,
+    trust: list[float | None] | None = None,
+    keep: int | None = None,
+) -> Any:
+    """The voted verdict of a request's samples (``critics.judging.votes.combine``; None: the task's
+    default vote; ``meta``: ``combine_meta`` with the samples' meta RM scores ``trust`` and ``keep``);
+    a scalar model has one score per request.
+
+    >>> vote([[9, 2], [2, 9], [8, 3]], False, "listwise", "meta", trust=[0.9, 0.1, 0.7], keep=2)
+    (17, 5)
+    """
     if scalar:
         return values[0]
-    return majority_vote(values)
+    method = vote_method(method, task_name)
+    if method == "meta":
+        return combine_meta(values, trust if trust is not None else [None] * len(values), task_name, keep)
+    return combine(values, method)
+
+
+def meta_keep(config: EvalConfig, judge: Any) -> int | None:
+    """How many samples ``meta`` keeps: ``config.meta_keep``, else the critic spec's (None: half)."""
+    if config.meta_keep is not None:
+        return config.meta_keep
+    return getattr(getattr(judge, "spec", None), "meta_keep", None)
+
+
+def vote_methods(items: list[Item], chosen: str | None = None, meta: bool = False) -> list[str]:
+    """The votes a benchmark is scored by: ``chosen`` (the run's ``--vote``; ``ValueError`` when it cannot
+    combine the benchmark's verdicts) or its task's default first, then the other votes that can
+    combine its verdicts (score lists: sum, mean, majority, and meta when ``meta``, a meta RM
+    scores the samples; boxed verdicts: majority only)."""
+    defaults = {vote_method(None, r.payload["task"]) for item in items for r in item.requests}
+    methods = ["sum", "mean", "majority"] if defaults == {"sum"} else sorted(defaults)
+    if meta and defaults == {"sum"}:
+        methods.append("meta")
+    if chosen is not None:
+        for name in {r.payload["task"] for item in items for r in item.requests}:
+            vote_method(chosen, name)
+        methods = [chosen, *[m for m in methods if m != chosen]]
+    return methods
 
 
 def probe_scalar(judge: Judge, name: str, path: str | None, seed: int = 0) -> bool:

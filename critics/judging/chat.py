@@ -32,13 +32,15 @@ class ChatModel:
     kind = "causal"  # or "scalar": scores, writes nothing
     supports_images = False
     supports_soft = False
+    supports_think_budget = False  # can force a thinking budget mid-generation (``generate(think_budget=)``)
     tokenizer: Any = None
     context_tokens: int | None = None
 
     def generate(
         self, conversations: Sequence[Conversation], *, max_new_tokens: int, temperature: float, n: int = 1
     ) -> list[str]:
-        """``n`` completions per conversation, a conversation's side by side."""
+        """``n`` completions per conversation, a conversation's side by side. Backends that can force a
+        thinking budget (``transformers``) also take ``think_budget`` (``critics.judging.generation``)."""
         raise NotImplementedError
 
     def counter(self):
@@ -89,6 +91,7 @@ class LocalChatModel(ChatModel):
     """A ``LoadedModel`` in this process (a path or hub name is loaded; ``kind`` forces what it is)."""
 
     name = "transformers"
+    supports_think_budget = True
 
     def __init__(
         self,
@@ -108,7 +111,7 @@ class LocalChatModel(ChatModel):
         self.supports_images, self.supports_soft = model.vision, model.kind == "causal"
         self.tokenizer, self.context_tokens = model.tokenizer, model.context_tokens
 
-    def generate(self, conversations, *, max_new_tokens, temperature, n=1):
+    def generate(self, conversations, *, max_new_tokens, temperature, n=1, think_budget=None):
         return generate(
             self.lm,
             list(conversations),
@@ -116,6 +119,7 @@ class LocalChatModel(ChatModel):
             temperature=temperature,
             n=n,
             batch_size=self.batch_size,
+            think_budget=think_budget,
         )
 
     def measure(self, conversation, generation_prompt=True):

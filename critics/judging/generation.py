@@ -13,13 +13,16 @@ evaluation and every recipe:
   (``num_return_sequences``: the prompt is encoded once for its ``n`` samples);
 - on CUDA, a static KV cache (``cache="auto"``): 5,942 -> 22,285 sampled tokens/s at batch 128 for a
   360M model on an H200 (``../shared/STACK.md``); prompts are left-padded to a multiple of 64
-  tokens there so that few shapes are compiled. On a CPU the default dynamic cache is kept.
+  tokens there so that few shapes are compiled. On a CPU the default dynamic cache is kept;
+- with a thinking budget (``think_budget``, J1's and s1's budget forcing): a ``</think>`` written
+  before the budget is replaced by "Wait" and the thinking goes on; at the budget ``</think>`` is
+  forced; the answer after it gets ``max_new_tokens - think_budget`` tokens (``think_within_budget``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,6 +31,9 @@ from critics.models import ModelConfig, load_causal_lm, load_sequence_classifier
 Kind = Literal["causal", "vision", "scalar"]
 Conversation = list[dict[str, Any]]
 PAD_MULTIPLE = 64  # prompt lengths are padded to a multiple of this under a static cache (fewer compiled shapes)
+THINK_END = "</think>"
+WAIT = "Wait"  # what replaces an early ``</think>`` (s1, J1)
+MAX_WAITS = 16  # forced continuations per judgment at most: a model that closes at once cannot loop for ever
 
 
 @dataclass
@@ -130,6 +136,7 @@ def generate(
     batch_size: int = 64,
     progress: bool = False,
     cache: Literal["auto", "dynamic", "static"] = "auto",
+    think_budget: int | None = None,
 ) -> list[str]:
     """Complete chat conversations; returns ``n`` texts per conversation, in order (a conversation's
     samples side by side). The model's training mode is restored afterwards.
@@ -143,11 +150,16 @@ def generate(
         batch_size: conversations per ``generate`` call (their samples ride along).
         progress: show a progress bar over the batches.
         cache: ``static`` KV cache, ``dynamic``, or ``auto`` (static on CUDA).
+        think_budget: thinking tokens (the text before ``</think>``): an earlier ``</think>`` becomes
+            "Wait" and generation goes on, at the budget ``</think>`` is forced (``think_within_budget``);
+            must be below ``max_new_tokens``. None: no budget.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     if lm.kind == "scalar":
         raise ValueError(f"{lm.name or 'this model'} is a scalar model: it scores, it does not generate")
+    if think_budget is not None:
+        return _generate_thinking(lm, conversations, max_new_tokens, temperature, n, batch_size, cache, think_budget)
     from tqdm.auto import tqdm
 
     texts = [lm.prompt_text(c) for c in conversations]
@@ -177,8 +189,96 @@ def generate(
     return [text for texts_of_one in out for text in texts_of_one]
 
 
+Continue = Callable[[list[int], list[str], int, "str | None"], list[str]]
+
+
+def think_within_budget(
+    continue_: Continue,
+    count: Callable[[str], int],
+    items: int,
+    budget: int,
+    answer_tokens: int,
+    max_waits: int = MAX_WAITS,
+) -> list[str]:
+    r"""Budget forcing (s1; J1's test-time scaling) over any text-continuation function.
+
+    ``continue_(indices, partials, max_new_tokens, stop)`` continues item ``indices[j]``'s output
+    ``partials[j]`` by at most ``max_new_tokens`` tokens, stopping after ``stop`` when given. Each item
+    thinks until ``budget`` tokens (``count``): a ``</think>`` written earlier is replaced by "Wait"
+    (at most ``max_waits`` times, then accepted) and the thinking continues, as does one that ended
+    without closing; at the budget ``</think>`` is forced. Then each answer is generated, at most
+    ``answer_tokens`` tokens. Returns each item's whole output.
+
+    A model that closes early is made to go on, then cut at the budget (18 characters here):
+
+    >>> script = iter(["<think>ok</think>", "sure.</think>", "\\boxed{2}"])
+    >>> think_within_budget(lambda ids, texts, k, stop: [next(script)[:k]], len, items=1, budget=18, answer_tokens=9)
+    ['<think>okWaitsure.</think>\\boxed{2}']
+    """
+    if budget < 1:
+        raise ValueError(f"think_budget must be at least 1, got {budget}")
+    partial, waits, thinking = [""] * items, [0] * items, set(range(items))
+    while thinking:
+        for i in [i for i in thinking if count(partial[i]) >= budget]:
+            partial[i] += THINK_END
+            thinking.discard(i)
+        live = sorted(thinking)
+        if not live:
+            break
+        step = min(budget - count(partial[i]) for i in live)
+        for i, text in zip(live, continue_(live, [partial[i] for i in live], step, THINK_END)):
+            closed = THINK_END in text
+            head = partial[i] + (text[: text.index(THINK_END)] if closed else text)
+            stopped = closed or count(text) < step  # closed, or ended (EOS) inside the think block
+            if stopped and count(head) < budget and waits[i] < max_waits:
+                partial[i], waits[i] = head + WAIT, waits[i] + 1
+            elif stopped or count(head) >= budget:
+                partial[i] = head + THINK_END
+                thinking.discard(i)
+            else:
+                partial[i] = head
+    answers = continue_(list(range(items)), partial, answer_tokens, None) if items else []
+    return [p + a for p, a in zip(partial, answers)]
+
+
+def _generate_thinking(
+    lm: LoadedModel, conversations, max_new_tokens: int, temperature: float, n: int, batch_size: int, cache, budget: int
+) -> list[str]:
+    """``generate`` with a thinking budget: each of the ``n`` samples of a conversation is its own
+    item (greedy: one, copied), continued in batches from the prompt plus what it wrote so far."""
+    if budget >= max_new_tokens:
+        raise ValueError(f"think_budget ({budget}) must be below max_new_tokens ({max_new_tokens})")
+    samples = n if temperature > 0 else 1
+    convs = [c for c in conversations for _ in range(samples)]
+    prompts = [lm.prompt_text(c) for c in convs]
+
+    def continue_(ids: list[int], partials: list[str], limit: int, stop: str | None) -> list[str]:
+        out: list[str] = []
+        for start in range(0, len(ids), batch_size):
+            chunk = ids[start : start + batch_size]
+            texts = [prompts[i] + p for i, p in zip(chunk, partials[start : start + batch_size])]
+            out += _generate_batch(lm, [convs[i] for i in chunk], texts, limit, temperature, 1, cache, stop)
+        return out
+
+    was_training = lm.model.training
+    lm.model.eval()
+    try:
+        found = think_within_budget(continue_, lm.count_tokens, len(convs), budget, max_new_tokens - budget)
+    finally:
+        lm.model.train(was_training)
+    per = [found[i * samples : (i + 1) * samples] for i in range(len(conversations))]
+    return [text for texts in per for text in (texts if samples == n else texts * n)]
+
+
 def _generate_batch(
-    lm: LoadedModel, conversations, texts: list[str], max_new_tokens: int, temperature: float, samples: int, cache: str
+    lm: LoadedModel,
+    conversations,
+    texts: list[str],
+    max_new_tokens: int,
+    temperature: float,
+    samples: int,
+    cache: str,
+    stop: str | None = None,
 ) -> list[str]:
     import torch
 
@@ -188,6 +288,8 @@ def _generate_batch(
     options.update({"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False})
     if static:
         options["cache_implementation"] = "static"
+    if stop is not None:
+        options.update(stop_strings=[stop], tokenizer=lm.tokenizer)
     with torch.inference_mode():
         generated = lm.model.generate(**inputs, **options)
     return lm.tokenizer.batch_decode(generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)

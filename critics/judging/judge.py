@@ -9,7 +9,11 @@ r"""A critic meets records: prompt within the budget, generate, read the verdict
 2. the fitted prompts are generated in one call (``spec.max_new_tokens``, ``spec.temperature``);
 3. the verdict is read from the output (``tasks.read_verdict``: the texts the critic was shown, the
    whole and the cut ones, are quoted) and scored (``Task.score``; with ``soft``, the probability
-   of the first choice read at the critic's own last ``\boxed{``).
+   of the first choice read at the critic's own last ``\boxed{``);
+4. with ``spec.samples`` k > 1, step 2 draws k judgments of each prompt in the same one call
+   (``generate(n=k)``: one batch, not k calls) and step 3 reads each, then they are voted
+   (``critics.judging.votes``: ``spec.vote``, or the task's default; ``meta`` ranks them with a
+   meta RM, ``critics.judging.meta``).
 
 Scalar layouts score instead: ``reward`` the conversation of a question and its response,
 ``polar`` and ``internlm_polar`` a response against a reference.
@@ -17,6 +21,7 @@ Scalar layouts score instead: ``reward`` the conversation of a question and its 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,8 +30,9 @@ from typing import Any
 from critics.judging.budget import Fitted, fit_messages, fit_row
 from critics.judging.chat import ChatModel
 from critics.judging.spec import CriticSpec
-from critics.judging.tasks import check_row, quoted_texts, read_verdict, render, task
-from critics.judging.verdicts import Verdict, fail
+from critics.judging.tasks import check_row, quoted_texts, read_scores, read_verdict, render, task
+from critics.judging.verdicts import PointScores, Verdict, fail
+from critics.judging.votes import vote, vote_method
 
 SCALAR = Verdict(value=None, ok=True, reason="scalar score")
 TOO_LONG = "too_long"
@@ -35,12 +41,17 @@ TOO_LONG = "too_long"
 @dataclass(frozen=True)
 class Critique:
     """One judgment: the critic's ``text``, its parsed ``verdict``, the ``score`` (or None) and what
-    the prompt budget did to the item (``ok``, ``truncated`` or ``too_long``)."""
+    the prompt budget did to the item (``ok``, ``truncated`` or ``too_long``). A voted judgment
+    (``spec.samples`` > 1) carries the sampled judgments it combines in ``samples``. ``scores``: the
+    per-response scores the critic wrote beside its verdict, when its task reads them (J1's pairwise
+    scores, ``tasks.read_scores``; None when it wrote none)."""
 
     text: str
     verdict: Verdict
     score: float | None
     prompt: str = "ok"
+    samples: tuple[Critique, ...] = ()
+    scores: PointScores | None = None
 
 
 class CriticBase:
@@ -50,13 +61,28 @@ class CriticBase:
 
     spec: CriticSpec
 
-    def critique(self, items: Sequence[dict[str, Any]], timeout: float | None = None) -> list[Critique]:
-        """One ``Critique`` per item, in order."""
+    def critique(
+        self,
+        items: Sequence[dict[str, Any]],
+        timeout: float | None = None,
+        *,
+        samples: int | None = None,
+        vote: str | None = None,
+    ) -> list[Critique]:
+        """One ``Critique`` per item, in order; ``samples``/``vote`` override the spec's for this call."""
         raise NotImplementedError
 
-    def score(self, items: Sequence[dict[str, Any]], timeout: float | None = None) -> list[float | None]:
+    def score(
+        self,
+        items: Sequence[dict[str, Any]],
+        timeout: float | None = None,
+        *,
+        samples: int | None = None,
+        vote: str | None = None,
+    ) -> list[float | None]:
         """The score of each item (None where the critic gave none)."""
-        return [c.score for c in self.critique(items, timeout)]
+        votes = {k: v for k, v in (("samples", samples), ("vote", vote)) if v is not None}
+        return [c.score for c in self.critique(items, timeout, **votes)]
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -119,12 +145,24 @@ def reward_conversation(row: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def judge(
-    chat_model: ChatModel, rows: Sequence[dict[str, Any]], spec: CriticSpec, *, soft: bool = False
+    chat_model: ChatModel,
+    rows: Sequence[dict[str, Any]],
+    spec: CriticSpec,
+    *,
+    soft: bool = False,
+    meta: Any = None,
 ) -> list[Critique]:
-    """Judge ``rows`` (records with a ``task``) as ``spec`` says; one ``Critique`` per row, in order."""
+    """Judge ``rows`` (records with a ``task``) as ``spec`` says; one ``Critique`` per row, in order.
+    ``meta`` (an object with ``scores(rows, critiques) -> list[float]``, ``critics.judging.meta.MetaRM``)
+    ranks the samples for ``vote: meta``."""
     rows = list(rows)
     for row in rows:
         check_row(row, "default" if spec.layout == "reward" else spec.style)
+    methods = [vote_method(spec.vote, row["task"]) for row in rows] if spec.samples > 1 else []
+    if "meta" in methods and meta is None:
+        raise ValueError("vote 'meta' ranks the samples with a meta RM: give one (critics serve --meta-rm PATH)")
+    if soft and spec.samples > 1:
+        raise ValueError("soft scores read one judgment's probabilities; with samples > 1 the votes score instead")
     if spec.layout in ("polar", "internlm_polar"):
         scores = chat_model.reference_scores(rows, spec.layout, spec.budgets) if rows else []
         return [Critique("", SCALAR, s) for s in scores]
@@ -138,12 +176,50 @@ def judge(
             out[i] = Critique("", SCALAR, s, fitted[i].status)
         return out
     conversations = [conversation(fitted[i].row, spec, chat_model.supports_images) for i in live]
-    texts = chat_model.generate(conversations, max_new_tokens=spec.max_new_tokens, temperature=spec.temperature)
-    for k, i in enumerate(live):
-        verdict = read_verdict(texts[k], _quoting(rows[i], fitted[i].row))
-        out[i] = Critique(texts[k], verdict, task(rows[i]["task"]).score(verdict, rows[i]), fitted[i].status)
+    budget = {"think_budget": spec.think_budget} if spec.think_budget is not None else {}
+    if budget and not chat_model.supports_think_budget:
+        raise ValueError(f"spec.think_budget: the {chat_model.name} backend cannot force a thinking budget")
+    k = spec.samples
+    samples = {"n": k} if k > 1 else {}  # one call: each prompt encoded once, its k samples side by side
+    texts = chat_model.generate(
+        conversations, max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, **budget, **samples
+    )
+    sampled = [_read(texts[j * k : (j + 1) * k], rows[i], fitted[i]) for j, i in enumerate(live)]
+    for j, i in enumerate(live):
+        out[i] = sampled[j][0]
+    if k > 1:
+        out = _voted(rows, live, sampled, methods, spec, meta)
     if soft:
         out = _soft(chat_model, conversations, live, out, rows)
+    return out
+
+
+def _read(texts: list[str], row: dict[str, Any], fitted: Fitted) -> list[Critique]:
+    """One row's judgments: each text's verdict (quoting what was shown) and score."""
+    quoting = _quoting(row, fitted.row)
+    verdicts = [read_verdict(text, quoting) for text in texts]
+    return [
+        Critique(t, v, task(row["task"]).score(v, row), fitted.status, scores=read_scores(t, quoting, v))
+        for t, v in zip(texts, verdicts)
+    ]
+
+
+def _voted(
+    rows: list[dict[str, Any]],
+    live: list[int],
+    sampled: list[list[Critique]],
+    methods: list[str],
+    spec: CriticSpec,
+    meta: Any,
+) -> list[Critique]:
+    """The live rows' samples voted (the meta RM scoring every sample of the ``meta`` rows at once)."""
+    out = [Critique("", fail(TOO_LONG), None, TOO_LONG) for _ in rows]
+    ranked = [j for j, i in enumerate(live) if methods[i] == "meta"]
+    flat = [(rows[live[j]], c) for j in ranked for c in sampled[j]]
+    meta_scores = iter(meta.scores([r for r, _ in flat], [c for _, c in flat]) if flat else [])
+    for j, i in enumerate(live):
+        trust = [next(meta_scores) for _ in sampled[j]] if methods[i] == "meta" else None
+        out[i] = vote(sampled[j], rows[i], methods[i], meta_scores=trust, keep=spec.meta_keep)
     return out
 
 
@@ -178,7 +254,7 @@ def _soft(
     )
     out = list(out)
     for (_, i), (first, second) in zip(picked, logprobs):
-        out[i] = Critique(out[i].text, out[i].verdict, 1.0 / (1.0 + math.exp(second - first)), out[i].prompt)
+        out[i] = dataclasses.replace(out[i], score=1.0 / (1.0 + math.exp(second - first)))
     return out
 
 

@@ -41,7 +41,8 @@ from critics.judging import templates
 from critics.judging.polar import LAYOUTS as SCALAR_LAYOUTS
 from critics.judging.polar import PolarBudgets
 from critics.judging.tasks import GENERATIVE_TASKS, VERDICT_TASKS, task
-from data_pipelines.registry import as_plain
+from critics.judging.votes import VOTES, check_vote
+from data_pipelines.registry import as_plain, did_you_mean
 
 SPEC_FILE = "critic_spec.json"
 LAYOUTS = ("chat", "reward", *SCALAR_LAYOUTS)
@@ -70,6 +71,13 @@ class CriticSpec:
         budgets: the scalar layouts' token budgets per part.
         validator: an adversarial critic's check kind (``code``, ``factual``, ``synthetic_sums``).
         trust_remote_code: the checkpoint ships model code that must run to load it.
+        samples: judgments sampled per item (test-time scaling); more than 1 needs ``temperature`` > 0
+            and votes (``critics.judging.votes``).
+        vote: how samples combine: ``sum``, ``majority``, ``mean`` or ``meta``; None: each task's
+            default (listwise ``sum``, boxed verdicts ``majority``).
+        meta_keep: ``vote: meta``: the samples the meta RM trusts most that vote (None: half, at least 1).
+        think_budget: J1's thinking budget in tokens (``critics.judging.generation``): an earlier
+            ``</think>`` becomes "Wait", at the budget ``</think>`` is forced; below ``max_new_tokens``.
     """
 
     tasks: list[str] = field(default_factory=lambda: list(VERDICT_TASKS))
@@ -85,6 +93,10 @@ class CriticSpec:
     budgets: PolarBudgets | None = None
     validator: str | None = None
     trust_remote_code: bool = False
+    samples: int = 1
+    vote: str | None = None
+    meta_keep: int | None = None
+    think_budget: int | None = None
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -116,10 +128,39 @@ class CriticSpec:
             raise ConfigError(f"spec.max_new_tokens must be at least 1, got {self.max_new_tokens}")
         if self.temperature < 0:
             raise ConfigError(f"spec.temperature must be >= 0, got {self.temperature}")
+        if self.think_budget is not None and not 1 <= self.think_budget < self.max_new_tokens:
+            raise ConfigError(
+                f"spec.think_budget must be at least 1 and below spec.max_new_tokens ({self.max_new_tokens}), "
+                f"got {self.think_budget}"
+            )
         for name in ("context_tokens", "prompt_tokens"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"spec.{name} must be a positive int or null, got {value}")
+        self._check_votes()
+
+    def _check_votes(self) -> None:
+        """``samples``, ``vote`` and ``meta_keep`` (``critics.judging.votes``)."""
+        if not isinstance(self.samples, int) or isinstance(self.samples, bool) or self.samples < 1:
+            raise ConfigError(f"spec.samples must be a positive int, got {self.samples!r}")
+        if self.samples > 1 and self.scalar:
+            raise ConfigError(f"spec.samples: a scalar model ({self.layout}) scores once; it cannot sample")
+        if self.samples > 1 and self.temperature == 0:
+            raise ConfigError(
+                f"spec.temperature is 0 (greedy): {self.samples} samples would be one judgment {self.samples} "
+                "times; set a temperature > 0 (e.g. 1.0) to vote over samples"
+            )
+        if self.vote is not None:
+            if self.vote not in VOTES:
+                raise ConfigError(f"spec.vote: unknown vote '{self.vote}'{did_you_mean(str(self.vote), VOTES)}")
+            for name in self.tasks:
+                try:
+                    check_vote(self.vote, name)
+                except ValueError as error:
+                    raise ConfigError(f"spec.vote: {error} (spec.tasks: {', '.join(self.tasks)})") from None
+        keep = self.meta_keep
+        if keep is not None and (not isinstance(keep, int) or isinstance(keep, bool) or not 1 <= keep <= self.samples):
+            raise ConfigError(f"spec.meta_keep must be between 1 and spec.samples ({self.samples}), got {keep!r}")
 
     @property
     def task(self) -> str:

@@ -11,8 +11,14 @@ item can be judged in the other order. Adding a task is one row here plus its te
 | ``pointwise`` | question, response | ``\boxed{Correct}`` / ``\boxed{Incorrect}`` | 1.0 / 0.0 |
 | ``pairwise`` | question, response_a, response_b | ``\boxed{A}`` / ``\boxed{B}`` | preference for A: 1.0 / 0.0 |
 | ``step`` | question, steps (from 0) | ``\boxed{k}``, ``\boxed{-1}`` if none | share of steps before the first wrong one |
+| ``listwise`` | question, N >= 1 responses | ``\boxed{s1, ..., sN}``, integers 1..10 (DeepSeek-GRM) | first response's (s - 1) / 9 |
 | ``reference`` | question, reference, response | none: a scalar (POLAR) | the model's score |
 | ``adversarial`` | question, output, validator | one check in ``\boxed{}`` (``critics.judging.checks``) | none (a validator decides) |
+
+A pairwise critic may also write a score per response beside its verdict, in J1's tags
+(``<score_A>7</score_A> <score_B>3</score_B>``, integers 0..10): ``read_scores`` reads them when
+present (``Critique.scores``), never requires them, and gives them only when they agree with the
+verdict (its response strictly higher); nothing pays them otherwise.
 
 >>> parse_verdict(r"The arithmetic in step 2 is wrong. \boxed{Incorrect}", "pointwise")
 Verdict(value='incorrect', ok=True, reason='ok')
@@ -28,13 +34,23 @@ Better: A or B?
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from critics.judging import templates
 from critics.judging.checks import parse_check
-from critics.judging.verdicts import Choices, Index, Normalizer, Verdict, fail, parse_boxed
+from critics.judging.verdicts import (
+    Choices,
+    Index,
+    Normalizer,
+    PointScores,
+    ScoreList,
+    TaggedScores,
+    Verdict,
+    fail,
+    parse_boxed,
+)
 from data_pipelines.registry import did_you_mean
 
 Row = dict[str, Any]
@@ -58,6 +74,12 @@ class Task:
         system: whether the default styles open with the critic's system message.
         check: the verdict is an RLAC check (``critics.judging.checks``), of the row's ``validator`` kind.
         verdict_format: what the critic writes, in words (model cards, ``GET /spec``).
+        alone: how ``reward_item`` makes one response the first judged field (None: the text itself).
+        correct_rule: ``(verdict, row) -> bool``, whether a valid verdict is right for a labelled row
+            (None: it equals the label).
+        vote: how k sampled judgments of one item are combined by default (``critics.judging.votes``).
+        scores: the per-response scores the critic may write beside its verdict (J1; ``read_scores``),
+            one name per judged field, named as the verdicts that pick them.
     """
 
     name: str
@@ -73,6 +95,10 @@ class Task:
     system: bool = True
     check: bool = False
     verdict_format: str = "a scalar score"
+    alone: Callable[[str], Any] | None = None
+    correct_rule: Callable[[Verdict, Row], bool] | None = None
+    vote: str = "majority"
+    scores: TaggedScores | None = None
 
     @property
     def generative(self) -> bool:
@@ -87,7 +113,7 @@ class Task:
     def label(self, value: Any) -> Any:
         """The label as the parser returns verdicts (a step label stored as a string becomes an int);
         ``ValueError`` for a label this task never has."""
-        index = isinstance(self.normalize, Index)
+        index = isinstance(self.normalize, (Index, ScoreList))
         if index and isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)  # a mixed-task dataset stores step labels as strings (one Arrow type per column)
         if self.labels is not None and value not in self.labels:
@@ -102,10 +128,26 @@ class Task:
             return None
         if self.choices is not None:
             return 1.0 if verdict.value == self.normalize(self.choices[0]) else 0.0
+        if isinstance(self.normalize, ScoreList):  # the first response's score, in [0, 1]
+            low, high = self.normalize.low, self.normalize.high
+            return (verdict.value[0] - low) / (high - low)
         n = len(row.get("steps") or [])
         if verdict.value == -1:
             return 1.0
         return verdict.value / n if n and 0 <= verdict.value < n else None
+
+    def normalizer(self, row: Row) -> Normalizer | None:
+        """The normaliser for one row's verdicts (a score list knows how many responses it scores)."""
+        for_row = getattr(self.normalize, "for_row", None)
+        return for_row(row) if for_row is not None else self.normalize
+
+    def correct(self, verdict: Verdict, row: Row) -> bool:
+        """Whether a verdict is right for a labelled row (``correct_rule``, else equal to the label)."""
+        if not verdict.ok:
+            return False
+        if self.correct_rule is not None:
+            return self.correct_rule(verdict, row)
+        return verdict.value == self.label(row[self.label_column])
 
     def swap(self, row: Row) -> Row:
         """The same item with its responses in the other order (a task judged in both orders); the
@@ -123,6 +165,60 @@ def _step_in_range(verdict: Verdict, row: Row) -> Verdict:
     if verdict.ok and isinstance(steps, list) and verdict.value >= len(steps):
         return fail("step index out of range")
     return verdict
+
+
+def split_steps(text: str) -> list[str]:
+    """A response's non-empty lines as the steps a step critic judges (the whole text if none).
+
+    >>> split_steps("2+2=4\\n\\nso 4")
+    ['2+2=4', 'so 4']
+    """
+    return [line for line in text.splitlines() if line.strip()] or [text]
+
+
+def _alone(text: str) -> list[str]:
+    return [text]
+
+
+def best_index(scores: Iterable[float]) -> int | None:
+    """The index of the strictly highest score; None on a tie for the top (or no scores).
+
+    >>> best_index([3, 9, 4]), best_index([9, 9, 4]), best_index([])
+    (1, None, None)
+    """
+    scores = list(scores)
+    if not scores:
+        return None
+    top = max(scores)
+    return scores.index(top) if scores.count(top) == 1 else None
+
+
+def listwise_correct(scores: Iterable[float], row: Row, threshold: float = 5.5) -> bool:
+    """Whether a listwise judgment's scores single out the labelled best: THE rule of the GRPO
+    reward, rejective fine-tuning and the meta RM's labels. N >= 2: the strict, unique argmax is
+    ``label`` (or one of ``best`` when the row has it); N = 1: the score is above ``threshold``
+    exactly when ``label`` is 0 (good; -1: bad). A tie for the top is never right.
+
+    >>> row = {"task": "listwise", "responses": ["a", "b", "c"], "label": 1}
+    >>> listwise_correct((2, 8, 5), row), listwise_correct((8, 8, 5), row), listwise_correct((9, 8, 5), row)
+    (True, False, False)
+    >>> listwise_correct((2, 8, 9), {**row, "best": [1, 2]})
+    True
+    >>> listwise_correct((7,), {"responses": ["a"], "label": 0}), listwise_correct((7,), {"responses": ["a"], "label": -1})
+    (True, False)
+    """
+    scores = list(scores)
+    label = TASKS["listwise"].label(row.get("label"))
+    if len(scores) == 1:
+        return (scores[0] > threshold) == (label == 0)
+    best = row.get("best")
+    right = set(best) if isinstance(best, list) and best else {label}
+    return best_index(scores) in right
+
+
+def _listwise_right(verdict: Verdict, row: Row) -> bool:
+    responses = row.get("responses")
+    return isinstance(responses, list) and len(verdict.value) == len(responses) and listwise_correct(verdict.value, row)
 
 
 TASKS: dict[str, Task] = {
@@ -148,6 +244,7 @@ TASKS: dict[str, Task] = {
             choices=("A", "B"),
             swapped=(("response_a", "response_b"),),
             verdict_format="\\boxed{A} or \\boxed{B}",
+            scores=TaggedScores(("A", "B"), low=0, high=10),
         ),
         Task(
             "step",
@@ -157,12 +254,26 @@ TASKS: dict[str, Task] = {
             normalize=Index(),
             lists=("steps",),
             verdict_format="\\boxed{k}: the first wrong step from 0, -1 if none",
+            alone=split_steps,
+        ),
+        Task(
+            "listwise",
+            fields=("question",),
+            judged=("responses",),
+            template=templates.grm_template,
+            normalize=ScoreList(),
+            lists=("responses",),
+            verdict_format="\\boxed{s1, ..., sN}: one integer score from 1 to 10 per response, in order",
+            alone=_alone,
+            correct_rule=_listwise_right,
+            vote="sum",
         ),
         Task(
             "reference",
             fields=("question", "reference", "response"),
             judged=("response", "reference"),
             label_column="same_policy",
+            vote="mean",
         ),
         Task(
             "adversarial",
@@ -188,7 +299,7 @@ def task(name: Any) -> Task:
     >>> task("pointwize")
     Traceback (most recent call last):
     ...
-    KeyError: "unknown task 'pointwize' (did you mean 'pointwise'?); tasks: pointwise, pairwise, step, reference, adversarial"
+    KeyError: "unknown task 'pointwize' (did you mean 'pointwise'?); tasks: pointwise, pairwise, step, listwise, reference, adversarial"
     """
     if name not in TASKS:
         raise KeyError(f"unknown task '{name}'{did_you_mean(str(name), TASKS)}; tasks: {', '.join(TASKS)}")
@@ -278,8 +389,33 @@ def read_verdict(text: str, row: Row, **rules: Any) -> Verdict:
     if spec.check:
         parsed = parse_check(text, row.get("validator", ""), quoted=judged_texts(row), max_chars=rules.get("max_chars"))
         return Verdict(parsed.check, parsed.check is not None, parsed.reason)
-    verdict = parse_verdict(text, spec.name, quoted=quoted_texts(row), **rules)
+    verdict = parse_boxed(text, spec.normalizer(row), quoted=quoted_texts(row), **rules)
     return _step_in_range(verdict, row) if isinstance(spec.normalize, Index) else verdict
+
+
+def read_scores(text: str, row: Row, verdict: Verdict) -> PointScores | None:
+    r"""The per-response scores a critic wrote beside its ``verdict`` of ``row`` (J1), or None: its task
+    has none, the verdict is not valid, or the output holds no score tag. Read by the task's
+    ``scores`` (``verdicts.TaggedScores``: its reasons, copies from the shown texts included); valid
+    scores that do not put the verdict's response strictly first are ``"scores contradict the verdict"``.
+
+    >>> row = {"task": "pairwise", "question": "2+3?", "response_a": "5", "response_b": "6"}
+    >>> read_scores("A adds up. <score_A>9</score_A> <score_B>2</score_B> \boxed{A}", row, Verdict("A", True, "ok"))
+    PointScores(values=(9, 2), ok=True, reason='ok')
+    >>> read_scores("<score_A>9</score_A> <score_B>2</score_B> \boxed{B}", row, Verdict("B", True, "ok")).reason
+    'scores contradict the verdict'
+    """
+    spec = task(row.get("task"))
+    if spec.scores is None or not verdict.ok:
+        return None
+    scores = spec.scores.read(text, quoted_texts(row))
+    if scores is None or not scores.ok:
+        return scores
+    picked = spec.scores.names.index(verdict.value) if verdict.value in spec.scores.names else None
+    values = scores.values
+    if picked is None or any(v >= values[picked] for i, v in enumerate(values) if i != picked):
+        return PointScores(None, False, "scores contradict the verdict")
+    return scores
 
 
 def normalize_verdict(content: str, task_name: str) -> str | int | None:
@@ -295,6 +431,15 @@ def expected_verdict(row: Row) -> Any:
     """The verdict a perfect critic gives for a labelled record (its label, as the parser returns it)."""
     spec = task(row.get("task"))
     return spec.label(row[spec.label_column])
+
+
+def verdict_correct(verdict: Verdict, row: Row) -> bool:
+    """``Task.correct`` for the row's task: whether a verdict is right for a labelled record.
+
+    >>> verdict_correct(Verdict((3, 9), True, "ok"), {"task": "listwise", "responses": ["a", "b"], "label": 1})
+    True
+    """
+    return task(row.get("task")).correct(verdict, row)
 
 
 def verdict_score(verdict: Verdict, row: Row) -> float | None:
@@ -325,18 +470,9 @@ def check_row(row: Row, style: str = "default") -> None:
         raise KeyError(f"a {spec.name} item needs the field(s) {', '.join(missing)}")
 
 
-def split_steps(text: str) -> list[str]:
-    """A response's non-empty lines as the steps a step critic judges (the whole text if none).
-
-    >>> split_steps("2+2=4\\n\\nso 4")
-    ['2+2=4', 'so 4']
-    """
-    return [line for line in text.splitlines() if line.strip()] or [text]
-
-
 def reward_item(task_name: str, question: str, response: str, reference: str | None = None) -> Row:
-    """The record a critic judges when it rewards one response: the response alone (pointwise, or
-    its lines as steps), against ``reference`` as response B (pairwise), or scored against it
+    """The record a critic judges when it rewards one response: the response alone (pointwise, its
+    lines as steps, or a list of one for listwise), against ``reference`` as response B (pairwise), or scored against it
     (reference). ``ValueError`` when the task needs a reference and none is given.
 
     >>> reward_item("pairwise", "q", "mine", "theirs")
@@ -346,7 +482,7 @@ def reward_item(task_name: str, question: str, response: str, reference: str | N
     if spec.check:
         raise ValueError("an adversarial critic proposes checks; it does not reward a response")
     first = spec.judged[0]
-    item = {"task": spec.name, "question": question, first: split_steps(response) if first in spec.lists else response}
+    item = {"task": spec.name, "question": question, first: spec.alone(response) if spec.alone else response}
     if len(spec.judged) > 1:  # the second judged text is what the response is compared with
         if reference is None:
             raise ValueError(f"a {spec.name} critic compares each response with a reference: give one")

@@ -129,6 +129,54 @@ def step_template(row: dict[str, Any], style: str = "default") -> str:
     )
 
 
+MAX_RESPONSES = 16  # one listwise prompt's responses (``data_pipelines.schema.MAX_RESPONSES``)
+GRM_INSTRUCTIONS = (
+    "You are judging {n} to the question below. First write the principles that matter for judging "
+    "them, each with a weight (the weights sum to 100%). Then critique each response against those "
+    "principles, in order. Finally give every response an integer score from 1 (fails the "
+    "principles entirely) to 10 (meets them perfectly), in the order of the responses, "
+    "comma-separated in one box on the last line."
+)
+GRM_FORMAT = (
+    "Use this format:\n"
+    "Principles:\n1. <principle> (Weight: <w>%): <what it asks>\n...\n"
+    "Critiques:\nResponse 1: <critique>\n...\n"
+    "Scores: \\boxed{{{example}}}"
+)
+
+
+def _responses(row: dict[str, Any]) -> list[str]:
+    responses = _field(row, "responses")
+    if not isinstance(responses, list) or not 1 <= len(responses) <= MAX_RESPONSES:
+        count = len(responses) if isinstance(responses, list) else type(responses).__name__
+        raise ValueError(f"a listwise item needs 1 to {MAX_RESPONSES} responses in a list, got {count}")
+    return responses
+
+
+def grm_template(row: dict[str, Any], style: str = "default") -> str:
+    """DeepSeek-GRM's pointwise generative judgment of N >= 1 responses: principles with weights, a
+    critique of each response, then ``Scores: \\boxed{s1, s2, ...}``, one integer in 1..10 per
+    response. ``compact`` lists the numbered responses, then the short question (as ``pairwise``).
+
+    >>> print(grm_template({"question": "2+3?", "responses": ["2+3=5", "2+3=6"]}, "compact"))
+    1: 2+3=5
+    2: 2+3=6
+    Q: 2+3?
+    Scores 1-10?
+    """
+    responses = _responses(row)
+    if style == "compact":
+        listed = "\n".join(f"{i}: {r}" for i, r in enumerate(responses, 1))
+        return f"{listed}\nQ: {short_question(_field(row, 'question'))}\nScores 1-10?"
+    listed = "\n\n".join(f"[Response {i}]\n{r}\n[End of Response {i}]" for i, r in enumerate(responses, 1))
+    n = "one response" if len(responses) == 1 else f"{len(responses)} responses"
+    example = ", ".join(f"s{i}" for i in range(1, len(responses) + 1))
+    return (
+        f"{GRM_INSTRUCTIONS.format(n=n)}\n\n## Question\n{_field(row, 'question')}\n\n## Responses\n{listed}\n\n"
+        + GRM_FORMAT.format(example=example)
+    )
+
+
 CHECK_KINDS = {
     "code": "one test input (the call's arguments) on which the program most likely fails",
     "factual": "the one claim of the answer most likely to be false",

@@ -21,12 +21,17 @@ Rules that close the obvious reward hacks (each failure has its ``reason``):
   critic's own text; a bare box with no context (the whole output) is the critic's own verdict.
 - ``"no verdict"``: no box at all; ``"invalid verdict"``: the last box is not a verdict for the task
   (``\boxed{}``, ``\boxed{Correct or Incorrect}``, ``\boxed{A/B}``, ``\boxed{Сorrect}`` with a
-  Cyrillic ``С``). Earlier boxes that are not verdicts (say a recomputed ``\boxed{42}`` in a pointwise
-  critique) are ignored.
+  Cyrillic ``С``), or the normaliser's own reason (``ScoreList``: ``"wrong score count"``,
+  ``"score out of range"``, ``"non-integer score"``). Earlier boxes that are not verdicts (say a
+  recomputed ``\boxed{42}`` in a pointwise critique) are ignored.
 - ``"conflicting verdicts"``: two boxes with different verdicts. The same verdict twice is allowed.
 - ``"no critique"`` (with ``require_critique``): fewer than ``MIN_CRITIQUE_CHARS`` letters or digits
   outside the boxes (the think block counts as critique).
 - ``"no think block"`` (with ``require_think``).
+
+A pairwise critic's optional per-response scores beside its verdict (J1's ``<score_A>`` tags) are
+read by ``TaggedScores`` with the same copy rule; ``critics.judging.tasks.read_scores`` checks them
+against the verdict.
 
 Lenient where a human reader would be: whitespace inside the box, any letter case, one wrapping
 ``\text{}``/``\textbf{}``/``\mathrm{}``/``\mathbf{}``/``\texttt{}`` or pair of parentheses
@@ -50,6 +55,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 QUOTE_CONTEXT_CHARS = 10  # matching context around a box that marks it as copied from a quoted text
@@ -60,6 +66,9 @@ _BOX_START = re.compile(r"\\boxed\s*\{")
 _WRAPPER = re.compile(r"\\(?:text|textbf|textrm|texttt|mathrm|mathbf|mathtt)\s*\{(.*)\}", re.DOTALL)
 _INDEX = re.compile(r"-1|0|[1-9][0-9]*")  # ASCII digits only, no sign but -1, no leading zeros
 _NATURAL = re.compile(r"0|[1-9][0-9]*")
+_SCORE = re.compile(r"-?(?:0|[1-9][0-9]*)")  # signed, so that -1 is out of range rather than malformed
+_SCORE_TAG = re.compile(r"<score_([A-Za-z])>([^<>]{0,16})</score_\1>")  # J1's score tags, bounded content
+MAX_SCORE_TAGS = 16  # score tags read from one output: a hostile output repeating them costs no more
 
 Normalizer = Callable[[str], Any]  # a box's content -> the canonical value, or None
 
@@ -68,7 +77,7 @@ Normalizer = Callable[[str], Any]  # a box's content -> the canonical value, or 
 class Verdict:
     """A parsed verdict: ``value`` is set only when ``ok``; ``reason`` says why not."""
 
-    value: str | int | None
+    value: str | int | tuple[int, ...] | None
     ok: bool
     reason: str
 
@@ -121,6 +130,115 @@ class Index:
         return int(content) if content.isascii() and pattern.fullmatch(content) else None
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """What a normaliser returns for a box that is not a verdict, when it can say why (``ScoreList``);
+    the last box's reason becomes the verdict's (``None`` from a normaliser: ``"invalid verdict"``)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class ScoreList:
+    r"""A verdict that is one integer score per response, comma-separated (DeepSeek-GRM's
+    ``oxed{7, 3}``): ASCII digits only, no sign, decimals or leading zeros, each in ``low..high``,
+    and, when ``count`` is set (``for_row``: one per response of the row), exactly ``count`` of them.
+    A box that is not one says why (``Rejected``): ``"non-integer score"``, ``"score out of range"``,
+    ``"wrong score count"``. At most ``max_count`` scores are read (a longer list is the wrong count).
+
+    >>> ScoreList(count=2)(" 7, 3 ")
+    (7, 3)
+    >>> [ScoreList(count=2)(c) for c in ["7", "7.5, 3", "0, 3", "٧, 3", "10, 10"]]  # doctest: +NORMALIZE_WHITESPACE
+    [Rejected(reason='wrong score count'), Rejected(reason='non-integer score'),
+     Rejected(reason='score out of range'), Rejected(reason='non-integer score'), (10, 10)]
+    """
+
+    low: int = 1
+    high: int = 10
+    count: int | None = None
+    max_count: int = 16
+
+    def __call__(self, content: str) -> tuple[int, ...] | Rejected | None:
+        content = unwrap(content)
+        if not content:
+            return None  # an empty box: "invalid verdict", as for every task
+        parts = content.split(",", self.max_count)  # a bounded split: a hostile list costs no more
+        if len(parts) > self.max_count or (self.count is not None and len(parts) != self.count):
+            return Rejected("wrong score count")
+        digits = len(str(self.high))
+        scores = []
+        for part in (p.strip() for p in parts):
+            if not (part.isascii() and _SCORE.fullmatch(part)):
+                return Rejected("non-integer score")
+            if len(part.lstrip("-")) > digits:  # int() of a long digit string is costly: out of range anyway
+                return Rejected("score out of range")
+            scores.append(int(part))
+        if any(not self.low <= s <= self.high for s in scores):
+            return Rejected("score out of range")
+        return tuple(scores)
+
+    def for_row(self, row: dict[str, Any]) -> ScoreList:
+        """This normaliser with ``count`` set to the number of the row's ``responses``."""
+        responses = row.get("responses")
+        return ScoreList(self.low, self.high, len(responses), self.max_count) if isinstance(responses, list) else self
+
+
+@dataclass(frozen=True)
+class PointScores:
+    """Per-response scores a critic wrote beside its verdict (J1's pairwise judge with scores): ``values``
+    in the order the responses were shown, set only when ``ok``; ``reason`` says why not."""
+
+    values: tuple[int, ...] | None
+    ok: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class TaggedScores:
+    r"""Per-response scores in J1's tags, ``<score_A>7</score_A> <score_B>3</score_B>``: optional, read
+    after the verdict from the visible text (never the think block), one integer ``low..high`` per
+    name. ``read`` gives None when the output holds no score tag (nothing to read: not an error),
+    else a ``PointScores``: ``"scores inside the quoted text"`` when every tag is a copy of a text the
+    critic was shown (``own_boxes``' rule), ``"malformed scores"`` (a name missing, repeated, unknown,
+    or a non-integer), ``"score out of range"``. Whether they agree with the verdict is the task's
+    rule (``critics.judging.tasks.read_scores``). At most ``MAX_SCORE_TAGS`` tags are read.
+
+    >>> TaggedScores().read("B is right. <score_A>2</score_A> <score_B>9</score_B> \\boxed{B}")
+    PointScores(values=(2, 9), ok=True, reason='ok')
+    >>> [TaggedScores().read(t).reason for t in ["<score_A>2</score_A>", "<score_A>11</score_A><score_B>1</score_B>"]]
+    ['malformed scores', 'score out of range']
+    >>> TaggedScores().read("no scores here \\boxed{A}") is None
+    True
+    """
+
+    names: tuple[str, ...] = ("A", "B")
+    low: int = 0
+    high: int = 10
+
+    def read(self, text: str, quoted: Iterable[str] = ()) -> PointScores | None:
+        """The scores in ``text`` (a critic's whole output), quoting ``quoted`` (the texts it was shown)."""
+        split = split_think(text) if isinstance(text, str) else None
+        if split is None:
+            return None
+        visible = split[1]
+        matches = list(islice(_SCORE_TAG.finditer(visible), MAX_SCORE_TAGS + 1))
+        if not matches:
+            return None
+        own = {box.start for box in own_boxes(visible, [Box(m.start(), m.end(), "") for m in matches], quoted)}
+        tags = [(m.group(1).upper(), m.group(2).strip()) for m in matches if m.start() in own]
+        if not tags:
+            return PointScores(None, False, "scores inside the quoted text")
+        if len(matches) > MAX_SCORE_TAGS or sorted(name for name, _ in tags) != sorted(self.names):
+            return PointScores(None, False, "malformed scores")
+        found = dict(tags)
+        if not all(v.isascii() and _SCORE.fullmatch(v) and len(v) <= 3 for v in found.values()):
+            return PointScores(None, False, "malformed scores")
+        values = tuple(int(found[name]) for name in self.names)
+        if any(not self.low <= v <= self.high for v in values):
+            return PointScores(None, False, "score out of range")
+        return PointScores(values, True, "ok")
+
+
 def parse_boxed(
     text: str,
     normalize: Normalizer,
@@ -160,8 +278,9 @@ def parse_boxed(
     if not own:
         return fail("verdict inside the quoted solution" if boxes else "no verdict")
     values = [normalize(box.content) for box in own]
-    if values[-1] is None:
-        return fail("invalid verdict")
+    if values[-1] is None or isinstance(values[-1], Rejected):
+        return fail(values[-1].reason if values[-1] is not None else "invalid verdict")
+    values = [None if isinstance(value, Rejected) else value for value in values]
     if any(value is not None and value != values[-1] for value in values):
         return fail("conflicting verdicts")
     if require_critique and critique_chars(think, visible, boxes) < MIN_CRITIQUE_CHARS:

@@ -27,7 +27,7 @@ from typing import Any
 
 from critics.judging.judge import Critique, in_both_orders, mean_of_orders
 from critics.judging.tasks import reward_item, task
-from critics.serving.remote import UNREACHABLE, RemoteCritic, is_url, open_critic
+from critics.serving.remote import UNREACHABLE, RemoteCritic, is_url, open_critic, vote_fields
 
 logger = logging.getLogger("critics.rewards")
 Item = dict[str, Any]
@@ -49,7 +49,10 @@ class CriticReward:
         api_key: str | None = None,
         timeout: float = 60.0,
         max_items_per_request: int = 64,
+        samples: int | None = None,
+        vote: str | None = None,
     ):
+        self.votes = vote_fields(samples, vote)  # a bad one fails here, not batch after batch
         self.critic = (
             open_critic(critic_or_url, api_key=api_key, timeout=timeout, max_items=max_items_per_request)
             if is_url(critic_or_url)
@@ -107,7 +110,7 @@ class CriticReward:
 
     def _judge(self, items: list[Item]) -> list[Critique]:
         try:
-            return self.critic.critique(items, timeout=self.timeout)
+            return self.critic.critique(items, timeout=self.timeout, **self.votes)
         except Exception:  # noqa: BLE001 - a full queue or a timeout loses this batch, not the run
             logger.exception("the critic failed on a batch of %d items", len(items))
             return [_lost() for _ in items]
@@ -151,7 +154,7 @@ class AsyncCriticReward(CriticReward):
             return self._finish([], [_lost()] * len(completions), kwargs)
         expanded = self._expand(items)
         if isinstance(self.critic, RemoteCritic):
-            critiques = await self.critic.acritique(expanded)
+            critiques = await self.critic.acritique(expanded, **self.votes)
         else:
             critiques = await asyncio.to_thread(self._judge, expanded)
         return self._finish(items, critiques, kwargs)
@@ -173,7 +176,9 @@ def reward_function(
             ``reference_column``; ``response_format``, what the critic is shown as the response: a
             format string over ``completion``, ``question`` and the dataset's columns (default
             ``"{completion}"``); ``api_key`` (or env ``CRITICS_API_KEY``); ``timeout`` in seconds;
-            ``max_items_per_request``.
+            ``max_items_per_request``; ``samples`` and ``vote``, overriding the critic spec's
+            test-time scaling (k judgments per completion, voted; a ``listwise`` critic rewards a
+            completion by the mean of its k scores).
     """
     return (AsyncCriticReward if asynchronous else CriticReward)(critic_or_url, task=task, **options)
 

@@ -18,6 +18,12 @@ verdicts scored after the critic's own ``\boxed{``), which needs the weights: th
 ``transformers`` backend has it. An output without a valid verdict scores ``None``: callers
 decide what that means, it never silently becomes a zero.
 
+With the spec's ``samples`` k > 1 each item is judged k times in the same generation call and the
+judgments are voted (``spec.vote``; ``critics.judging.votes``); ``critique(items, samples=, vote=)``
+overrides both per call, and ``vote="meta"`` needs a meta RM (``meta_rm=PATH``,
+``critics.judging.meta``). Items with the same settings share batches, so an item's k samples are one
+batch's sequences, never k calls.
+
 Requests from many callers are coalesced by a dynamic batcher; the model runs in its one worker
 thread (tokenizers included: a fast tokenizer used from two threads at once fails).
 """
@@ -30,13 +36,16 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from critics.config import ConfigError
 from critics.judging.budget import fit_messages
 from critics.judging.chat import ChatModel, make_chat_model
 from critics.judging.judge import CriticBase, Critique, judge
 from critics.judging.spec import CriticSpec, find_spec, load_spec
 from critics.judging.tasks import check_row
+from critics.judging.votes import check_vote
 from critics.serving.batcher import DynamicBatcher
 
 logger = logging.getLogger(__name__)
@@ -60,7 +69,10 @@ class Critic(CriticBase):
         chat_model: what runs the model (``Critic.from_pretrained`` builds one by name).
         spec: how the critic is prompted and read; its context is filled from the model's.
         soft: score pointwise and pairwise items by the verdict's probability instead of 1/0.
-        max_batch_size, max_wait_ms, max_queue: the dynamic batcher's limits.
+        max_batch_size, max_wait_ms, max_queue: the dynamic batcher's limits (items; an item with
+            ``samples`` k is k sequences of its batch).
+        meta: the meta RM of ``vote: meta`` (``critics.judging.meta.MetaRM``, or anything with its
+            ``scores(rows, critiques)``); closed with the critic.
         fields: spec fields (``task`` for the default task): the spec's own when ``spec`` is None,
             else overrides of it (each logged once).
     """
@@ -74,6 +86,7 @@ class Critic(CriticBase):
         max_batch_size: int = 64,
         max_wait_ms: float = 5.0,
         max_queue: int = 4096,
+        meta: Any = None,
         **fields: Any,
     ):
         if spec is None:
@@ -93,7 +106,11 @@ class Critic(CriticBase):
                 f"soft scores need the verdict's probability, which the {chat_model.name} backend "
                 "does not expose: use the transformers backend or soft=False"
             )
-        self.backend, self.spec, self.soft = chat_model, spec, soft
+        if spec.vote == "meta" and meta is None:
+            raise ValueError(
+                "spec.vote is 'meta': give the critic a meta RM (meta_rm=PATH; critics serve --meta-rm PATH)"
+            )
+        self.backend, self.spec, self.soft, self.meta = chat_model, spec, soft, meta
         self.batcher = DynamicBatcher(
             self._run_batch,
             max_batch_size=max_batch_size,
@@ -114,6 +131,7 @@ class Critic(CriticBase):
         max_batch_size: int = 64,
         max_wait_ms: float = 5.0,
         max_queue: int = 4096,
+        meta_rm: Any = None,
         **overrides,
     ) -> Critic:
         """Load a critic: a local checkpoint folder, a hub name, or (``openai``) the endpoint's model name.
@@ -125,6 +143,7 @@ class Critic(CriticBase):
             backend_options: ``device``, ``dtype``, ``batch_size`` for transformers; ``base_url``,
                 ``api_key``, ``timeout`` for openai; ``LLM`` arguments for vllm.
             soft, max_batch_size, max_wait_ms, max_queue: ``Critic``'s own settings.
+            meta_rm: a meta RM folder (loaded on the backend's device) or a loaded one, for ``vote: meta``.
             overrides: spec fields to change (``task`` sets the default task), each logged once.
 
         >>> Critic.from_pretrained("x", backend="transformer")
@@ -138,6 +157,10 @@ class Critic(CriticBase):
             options.setdefault("trust_remote_code", True)
         chat_model = make_chat_model(backend, path_or_name, **options)
         resolved = found or load_spec(None, path_or_name, kind=chat_model.kind)
+        if isinstance(meta_rm, (str, Path)):
+            from critics.judging.meta import MetaRM
+
+            meta_rm = MetaRM.from_pretrained(meta_rm, device=options.get("device", "auto"))
         return cls(
             chat_model,
             apply_overrides(resolved, overrides, where=str(path_or_name)),
@@ -145,20 +168,54 @@ class Critic(CriticBase):
             max_batch_size=max_batch_size,
             max_wait_ms=max_wait_ms,
             max_queue=max_queue,
+            meta=meta_rm,
         )
 
     # -- judging -----------------------------------------------------------------------------
 
-    def critique(self, items: Sequence[dict[str, Any]], timeout: float | None = None) -> list[Critique]:
-        """Judge ``items`` (blocking); raises ``QueueFull`` when the batcher is saturated."""
-        futures = self.batcher.submit_many([self.row(i) for i in items], key=("critique",))
+    def critique(
+        self,
+        items: Sequence[dict[str, Any]],
+        timeout: float | None = None,
+        *,
+        samples: int | None = None,
+        vote: str | None = None,
+    ) -> list[Critique]:
+        """Judge ``items`` (blocking); ``samples``/``vote`` override the spec's for this call
+        (``ValueError`` for settings it refuses); raises ``QueueFull`` when the batcher is saturated."""
+        rows = [self.row(i) for i in items]
+        self.spec_for(samples, vote, rows)
+        futures = self.batcher.submit_many(rows, key=("critique", samples, vote))
         return [f.result(timeout) for f in futures]
 
-    async def acritique(self, items: Sequence[dict[str, Any]]) -> list[Critique]:
+    async def acritique(
+        self, items: Sequence[dict[str, Any]], *, samples: int | None = None, vote: str | None = None
+    ) -> list[Critique]:
         """``critique`` for asyncio callers: awaits the batcher without blocking the event loop.
         Cancelling the awaiting task drops the items not yet being judged."""
-        futures = self.batcher.submit_many([self.row(i) for i in items], key=("critique",))
+        rows = [self.row(i) for i in items]
+        self.spec_for(samples, vote, rows)
+        futures = self.batcher.submit_many(rows, key=("critique", samples, vote))
         return await _answers(futures)
+
+    def spec_for(
+        self, samples: int | None = None, vote: str | None = None, rows: Sequence[dict[str, Any]] = ()
+    ) -> CriticSpec:
+        """The spec judged by with per-call ``samples``/``vote`` (None: the spec's); ``ValueError``
+        naming what is refused (a vote that cannot combine one of ``rows``' tasks, ``meta`` without
+        a meta RM, samples at temperature 0)."""
+        if samples is None and vote is None:
+            return self.spec
+        try:
+            spec = dataclasses.replace(self.spec, samples=self.spec.samples if samples is None else samples, vote=None)
+            for task_name in {row["task"] for row in rows} if vote is not None else ():
+                check_vote(vote, task_name)
+        except (ConfigError, ValueError) as error:
+            raise ValueError(str(error)) from None
+        spec.vote = self.spec.vote if vote is None else vote  # checked against these rows' tasks above
+        if spec.vote == "meta" and self.meta is None:
+            raise ValueError("vote 'meta' needs a meta RM: serve the critic with --meta-rm PATH")
+        return spec
 
     async def achat(self, messages: list[dict], *, max_new_tokens: int, temperature: float, n: int = 1) -> ChatResult:
         """Plain generation for one chat conversation (the OpenAI endpoint), through the same batcher;
@@ -173,6 +230,8 @@ class Critic(CriticBase):
         self.batcher.close(drain=True, timeout=timeout)
         if self.batcher.stopped:
             self.backend.close()
+            if self.meta is not None and hasattr(self.meta, "close"):
+                self.meta.close()
         else:  # a batch still runs in the worker thread: closing its backend under it could crash or hang
             logger.warning("the critic's worker is still running a batch; its backend is left to the process exit")
 
@@ -199,7 +258,7 @@ class Critic(CriticBase):
     def _run_batch(self, key: tuple, items: list[Any]) -> list[Any]:
         if key[0] == "chat":
             return [self._chat(messages, *key[1:]) for messages in items]
-        return judge(self.backend, items, self.spec, soft=self.soft)
+        return judge(self.backend, items, self.spec_for(key[1], key[2], items), soft=self.soft, meta=self.meta)
 
     def _chat(self, messages: list[dict], max_new_tokens: int, temperature: float, n: int) -> ChatResult:
         spec = dataclasses.replace(self.spec, max_new_tokens=max_new_tokens)

@@ -4,7 +4,12 @@
   -> ``{"rewards", "scores", "extra_logs": {"critic_valid"}}``; queries are split by ``critics.serving.queries``.
 - ``POST /v1/chat/completions``, ``GET /v1/models``: OpenAI chat (the ``openai`` client, verl's
   generative reward loop), ``n`` samples per request, no streaming (``critics.serving.openai_chat``).
-- ``POST /score``: native, ``{"task": ..., "items": [...]}`` -> a score, verdict, reason and critique per item.
+- ``POST /score``: native, ``{"task": ..., "items": [...]}`` -> a score, verdict, reason and critique per item;
+  optional ``"samples": k`` and ``"vote"`` override the spec's test-time scaling for the request (k
+  judgments per item in one batch, voted: ``critics.judging.votes``; each result then carries its
+  ``samples``), k at most ``max_samples`` (413 beyond it; 422 for a vote the items' task cannot take);
+  a pairwise result whose critique writes J1's per-response scores carries ``scores`` (``values``,
+  ``ok``, ``reason``: ``critics.judging.tasks.read_scores``).
 - ``GET /spec``: the critic's spec (``critics.judging.spec``): how it is prompted and read; the
   ``/v1/models`` entry carries it too, so clients (``RemoteCritic``, verl's adapters) need no flags.
 - ``GET /health``: ``{"status": "ok"}``, or 503 ``"draining"`` once shutdown began (needs no API key).
@@ -94,6 +99,8 @@ class ServerSettings:
         served_model_name: the model name ``/v1/models`` lists; a chat request naming another gets 404.
         max_body_bytes: larger request bodies get 413.
         max_items_per_request: more queries, items or ``n`` in one request get 413.
+        max_samples: the most judgments sampled per item (the spec's ``samples`` and a ``/score``
+            request's); a request asking more gets 413.
         max_new_tokens_limit: a chat request's ``max_tokens`` is capped here (None: the spec's
             ``max_new_tokens``).
         invalid_reward: the ``/get_reward`` reward of an item without a valid verdict.
@@ -109,6 +116,7 @@ class ServerSettings:
     served_model_name: str = "critic"
     max_body_bytes: int = 8 * 1024 * 1024
     max_items_per_request: int = 1024
+    max_samples: int = 16
     max_new_tokens_limit: int | None = None
     invalid_reward: float = 0.0
     retry_after_s: int = 1
@@ -117,7 +125,7 @@ class ServerSettings:
     access_log: bool = False
 
     def __post_init__(self):
-        for name in ("max_body_bytes", "max_items_per_request", "retry_after_s"):
+        for name in ("max_body_bytes", "max_items_per_request", "retry_after_s", "max_samples"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"'{name}' must be a positive integer, got {value!r}")
@@ -173,6 +181,8 @@ class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     task: str | None = None
     items: list[Any]
+    samples: int | None = None
+    vote: str | None = None
 
 
 # -- the app ---------------------------------------------------------------------------------
@@ -184,6 +194,11 @@ def create_app(critic: Critic, settings: ServerSettings) -> FastAPI:
         raise ConfigError(
             f"'max_items_per_request' ({settings.max_items_per_request}) exceeds the batcher's "
             f"max_queue ({critic.batcher.max_queue}): such a request could never be queued"
+        )
+    if critic.spec.samples > settings.max_samples:
+        raise ConfigError(
+            f"the critic samples {critic.spec.samples} judgments per item (spec.samples), over the "
+            f"server's 'max_samples' ({settings.max_samples}): raise --max-samples or lower --samples"
         )
     app = FastAPI(title="critics", lifespan=_lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.critic, app.state.settings, app.state.draining = critic, settings, False
@@ -345,9 +360,20 @@ async def score(request: Request) -> JSONResponse:
     task = body.task or critic.task
     if task not in critic.tasks:
         raise ApiError(422, f"task must be one of {', '.join(critic.tasks)}, got {task!r}")
-    _check_count(len(body.items), request.app.state.settings, "items")
+    settings: ServerSettings = request.app.state.settings
+    _check_count(len(body.items), settings, "items")
+    if body.samples is not None and not 1 <= body.samples <= settings.max_samples:
+        status = 413 if body.samples > settings.max_samples else 422
+        raise ApiError(
+            status, f"samples must be from 1 to this server's max_samples ({settings.max_samples}), got {body.samples}"
+        )
     rows = [check_item(i, item, task, critic) for i, item in enumerate(body.items)]
-    return JSONResponse({"results": [_result(c) for c in await judge(request, rows)]})
+    try:
+        critic.spec_for(body.samples, body.vote, rows)
+    except ValueError as error:
+        raise ApiError(422, str(error)) from None
+    critiques = await judge(request, rows, samples=body.samples, vote=body.vote)
+    return JSONResponse({"results": [_result(c) for c in critiques]})
 
 
 async def chat_completions(request: Request) -> JSONResponse:
@@ -450,10 +476,11 @@ async def metrics(request: Request) -> PlainTextResponse:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-async def judge(request: Request, items: list[dict[str, Any]]) -> list[Critique]:
-    """The critic's judgments of ``items``, counted; a full queue or a closed batcher is a 503."""
+async def judge(request: Request, items: list[dict[str, Any]], **votes: Any) -> list[Critique]:
+    """The critic's judgments of ``items`` (``samples``/``vote``: per request), counted; a full queue or
+    a closed batcher is a 503."""
     try:
-        critiques = await unless_gone(request, request.app.state.critic.acritique(items))
+        critiques = await unless_gone(request, request.app.state.critic.acritique(items, **votes))
     except (QueueFull, BatcherClosed) as error:
         raise _unavailable(error, request.app.state.settings) from None
     invalid = sum(_finite(c.score) is None for c in critiques)
@@ -512,7 +539,7 @@ def _finite(value: float | None) -> float | None:
 def _result(critique: Critique) -> dict[str, Any]:
     value = _finite(critique.score)
     reason = critique.verdict.reason if critique.score is None or value is not None else "non-finite score"
-    return {
+    result = {
         "score": value,
         "verdict": critique.verdict.value,
         "valid": value is not None,
@@ -521,3 +548,12 @@ def _result(critique: Critique) -> dict[str, Any]:
         "prompt": critique.prompt,
         "critique": critique.text,
     }
+    if critique.scores is not None:  # per-response scores beside the verdict (J1), or why they do not count
+        result["scores"] = {
+            "values": list(critique.scores.values) if critique.scores.values is not None else None,
+            "ok": critique.scores.ok,
+            "reason": critique.scores.reason,
+        }
+    if critique.samples:  # a voted judgment: what each sample said
+        result["samples"] = [_result(sample) for sample in critique.samples]
+    return result

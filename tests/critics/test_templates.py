@@ -50,7 +50,8 @@ def _mixed_dataset() -> Dataset:
 
 
 def test_every_verdict_task_has_a_template() -> None:
-    assert set(VERDICT_TASKS) == {"pairwise", "pointwise", "step"} and set(VERDICT_TASKS) <= set(GENERATIVE_TASKS)
+    assert set(VERDICT_TASKS) == {"pairwise", "pointwise", "step", "listwise"}
+    assert set(VERDICT_TASKS) <= set(GENERATIVE_TASKS)
     assert [t for t in TASKS if TASKS[t].template is None] == ["reference"]  # scored by a scalar layout
 
 

@@ -1,4 +1,4 @@
-"""What every benchmark metric shares: id alignment, majority voting, input checks and means.
+"""What every benchmark metric shares: id alignment, majority voting (``critics.judging.votes``), input checks and means.
 
 ``None`` stands for an invalid or missing output; inputs of different lengths and unknown values
 raise ``ValueError``; an empty group's mean is ``nan``, not a made-up 0.
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, TypeVar
+
+from critics.judging.votes import majority_vote  # noqa: F401 - voting's one home, re-exported for the metrics
 
 T = TypeVar("T")
 
@@ -37,22 +38,6 @@ def align_by_id(predictions: Mapping[Hashable, T], ids: Sequence[Hashable]) -> l
     if unknown:
         raise ValueError(f"{len(unknown)} predictions have ids not in the dataset, e.g. {unknown[:3]!r}")
     return [predictions.get(key) for key in ids]
-
-
-def majority_vote(verdicts: Sequence[T | None]) -> T | None:
-    """The most common valid verdict among k sampled critiques (``--samples k``).
-
-    Invalid samples (``None``) are dropped before voting. If two verdicts tie, the one that
-    appears first wins, as ``Counter.most_common(1)`` does in QwenLM/ProcessBench
-    ``code/run_eval.py --use_voting``. If every sample is invalid, the vote is ``None``.
-
-    >>> majority_vote(["B", None, "A", "A", "B"])
-    'B'
-    >>> majority_vote([None, None]) is None
-    True
-    """
-    counts = Counter(v for v in verdicts if v is not None)
-    return max(counts, key=counts.__getitem__) if counts else None  # max keeps the first of equals
 
 
 def check_lengths(**columns: Sequence[Any] | None) -> int:

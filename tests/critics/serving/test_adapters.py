@@ -119,6 +119,7 @@ def test_grpo_trainer_runs_with_a_critic_reward(tmp_path):
 def test_policy_grpo_recipe_trains_against_an_in_process_critic(tmp_path):
     from critics.models import ModelConfig
     from critics.recipes import policy_grpo
+    from critics.recipes.audit import AuditSettings
     from critics.recipes.common import RunSettings
     from critics.recipes.critic_rl import GRPOSettings
     from critics.rewards.answer import AnswerReward
@@ -135,10 +136,12 @@ def test_policy_grpo_recipe_trains_against_an_in_process_critic(tmp_path):
         critic=policy_grpo.CriticRewardSettings(checkpoint=str(judge), style="compact", max_new_tokens=8),
         rewards=[AnswerReward(verifier="exact")],
         eval=policy_grpo.PolicyEvalSettings(max_new_tokens=8, verifier="exact"),
+        audit=AuditSettings(enabled=False),  # its probes would call the critic too
     )
     result = policy_grpo.run(config, progress=False)
     metrics = result["metrics"]
     assert metrics["before"]["n"] == 8 and "after GRPO" in metrics
+    # 2 steps x 8 completions, each judged once by the (untrained) critic
     assert metrics["critic"]["invalid_verdicts"] + metrics["critic"]["failed_items"] == 16
     assert (tmp_path / "out" / "final" / "README.md").is_file()
 
