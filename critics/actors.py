@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from critics.judging.chat import ChatModel, LocalChatModel, OpenAIChatModel
+from critics.judging.chat import ChatModel, LocalChatModel, OpenAIChatModel, VLLMChatModel
 from critics.judging.generation import LoadedModel
 
 ActorStyle = Literal["default", "compact"]
@@ -162,8 +162,9 @@ class ActorSettings:
     """Which actor a recipe or ``critics data sample`` uses.
 
     Args:
-        kind: ``transformers`` (``model`` is a checkpoint or hub name), ``openai`` (``model`` is the
-            served name at ``base_url``) or ``self`` (the critic itself: self-refinement).
+        kind: ``transformers`` (``model`` is a checkpoint or hub name), ``vllm`` (the same, on vLLM's
+            offline engine: the GPU extra), ``openai`` (``model`` is the served name at ``base_url``)
+            or ``self`` (the critic itself: self-refinement).
         style: the actor's prompts (``default`` or ``compact``); empty: ``default``, or for ``kind:
             self`` the critic spec's (``compact`` for a compact critic).
         temperature: sampling temperature of solutions.
@@ -173,7 +174,7 @@ class ActorSettings:
         device: where an in-process actor runs (``auto``: CUDA when available).
     """
 
-    kind: Literal["transformers", "openai", "self"] = "transformers"
+    kind: Literal["transformers", "vllm", "openai", "self"] = "transformers"
     model: str = ""
     base_url: str = ""
     api_key: str = ""
@@ -187,7 +188,7 @@ class ActorSettings:
     def __post_init__(self) -> None:
         if self.kind == "openai" and not (self.model and self.base_url):
             raise ValueError("actor.kind 'openai' needs actor.model (the served name) and actor.base_url")
-        if self.kind == "transformers" and not self.model:
+        if self.kind in ("transformers", "vllm") and not self.model:
             raise ValueError(
                 "actor.model is empty: give the actor's checkpoint (or kind: self to refine with the critic)"
             )
@@ -212,5 +213,7 @@ def make_actor(settings: ActorSettings, critic: LoadedModel | None = None, spec:
         if critic is None:
             raise ValueError("actor.kind 'self' refines with the critic: pass its loaded model")
         return ChatActor(LocalChatModel(critic, batch_size=settings.batch_size), owns=False, **options)
+    if settings.kind == "vllm":
+        return ChatActor(VLLMChatModel(settings.model), **options)
     chat = LocalChatModel(settings.model, device=settings.device, batch_size=settings.batch_size)
     return ChatActor(chat, **options)

@@ -25,6 +25,7 @@ from transformers import TrainerCallback
 
 from critics.judging.records import load_records
 from critics.judging.spec import CriticSpec
+from critics.recipes import distributed
 from data_pipelines.files import check_writable, recover_all, replace_folder, staging_path, writing
 from data_pipelines.registry import as_plain
 
@@ -71,6 +72,9 @@ class RunSettings:
     report_to: Literal["none", "tensorboard", "trackio", "wandb"] = "none"
     activation_checkpointing: bool = False
     seed: int = 0
+    # several processes: seconds a rank waits in a collective (a barrier, a gradient all-reduce)
+    # before it fails and the launcher ends the run (transformers' default, 30 minutes)
+    ddp_timeout: int = 1800
 
     def trainer_args(self) -> dict[str, Any]:
         """These settings as keyword arguments of a TRL config."""
@@ -151,10 +155,12 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
 
 def open_output_dir(output_dir: str | Path) -> Path:
     """Check that ``output_dir`` can be written (``OutputError`` if not) and finish any folder swap a
-    crash interrupted in it; every recipe calls this before it loads anything."""
-    folder = check_writable(output_dir, "run.output_dir")
-    recover_all(folder)
-    return folder
+    crash interrupted in it; every recipe calls this before it loads anything. With several
+    processes the main one does it while the others wait."""
+    with distributed.main_first() as main:
+        if main:
+            recover_all(check_writable(output_dir, "run.output_dir"))
+    return Path(output_dir)
 
 
 def resume_point(output_dir: str | Path, resume: bool) -> str | None:
@@ -195,9 +201,15 @@ class LoadedData:
 
 
 def load_data(settings: DataSettings, seed: int) -> LoadedData:
-    """Load (or build) the records, filter by task, and split off the held-out set."""
+    """Load (or build) the records, filter by task, and split off the held-out set. With several
+    processes the main one builds (and fills the caches) first; the others then read the same rows."""
     if not settings.train:
         raise ValueError("data.train is empty: give a built dataset, a data config or a JSONL file")
+    with distributed.main_first():
+        return _load_data(settings, seed)
+
+
+def _load_data(settings: DataSettings, seed: int) -> LoadedData:
     cards: dict[str, str] = {}
     train = _filter(load_records(settings.train, cards), settings.task)
     if settings.eval:
@@ -395,12 +407,15 @@ def train_and_finish(
         return result
 
     if checkpoint is None and evaluate_before:
-        metrics["before"] = held_out()
+        metrics["before"] = distributed.on_main(trainer, held_out)
     show_progress(trainer, progress)
     trainer.train(resume_from_checkpoint=checkpoint)
-    metrics[f"after {stage}"] = held_out()
+    metrics[f"after {stage}"] = distributed.on_main(trainer, held_out)
     metrics["held_out_overlap"] = data.overlap
     final = save_final(trainer, config.run.output_dir)
+    result = {"final": str(final), "metrics": metrics}
+    if not trainer.args.should_save:  # the main process writes the run files and the card
+        return result
     accuracy = {k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v}
     with writing(config.run.output_dir, "run.output_dir"):
         write_run_files(final, config, metrics, trainer.state.log_history)
@@ -422,4 +437,4 @@ def train_and_finish(
             extra_limitations=extra_limitations,
             overlap=data.overlap,
         )
-    return {"final": str(final), "metrics": metrics}
+    return result

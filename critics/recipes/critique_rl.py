@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from critics.actors import ActorSettings
-from critics.models import ModelConfig
-from critics.recipes import critic_rl
+from critics.models import ModelConfig, precision_args
+from critics.recipes import critic_rl, distributed
 from critics.recipes.common import DataSettings, EvalSettings, RunSettings, TemplateSettings, train_and_finish
 from critics.recipes.staged import (
     attach_actor,
@@ -134,6 +134,7 @@ def build_stage_two(config: CritiqueRLConfig, stage_one_model: str):
 
 def run(config: CritiqueRLConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Stage I then stage II (each resumable), with held-out discrimination and refinement figures."""
+    distributed.start(precision_args(config.model)["use_cpu"], config.run.ddp_timeout)
     out = Path(config.run.output_dir)
     one_done, one_checkpoint = stage_plan(out / "stage1", resume)
     two_done, two_checkpoint = stage_plan(out / "stage2", resume and one_done)

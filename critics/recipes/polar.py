@@ -28,6 +28,7 @@ from critics.judging.polar import PolarBudgets, PolarEncoder, add_polar_tokens, 
 from critics.judging.records import load_records
 from critics.judging.spec import SPEC_FILE, CriticSpec
 from critics.models import ModelConfig, lora_config, precision_args
+from critics.recipes import distributed
 from critics.recipes.common import (
     AtomicCheckpoints,
     RunSettings,
@@ -203,14 +204,18 @@ def run_stage(
     from critics.cards import write_model_card
 
     set_threads_for_cpu(precision_args(config.model)["use_cpu"])
-    train, held, cards = stage_data(config, stage, config.run.seed)
+    with distributed.main_first():  # the main process builds the data and fills the caches first
+        train, held, cards = stage_data(config, stage, config.run.seed)
     trainer = build_stage(config, stage, model_path, train)
 
-    def held_out():
-        return (
-            pair_accuracy(trainer.model, trainer.processing_class, held, stage, config.budgets, config.eval_batch_size)
-            if len(held)
-            else None
+    def held_out():  # once, on the main process
+        if not len(held):
+            return None
+        return distributed.on_main(
+            trainer,
+            lambda: pair_accuracy(
+                trainer.model, trainer.processing_class, held, stage, config.budgets, config.eval_batch_size
+            ),
         )
 
     label = "policy discrimination" if stage == "pretrain" else "preference with references"
@@ -221,6 +226,8 @@ def run_stage(
     metrics[f"{label}: after {stage}"] = held_out()
     overlap = held_out_overlap(train, held)  # reported in the card
     final = save_final(trainer, Path(config.run.output_dir) / stage)
+    if not trainer.args.should_save:  # the main process writes the run files and the card
+        return final
     with writing(final.parent, "run.output_dir"):
         write_run_files(final, config, metrics, trainer.state.log_history)
         write_recipe_config(final, "polar", config)  # over the stage's config: what ``critics train`` reads
@@ -248,6 +255,7 @@ def run_stage(
 
 def run(config: PolarConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Pre-train then fine-tune (each enabled stage, each resumable); returns the final checkpoint and metrics."""
+    distributed.start(precision_args(config.model)["use_cpu"], config.run.ddp_timeout)
     out = Path(config.run.output_dir)
     start, metrics, final = config.model.name_or_path, {}, None
     stages = [s for s in ("pretrain", "finetune") if getattr(config, s).enabled]

@@ -187,7 +187,7 @@ def _trainer(side: RLACSide, config: RLACConfig, name: str, reward, dataset, mod
         seed=config.seed,
         disable_tqdm=True,
         **precision_args(side.model),
-        **dataclasses.asdict(side.grpo),
+        **side.grpo.trl_args(),
     )
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=side.learning_rate)
     schedule = get_scheduler(

@@ -21,8 +21,9 @@ from critics.judging.chat import LocalChatModel, make_chat_model
 from critics.judging.generation import load_model
 from critics.judging.judge import conversation, fitted_prompt
 from critics.judging.spec import CriticSpec
-from critics.judging.tasks import expected_verdict, read_verdict, render
+from critics.judging.tasks import read_verdict, render, verdict_correct
 from critics.models import ModelConfig, lora_config, precision_args
+from critics.recipes import distributed
 from critics.recipes.common import (
     AtomicCheckpoints,
     BudgetLog,
@@ -137,7 +138,7 @@ def filter_critiques(
         stats["prompt cut"] += status == "truncated"
         for text in texts:
             verdict = read_verdict(text, row)
-            reason = "wrong verdict" if verdict.ok and verdict.value != expected_verdict(row) else verdict.reason
+            reason = "wrong verdict" if verdict.ok and not verdict_correct(verdict, row) else verdict.reason
             if reason == "ok" and taken < keep_per_row:
                 kept.append(
                     {
@@ -228,13 +229,16 @@ def build(config: SFTRecipeConfig):
     tasks = record_tasks(data.train, config.data.task)
     spec = critic_spec(config.template, tasks, config.max_new_tokens or 512, lm)
     chat = LocalChatModel(lm)
-    rows, stats = filter_critiques(
-        list(data.train),
-        collect_critiques(config, data.train),
-        config.template,
-        config.critiques.keep_per_row,
-        images=lm.vision,
-        prompt=lambda row: fitted_prompt(chat, row, spec, lm.vision),
+    # once, on the main process (a teacher samples there only), the kept rows then sent to every rank
+    rows, stats = distributed.from_main(
+        lambda: filter_critiques(
+            list(data.train),
+            collect_critiques(config, data.train),
+            config.template,
+            config.critiques.keep_per_row,
+            images=lm.vision,
+            prompt=lambda row: fitted_prompt(chat, row, spec, lm.vision),
+        )
     )
     if not rows:
         raise ValueError(f"no critique matched its label ({stats}): nothing to train on")
@@ -262,6 +266,7 @@ def build(config: SFTRecipeConfig):
 
 def run(config: SFTRecipeConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Filter, train, evaluate before and after, and write the final checkpoint with its card."""
+    distributed.start(precision_args(config.model)["use_cpu"], config.run.ddp_timeout)
     checkpoint = resume_point(config.run.output_dir, resume)
     trainer, data, stats = build(config)
     return train_and_finish(

@@ -17,6 +17,7 @@ from typing import Any
 
 from critics.actors import ActorSettings, make_actor
 from critics.judging.spec import SPEC_FILE
+from critics.recipes import distributed
 from critics.recipes.common import RunSettings, latest_checkpoint, loaded, open_output_dir, resume_point
 from data_pipelines.files import staged_folder, writing
 
@@ -61,17 +62,22 @@ def next_stage_model(stage_dir: Path, lora: bool, task_type: str = "CAUSAL_LM") 
     if not lora:
         return str(final)
     merged = stage_dir / "merged"
-    if not (merged / "config.json").is_file():
-        import peft
-        from transformers import AutoTokenizer
-
-        auto = {"CAUSAL_LM": peft.AutoPeftModelForCausalLM, "SEQ_CLS": peft.AutoPeftModelForSequenceClassification}
-        with writing(stage_dir, "run.output_dir"), staged_folder(merged) as staging:
-            auto[task_type].from_pretrained(str(final)).merge_and_unload().save_pretrained(str(staging))
-            AutoTokenizer.from_pretrained(str(final)).save_pretrained(str(staging))
-            if (final / SPEC_FILE).is_file():
-                shutil.copy(final / SPEC_FILE, staging / SPEC_FILE)
+    with distributed.main_first():  # the main process merges; the others then find it merged
+        if not (merged / "config.json").is_file():
+            _merge(final, merged, stage_dir, task_type)
     return str(merged)
+
+
+def _merge(final: Path, merged: Path, stage_dir: Path, task_type: str) -> None:
+    import peft
+    from transformers import AutoTokenizer
+
+    auto = {"CAUSAL_LM": peft.AutoPeftModelForCausalLM, "SEQ_CLS": peft.AutoPeftModelForSequenceClassification}
+    with writing(stage_dir, "run.output_dir"), staged_folder(merged) as staging:
+        auto[task_type].from_pretrained(str(final)).merge_and_unload().save_pretrained(str(staging))
+        AutoTokenizer.from_pretrained(str(final)).save_pretrained(str(staging))
+        if (final / SPEC_FILE).is_file():
+            shutil.copy(final / SPEC_FILE, staging / SPEC_FILE)
 
 
 def check_refine_columns(dataset: Any, where: str) -> None:
@@ -136,6 +142,8 @@ def write_recipe_config(final: Path, recipe: str, config: Any) -> None:
 
     from data_pipelines.registry import as_plain
 
+    if not distributed.is_main_process():
+        return
     with writing(final.parent, "run.output_dir"):
         (final / "critics_config.yaml").write_text(
             yaml.safe_dump({"recipe": recipe, **as_plain(config)}, sort_keys=False)
