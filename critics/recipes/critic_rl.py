@@ -9,6 +9,13 @@ coefficient 0.01, reward 0.9 accuracy + 0.1 format, think-then-box prompt); the 
 A vision-language checkpoint (its config has ``vision_config``) is loaded with its processor;
 records with ``images`` (paths) then show the critic one image per path before the prompt text,
 as in LLaVA-Critic-R1. ``model.freeze_vision`` keeps the vision tower's weights fixed.
+
+J1 (arXiv 2505.10320): ``both_orders: true`` puts every pairwise record into the training set in
+both orders (responses swapped, label flipped) and samples the two orders of a pair into the same
+generation batch (``PairedRepeatSampler``), so that ``PairwiseReward(position_consistency=True)``
+pays a verdict only when it is right in both orders. Held-out evaluation of pairwise records then
+also reports the position bias: the share of valid verdicts that pick A, over both orders (0.5 is
+unbiased), and the share of pairs judged right in both orders.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from typing import Any, Literal
 
 from critics.judging.chat import LocalChatModel
 from critics.judging.generation import load_model
-from critics.judging.judge import prompt_dataset
+from critics.judging.judge import in_both_orders, judge, prompt_dataset
+from critics.judging.tasks import task
 from critics.models import ModelConfig, lora_config, precision_args
+from critics.recipes import distributed
 from critics.recipes.common import (
     AtomicCheckpoints,
     BudgetLog,
@@ -30,6 +39,7 @@ from critics.recipes.common import (
     TemplateSettings,
     critic_spec,
     load_data,
+    loaded,
     record_tasks,
     resume_point,
     set_threads_for_cpu,
@@ -41,7 +51,12 @@ from critics.rewards.verdict import VerdictReward
 
 @dataclass
 class GRPOSettings:
-    """GRPO knobs (TRL's names). Defaults: LLaVA-Critic-R1."""
+    """GRPO knobs (TRL's names, passed to ``trl.GRPOConfig`` unchanged). Defaults: LLaVA-Critic-R1.
+
+    ``use_vllm`` generates with vLLM (a GPU extra): ``vllm_mode: colocate`` runs it inside each
+    training process (``vllm_gpu_memory_utilization`` of the card), ``server`` calls a
+    ``trl vllm-serve`` started beside training (``vllm_server_base_url``, default localhost:8000).
+    """
 
     num_generations: int = 8
     temperature: float = 1.0
@@ -57,7 +72,20 @@ class GRPOSettings:
     cache_implementation: str | None = None
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_server_base_url: str | None = None
+    vllm_gpu_memory_utilization: float = 0.3
     log_completions: bool = False
+
+    def trl_args(self) -> dict[str, Any]:
+        """These settings as ``trl.GRPOConfig`` keyword arguments; ``use_vllm`` without vLLM is an error."""
+        import importlib.util
+
+        if self.use_vllm and importlib.util.find_spec("vllm") is None:
+            raise ImportError(
+                "grpo.use_vllm needs vLLM, which is not installed: pip install 'critic-suite[gpu]' "
+                "(CUDA only), or set grpo.use_vllm: false"
+            )
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -77,10 +105,13 @@ class CriticRLConfig:
     reward_weights: list[float] | None = None
     template: TemplateSettings = field(default_factory=lambda: TemplateSettings(think=True))
     eval: EvalSettings = field(default_factory=EvalSettings)
+    both_orders: bool = False
 
     def __post_init__(self) -> None:
         if not self.rewards:
             raise ValueError("rewards: give at least one reward")
+        if any(getattr(r, "position_consistency", False) for r in self.rewards) and not self.both_orders:
+            raise ValueError("a reward with position_consistency needs both_orders: true (both orders in one batch)")
         if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
             raise ValueError(f"reward_weights has {len(self.reward_weights)} entries for {len(self.rewards)} rewards")
 
@@ -103,9 +134,93 @@ def grpo_args(config: CriticRLConfig):
     return GRPOConfig(
         **config.run.trainer_args(),
         **precision_args(config.model),
-        **dataclasses.asdict(config.grpo),
+        **config.grpo.trl_args(),
         reward_weights=config.reward_weights,
     )
+
+
+def with_both_orders(dataset):
+    """Each record twice: as it is (``order`` 0) and with its responses swapped and its label flipped
+    (``order`` 1), both with the same ``pair_id``; ``ValueError`` for a record judged in one order."""
+    for name in set(dataset["task"]) if "task" in dataset.column_names else {None}:
+        if not _two_orders(name):
+            raise ValueError(f"both_orders needs records of a two-choice task judged in both orders, found {name!r}")
+
+    def double(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+        out = []
+        for index, row in zip(indices, rows):
+            rule, pair = task(row["task"]), str(index)
+            flipped = dict(zip(rule.labels, reversed(rule.labels)))
+            label = row.get("label")
+            swapped = {**rule.swap(row), "label": None if label is None else flipped[rule.label(label)]}
+            out += [{**row, "pair_id": pair, "order": 0}, {**swapped, "pair_id": pair, "order": 1}]
+        return {key: [r[key] for r in out] for key in out[0]} if out else {**batch, "pair_id": [], "order": []}
+
+    return dataset.map(double, batched=True, with_indices=True, desc="adding the other order of each pair")
+
+
+def _two_orders(name: Any) -> bool:
+    """Whether records of task ``name`` are judged in both orders with one of two labels (pairwise)."""
+    rule = task(name) if name is not None else None
+    return rule is not None and rule.both_orders and rule.labels is not None and len(rule.labels) == 2
+
+
+def paired_sampler(sampler, pair_ids: list[str]):
+    """TRL's ``RepeatSampler``, shuffling whole pairs: the two orders of a pair land in one generation batch."""
+    from trl.trainer.utils import RepeatSampler
+
+    class PairedRepeatSampler(RepeatSampler):
+        def __iter__(self):
+            import torch
+
+            groups: dict[str, list[int]] = {}
+            for i, pair in enumerate(pair_ids):
+                groups.setdefault(pair, []).append(i)
+            pairs = [g for g in groups.values() if len(g) == 2]  # a pair cut by the prompt budget is dropped
+            order = torch.randperm(len(pairs), generator=self.generator).tolist() if self.shuffle else range(len(pairs))
+            flat = [i for p in order for i in pairs[p]]
+            for start in range(0, len(flat) - self.batch_size + 1, self.batch_size):
+                for _ in range(self.repeat_count):
+                    for index in flat[start : start + self.batch_size]:
+                        yield from [index] * self.mini_repeat_count
+
+    if sampler.batch_size % 2:
+        raise ValueError(
+            f"both_orders: a generation batch holds {sampler.batch_size} prompts; make it even "
+            "(per_device_train_batch_size * steps_per_generation / num_generations)"
+        )
+    out = PairedRepeatSampler(
+        sampler.data_source, sampler.mini_repeat_count, sampler.batch_size, sampler.repeat_count, sampler.shuffle
+    )
+    out.seed, out.generator = sampler.seed, getattr(sampler, "generator", None)
+    return out
+
+
+def position_bias(lm, rows: list[dict[str, Any]], spec, batch_size: int = 64) -> dict[str, float]:
+    """Labelled held-out rows of two-choice tasks judged in both orders (pairwise): ``position_bias``
+    (share of valid verdicts picking the first position, A), ``consistent_accuracy`` (share of pairs
+    right in both orders) and ``order_agreement`` (share whose two verdicts name the same response)."""
+    rows = [r for r in rows if _two_orders(r.get("task")) and r.get("label") is not None]
+    if not rows:
+        return {}
+    critiques = judge(LocalChatModel(lm, batch_size=batch_size), in_both_orders(rows), spec)
+    first, second = critiques[: len(rows)], critiques[len(rows) :]
+    picks = right = agree = valid = 0
+    for row, a, b in zip(rows, first, second):
+        rule = task(row["task"])
+        flipped, label = dict(zip(rule.labels, reversed(rule.labels))), rule.label(row["label"])
+        for c in (a, b):
+            valid += c.verdict.ok
+            picks += c.verdict.ok and c.verdict.value == rule.labels[0]
+        ok = a.verdict.ok and b.verdict.ok
+        right += ok and a.verdict.value == label and b.verdict.value == flipped[label]
+        agree += ok and a.verdict.value == flipped[b.verdict.value]
+    return {
+        "position_bias": picks / valid if valid else float("nan"),
+        "consistent_accuracy": right / len(rows),
+        "order_agreement": agree / len(rows),
+    }
 
 
 def build(config: CriticRLConfig):
@@ -116,7 +231,13 @@ def build(config: CriticRLConfig):
 
     class CriticGRPOTrainer(AtomicCheckpoints, GRPOTrainer):
         """GRPOTrainer whose checkpoints are written atomically, and which takes batches that mix records
-        with and without images."""
+        with and without images (and, with ``both_orders``, samples each pair's two orders together)."""
+
+        pair_ids: list[str] | None = None
+
+        def _get_train_sampler(self, dataset=None):
+            sampler = super()._get_train_sampler(dataset)
+            return sampler if self.pair_ids is None else paired_sampler(sampler, self.pair_ids)
 
         def _generate(self, prompts):
             # TRL 1.16 returns None as the image list of a prompt without images, which the processor then
@@ -137,7 +258,13 @@ def build(config: CriticRLConfig):
     spec = critic_spec(
         config.template, record_tasks(data.train, config.data.task), config.grpo.max_completion_length, lm
     )
-    train, counts = prompt_dataset(data.train, LocalChatModel(lm), spec, images=lm.vision)
+    with distributed.main_first():  # the main process fills the datasets cache, the others read it
+        train, counts = prompt_dataset(
+            with_both_orders(data.train) if config.both_orders else data.train,
+            LocalChatModel(lm),
+            spec,
+            images=lm.vision,
+        )
     if lm.vision:  # the processor renders the images; TRL reads them from the ``images`` column
         train = load_images(train) if has_images(train) else train
         peft_config = vlm_lora_config(config.model, vision_tower(lm.model)[0])
@@ -152,12 +279,14 @@ def build(config: CriticRLConfig):
         peft_config=peft_config,
     )
     trainer.critic_spec, trainer.critic_loaded = spec, lm
+    trainer.pair_ids = list(train["pair_id"]) if config.both_orders else None
     trainer.add_callback(BudgetLog(counts))
     return trainer, data
 
 
 def run(config: CriticRLConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train, evaluate before and after, and write the final checkpoint with its card."""
+    distributed.start(precision_args(config.model)["use_cpu"], config.run.ddp_timeout)
     checkpoint = resume_point(config.run.output_dir, resume)
     trainer, data = build(config)
     return train_and_finish(
@@ -171,4 +300,15 @@ def run(config: CriticRLConfig, resume: bool = False, progress: bool = True) -> 
         rewards=[type(r).__name__ for r in config.rewards],
         metrics={},
         progress=progress,
+        extra_eval=lambda trainer: pairwise_orders(trainer, data.eval, config.eval),
     )
+
+
+def pairwise_orders(trainer, rows, settings: EvalSettings) -> dict[str, float]:
+    """``position_bias`` of the trainer's critic on the held-out pairwise rows (none: nothing)."""
+    if rows is None or len(rows) == 0 or not any(_two_orders(t) for t in trainer.critic_spec.tasks):
+        return {}
+    spec = dataclasses.replace(
+        trainer.critic_spec, max_new_tokens=settings.max_new_tokens or trainer.critic_spec.max_new_tokens
+    )
+    return position_bias(loaded(trainer), list(rows), spec, settings.batch_size)

@@ -10,6 +10,7 @@ from critics.rewards.base import POLICY_REWARDS, REWARDS, completion_text, rewar
 from critics.rewards.refinement import CritiqueRLStageTwoReward, DiscriminationReward, RefCriticReward
 from critics.rewards.verdict import (
     FormatReward,
+    ListwiseReward,
     PairwiseReward,
     PointwiseVerdictReward,
     StepIndexReward,
@@ -31,6 +32,7 @@ __all__ = [
     "DiscriminationReward",
     "RefCriticReward",
     "FormatReward",
+    "ListwiseReward",
     "PairwiseReward",
     "PointwiseVerdictReward",
     "StepIndexReward",

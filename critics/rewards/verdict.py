@@ -23,6 +23,7 @@ of completions with a valid verdict as ``<reward name>/valid_verdict``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -154,17 +155,76 @@ class PairwiseReward(_VerdictReward):
 
     >>> PairwiseReward()(None, [r"A is vague. \boxed{B}", r"\boxed{A}", "B, I think"], label=["B", "B", "B"])
     [1.0, 0.1, 0.0]
+
+    With ``position_consistency`` (J1) accuracy is paid only when the verdict is right in both
+    orders: the batch holds each pair in both orders (columns ``pair_id`` and ``order``, 0 or 1:
+    ``critic_rl``'s ``both_orders``), and the k-th completion of one order is paired with the k-th
+    of the other (``order_partners``). A critic that always answers A is right in exactly one order
+    of every pair, so it earns the format reward only:
+
+    >>> consistent = PairwiseReward(position_consistency=True)
+    >>> consistent(None, [r"\boxed{A}", r"\boxed{A}", r"\boxed{A}", r"\boxed{B}"], label=["A", "B", "A", "B"],
+    ...            pair_id=["p", "p", "p", "p"], order=[0, 1, 0, 1])
+    [0.1, 0.1, 1.0, 1.0]
     """
 
     accuracy_weight: float = 0.9
     format_weight: float = 0.1
+    position_consistency: bool = False
 
     TASK: ClassVar[str | None] = "pairwise"
     __name__: ClassVar[str] = "pairwise_reward"
 
+    def __call__(self, prompts: Any, completions: list[Any], **kwargs: Any) -> list[float | None]:
+        if not self.position_consistency:
+            return super().__call__(prompts, completions, **kwargs)
+        plain = dataclasses.replace(self, accuracy_weight=1.0, format_weight=0.0, position_consistency=False)
+        right = plain(prompts, completions, **kwargs)
+        quiet = {k: v for k, v in kwargs.items() if k != "log_metric"}
+        valid = dataclasses.replace(plain, format_weight=1.0, accuracy_weight=0.0)(prompts, completions, **quiet)
+        partners = order_partners(kwargs.get("pair_id"), kwargs.get("order"), len(completions))
+        return [
+            None
+            if r is None
+            else self.accuracy_weight * float(r == 1.0 and right[j] == 1.0) + self.format_weight * float(v)
+            for r, v, j in zip(right, valid, partners)
+        ]
+
     def reward(self, verdict: Verdict, row: dict[str, Any], task_name: str) -> float:
         accuracy = verdict.ok and verdict.value == task(task_name).label(row["label"])
         return self.accuracy_weight * accuracy + self.format_weight * verdict.ok
+
+
+def order_partners(pair_ids: list[Any] | None, orders: list[Any] | None, n: int) -> list[int]:
+    """For each completion, the index of its partner: the completion of the same pair in the other
+    order with the same rank among that order's completions. ``ValueError`` when the columns are
+    missing or a pair's two orders do not have equally many completions in the batch.
+
+    >>> order_partners(["x", "y", "x", "y", "x", "x"], [0, 0, 1, 1, 0, 1], 6)
+    [2, 3, 0, 1, 5, 4]
+    """
+    if pair_ids is None or orders is None or len(pair_ids) != n or len(orders) != n:
+        raise ValueError(
+            "position_consistency needs the columns pair_id and order in the batch: train with critic_rl's "
+            "both_orders: true, which puts each pair in both orders into one generation batch"
+        )
+    ranks: dict[tuple[Any, int], list[int]] = {}
+    for i, (pair, order) in enumerate(zip(pair_ids, orders)):
+        if order not in (0, 1):
+            raise ValueError(f"order must be 0 or 1, got {order!r}")
+        ranks.setdefault((pair, int(order)), []).append(i)
+    out = [0] * n
+    for (pair, order), indices in ranks.items():
+        other = ranks.get((pair, 1 - order), [])
+        if len(other) != len(indices):
+            raise ValueError(
+                f"pair {pair!r} has {len(indices)} completions in order {order} and {len(other)} in the other "
+                "order in this batch: both orders of a pair must be generated together (critic_rl's both_orders, "
+                "one process, an even number of prompts per generation batch)"
+            )
+        for i, j in zip(indices, other):
+            out[i] = j
+    return out
 
 
 @REWARDS.register("step_index")
@@ -198,6 +258,34 @@ class StepIndexReward(_VerdictReward):
         if verdict.value == -1 or label == -1:
             return 0.0
         return self.distance_shaping ** abs(verdict.value - label)
+
+
+@REWARDS.register("listwise")
+@dataclass(frozen=True, kw_only=True)
+class ListwiseReward(_VerdictReward):
+    r"""DeepSeek-GRM's rule-based reward (SPCT's online RL): ``right`` (+1) when the scores single out
+    the labelled best response (``critics.judging.tasks.listwise_correct``: a strict, unique argmax;
+    for one response, its side of the threshold), ``wrong`` (-1) otherwise: a wrong pick, a tie, no
+    valid score list, or a judgment cut off by the generation limit (it must not beat a wrong one).
+    Add ``format`` beside it for the format reward.
+
+    >>> rows = {"task": ["listwise"] * 4, "responses": [["3+4=7", "3+4=8"]] * 4, "label": [0] * 4}
+    >>> ListwiseReward()(None, [r"\boxed{9, 2}", r"\boxed{2, 9}", r"\boxed{5, 5}", r"\boxed{9}"], **rows)
+    [1.0, -1.0, -1.0, -1.0]
+    """
+
+    right: float = 1.0
+    wrong: float = -1.0
+
+    TASK: ClassVar[str | None] = "listwise"
+    __name__: ClassVar[str] = "listwise_reward"
+
+    def score(self, text: str, row: dict[str, Any], ids: list[int] | None = None) -> tuple[float | None, bool | None]:
+        reward, ok = super().score(text, row, ids)
+        return (self.wrong, ok) if ok is False else (reward, ok)  # a cut-off judgment included
+
+    def reward(self, verdict: Verdict, row: dict[str, Any], task_name: str) -> float:
+        return self.right if task(task_name).correct(verdict, row) else self.wrong
 
 
 @REWARDS.register("verdict")
