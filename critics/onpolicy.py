@@ -11,6 +11,12 @@ verifier cannot decide (a timeout, an unparsable answer) is quarantined.
 majority label; the report gives the balance before and after, the actor's pass@1, and how many
 questions the actor always or never solved (they carry one label only).
 
+With ``feedback`` set (``critics.recipes.feedback.FeedbackSettings``: a critic, the actor itself,
+``indicative`` or ``with_gold``), each kept record is also critiqued and the actor refines it
+(``refinements`` times); ``feedback.jsonl`` holds one row per refinement (question, response, its
+label, the critique, the refinement and its verifier label), to inspect a run's feedback or to
+fine-tune on it.
+
 >>> class Scripted:  # answers 4 to every other sample
 ...     def solve(self, questions, n, temperature=None):
 ...         return [[f"\\\\boxed{{{4 + k % 2}}}" for k in range(n)] for _ in questions]
@@ -32,6 +38,7 @@ from typing import Any, Literal
 from tqdm.auto import tqdm
 
 from critics.actors import ActorSettings
+from critics.recipes.feedback import FeedbackSettings, make_critiques, verify
 from data_pipelines.files import check_writable, staged_folder, writing
 from data_pipelines.schema import PointwiseRecord, RecordError
 
@@ -74,6 +81,7 @@ class SampleConfig:
         output_dir: where ``dataset/``, ``data.jsonl``, ``quarantine.jsonl``, ``report.json`` and ``data_card.md`` go.
         name: the dataset's name (the records' ``source``).
         limit: use at most this many questions (0: all).
+        feedback: also critique each record and refine it with the actor (``feedback.jsonl``).
     """
 
     actor: ActorSettings
@@ -84,6 +92,7 @@ class SampleConfig:
     output_dir: str = "outputs/data/onpolicy"
     name: str = "onpolicy"
     limit: int = 0
+    feedback: FeedbackSettings | None = None
 
 
 def sample_records(
@@ -209,6 +218,7 @@ def run(config: SampleConfig, progress: bool = True) -> dict[str, Any]:
     if config.limit:
         rows = rows[: config.limit]
     actor = make_actor(config.actor)
+    feedback: list[dict[str, Any]] = []
     try:
         records, quarantine, report = sample_records(
             actor,
@@ -219,14 +229,87 @@ def run(config: SampleConfig, progress: bool = True) -> dict[str, Any]:
             answer_column=config.answer_column,
             progress=progress,
         )
+        if config.feedback is not None:
+            feedback = feedback_records(actor, records, config.feedback, config.sampling.batch_size, progress)
+            report["feedback"] = feedback_report(feedback)
     finally:
         actor.close()
-    write(Path(config.output_dir), records, quarantine, report, config)
+    write(Path(config.output_dir), records, quarantine, report, config, feedback)
     return report
 
 
+def feedback_records(
+    actor, records: list[PointwiseRecord], settings: FeedbackSettings, batch_size: int = 64, progress: bool = False
+) -> list[dict[str, Any]]:
+    """Critique each record (``settings.source``) and have the actor refine it; one row per refinement.
+
+    ``critique: failed`` critiques only the incorrect records; a record whose critique could not
+    be had gets no row. ``self`` critiques with the actor (its chat model, greedy).
+    """
+    from critics.serving import open_critic
+
+    critic = open_critic(settings.critic) if settings.source == "critic" else None
+    chosen = [r for r in records if settings.critique == "all" or r.label == "incorrect"]
+    rows: list[dict[str, Any]] = []
+    for start in tqdm(range(0, len(chosen), batch_size), desc="critiques and refinements", disable=not progress):
+        batch = chosen[start : start + batch_size]
+        items = [
+            {"question": r.question, "response": r.response, "correct": r.label == "correct", "gold": r.gold_answer}
+            for r in batch
+        ]
+        critiques = make_critiques(
+            settings, items, critic=critic, generate=lambda c: [t[0] for t in actor.complete(c, 1, 0.0)]
+        )
+        kept = [(r, c) for r, c in zip(batch, critiques) if c]
+        if not kept:
+            continue
+        refined = actor.refine(
+            [r.question for r, _ in kept], [r.response for r, _ in kept], [c for _, c in kept], n=settings.refinements
+        )
+        for (record, critique), texts in zip(kept, refined):
+            marks = verify(settings, texts, [record.gold_answer] * len(texts))
+            for k, (text, mark) in enumerate(zip(texts, marks)):
+                rows.append(
+                    {
+                        "id": f"{record.id}-r{k}",
+                        "record_id": record.id,
+                        "question": record.question,
+                        "response": record.response,
+                        "label": record.label,
+                        "gold_answer": record.gold_answer,
+                        "critique_source": settings.source,
+                        "critique": critique,
+                        "refinement": text,
+                        "refinement_label": None if mark is None else ("correct" if mark else "incorrect"),
+                    }
+                )
+    return rows
+
+
+def feedback_report(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How the refinements went: counts, accuracy, i->c and c->i shares.
+
+    >>> feedback_report([{"label": "incorrect", "refinement_label": "correct"}, {"label": "correct", "refinement_label": "correct"}])
+    {'refinements': 2, 'refinement_accuracy': 1.0, 'i->c': 1.0, 'c->i': 0.0}
+    """
+    wrong = [r for r in rows if r["label"] == "incorrect"]
+    right = [r for r in rows if r["label"] == "correct"]
+    share = lambda part, whole: len(part) / len(whole) if whole else float("nan")  # noqa: E731
+    return {
+        "refinements": len(rows),
+        "refinement_accuracy": share([r for r in rows if r["refinement_label"] == "correct"], rows),
+        "i->c": share([r for r in wrong if r["refinement_label"] == "correct"], wrong),
+        "c->i": share([r for r in right if r["refinement_label"] == "incorrect"], right),
+    }
+
+
 def write(
-    out: Path, records: list[PointwiseRecord], quarantine: list[dict], report: dict[str, Any], config: SampleConfig
+    out: Path,
+    records: list[PointwiseRecord],
+    quarantine: list[dict],
+    report: dict[str, Any],
+    config: SampleConfig,
+    feedback: list[dict[str, Any]] | None = None,
 ) -> None:
     """Write the outputs into a staging folder and swap it in (a crash never leaves half a dataset)."""
     import datasets
@@ -237,6 +320,8 @@ def write(
         (tmp / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         (tmp / "quarantine.jsonl").write_text("".join(json.dumps(q, ensure_ascii=True) + "\n" for q in quarantine))
         (tmp / "report.json").write_text(json.dumps(report, indent=2))
+        if config.feedback is not None:
+            (tmp / "feedback.jsonl").write_text("".join(json.dumps(r) + "\n" for r in feedback or []), encoding="utf-8")
         (tmp / "data_card.md").write_text(data_card(report, config), encoding="utf-8")
 
 

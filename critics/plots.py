@@ -6,7 +6,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-CURVES = ("loss", "reward", "rewards/", "kl", "learning_rate", "completions/mean_length", "entropy")
+CURVES = (
+    "loss",
+    "reward",
+    "rewards/",
+    "kl",
+    "learning_rate",
+    "completions/mean_length",
+    "entropy",
+    "audit/",
+    "feedback/",
+)
 
 
 def plot_training_curves(

@@ -7,6 +7,11 @@ as ``None`` (left out of the reward sum by TRL) and are logged each step as
 ``critic/failed_items`` and ``critic/invalid_verdicts``, so a critic outage is visible, not a
 silent zero. Held-out task accuracy (the ``answer`` check) is measured before and after.
 
+With ``feedback`` set, critiques also feed the policy as text (``critics.recipes.feedback``, the
+method of ``critique_grpo``): the policy refines its responses from them and the refinements join
+the GRPO groups, shaped. Every run is audited for reward hacking (``critics.recipes.audit``): on
+held-out probes, the critic's reward against the verifier's accuracy, with a divergence flag.
+
 Data: JSONL (or a saved ``datasets`` folder) with a question column (the prompt, sent as a user
 message) and a gold answer column (for evaluation and the ``answer`` rule reward).
 """
@@ -21,6 +26,8 @@ from typing import Any, Literal
 from critics.judging.generation import load_model
 from critics.judging.records import load_records
 from critics.models import ModelConfig, lora_config, precision_args
+from critics.recipes import distributed
+from critics.recipes.audit import AuditSettings, RewardAudit, card_text, trainer_reward
 from critics.recipes.common import (
     AtomicCheckpoints,
     RunSettings,
@@ -34,6 +41,7 @@ from critics.recipes.common import (
     write_run_files,
 )
 from critics.recipes.critic_rl import GRPOSettings
+from critics.recipes.feedback import FeedbackHooks, FeedbackSettings, check_trainer, verify
 from critics.rewards.base import POLICY_REWARDS
 from data_pipelines.files import writing
 
@@ -99,6 +107,8 @@ class PolicyGRPOConfig:
     rewards: list[Any] = field(default_factory=list, metadata={"registry": POLICY_REWARDS})
     reward_weights: list[float] | None = None
     eval: PolicyEvalSettings = field(default_factory=PolicyEvalSettings)
+    feedback: FeedbackSettings | None = None
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     def __post_init__(self) -> None:
         has_critic = self.critic is not None and bool(self.critic.url or self.critic.checkpoint)
@@ -171,8 +181,12 @@ def build(config: PolicyGRPOConfig):
     class PolicyGRPOTrainer(AtomicCheckpoints, GRPOTrainer):
         """GRPOTrainer whose checkpoints are written atomically."""
 
+    class FeedbackGRPOTrainer(AtomicCheckpoints, FeedbackHooks, GRPOTrainer):
+        """GRPOTrainer that also learns from critiques (``critics.recipes.feedback``)."""
+
     set_threads_for_cpu(precision_args(config.model)["use_cpu"])
-    train, held_out, cards = load_prompts(config.data, config.run.seed)
+    with distributed.main_first():  # the main process reads (and caches) the prompts first
+        train, held_out, cards = load_prompts(config.data, config.run.seed)
     rewards, weights = list(config.rewards), list(config.reward_weights or [1.0] * len(config.rewards))
     if config.critic is not None and (config.critic.url or config.critic.checkpoint):
         rewards.append(critic_reward(config.critic))
@@ -180,11 +194,12 @@ def build(config: PolicyGRPOConfig):
     args = GRPOConfig(
         **config.run.trainer_args(),
         **precision_args(config.model),
-        **dataclasses.asdict(config.grpo),
+        **config.grpo.trl_args(),
         reward_weights=weights,
     )
     lm = load_model(config.model, kind="causal")
-    trainer = PolicyGRPOTrainer(
+    trainer_class = PolicyGRPOTrainer if config.feedback is None else FeedbackGRPOTrainer
+    trainer = trainer_class(
         model=lm.model,
         reward_funcs=rewards,
         args=args,
@@ -193,7 +208,54 @@ def build(config: PolicyGRPOConfig):
         peft_config=lora_config(config.model),
     )
     trainer.critic_loaded = lm  # the policy, for its held-out answers
+    if config.feedback is not None:
+        attach_feedback(trainer, config.feedback, config.data.answer_column)
+    if config.audit.enabled and len(held_out) and config.data.answer_column in held_out.column_names:
+        trainer.add_callback(audit_callback(trainer, held_out, config))
     return trainer, held_out, cards
+
+
+def attach_feedback(trainer, settings: FeedbackSettings, answer_column: str) -> None:
+    """Give a ``FeedbackHooks`` trainer its settings, answer column and (``source: critic``) critic."""
+    from critics.serving import open_critic
+    from critics.serving.remote import is_url
+
+    check_trainer(trainer)
+    trainer.feedback, trainer.answer_column = settings, answer_column
+    if settings.source == "critic":
+        remote = {"api_key": settings.api_key or None, "timeout": settings.timeout}
+        trainer.feedback_critic = open_critic(settings.critic, **(remote if is_url(settings.critic) else {}))
+
+
+def audit_callback(trainer, held_out, config) -> RewardAudit:
+    """The reward-hacking audit over the first ``audit.probes`` held-out rows."""
+    from critics.judging.generation import generate
+
+    settings, column = config.audit, config.data.answer_column
+    probes = [dict(r) for r in held_out.select(range(min(settings.probes, len(held_out))))]
+    checker = dataclasses.replace(
+        FeedbackSettings(), verifier=config.eval.verifier, verifier_options=config.eval.verifier_options
+    )
+
+    def answer(prompts):
+        was_training = trainer.model.training
+        texts = generate(
+            loaded(trainer),
+            prompts,
+            max_new_tokens=settings.max_new_tokens,
+            batch_size=config.eval.batch_size,
+            progress=False,
+        )
+        trainer.model.train(was_training)
+        return texts
+
+    return RewardAudit(
+        settings,
+        probes,
+        answer,
+        trainer_reward(trainer),
+        lambda texts, rows: verify(checker, texts, [r.get(column) for r in rows]),
+    )
 
 
 def task_accuracy(trainer, dataset, config: PolicyGRPOConfig, progress: bool = True) -> dict[str, float] | None:
@@ -218,18 +280,25 @@ def task_accuracy(trainer, dataset, config: PolicyGRPOConfig, progress: bool = T
     return {"accuracy": accuracy, "stderr": math.sqrt(accuracy * (1 - accuracy) / len(scores)), "n": len(scores)}
 
 
-def run(config: PolicyGRPOConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def run(
+    config: PolicyGRPOConfig,
+    resume: bool = False,
+    progress: bool = True,
+    recipe: str = "policy_grpo",
+    stages: str = "GRPO with a critic as reward",
+) -> dict[str, Any]:
     """Train the policy, measure held-out task accuracy before and after, write ``final/``."""
     from critics.cards import write_model_card
 
+    distributed.start(precision_args(config.model)["use_cpu"], config.run.ddp_timeout)
     checkpoint = resume_point(config.run.output_dir, resume)
     trainer, held_out, cards = build(config)
     metrics: dict[str, Any] = {}
-    if checkpoint is None:
-        metrics["before"] = task_accuracy(trainer, held_out, config, progress)
+    if checkpoint is None:  # held-out accuracy: once, on the main process
+        metrics["before"] = distributed.on_main(trainer, lambda: task_accuracy(trainer, held_out, config, progress))
     show_progress(trainer, progress)
     trainer.train(resume_from_checkpoint=checkpoint)
-    metrics["after GRPO"] = task_accuracy(trainer, held_out, config, progress)
+    metrics["after GRPO"] = distributed.on_main(trainer, lambda: task_accuracy(trainer, held_out, config, progress))
     critic = next((r for r in trainer.reward_funcs if hasattr(r, "failed")), None)
     if critic is not None:
         metrics["critic"] = {
@@ -237,17 +306,23 @@ def run(config: PolicyGRPOConfig, resume: bool = False, progress: bool = True) -
             "invalid_verdicts": critic.invalid,
             "too_long": critic.too_long,
         }
+    audit = next((c for c in trainer.callback_handler.callbacks if isinstance(c, RewardAudit)), None)
+    metrics["audit"] = audit.summary() if audit is not None else None
     metrics["held_out_overlap"] = held_out_overlap(trainer.train_dataset, held_out, config.data.question_column)
     final = save_final(trainer, config.run.output_dir)
+    if not trainer.args.should_save:  # the main process writes the run files and the card
+        return {"final": str(final), "metrics": metrics}
     names = [getattr(r, "__name__", type(r).__name__) for r in trainer.reward_funcs]
     with writing(config.run.output_dir, "run.output_dir"):
         write_run_files(final, config, metrics, trainer.state.log_history)
         write_model_card(
             final,
             base_model=config.model.name_or_path,
-            recipe="policy_grpo",
+            recipe=recipe,
             task="policy",
-            stages="GRPO with a critic as reward",
+            stages=stages
+            if config.feedback is None
+            else f"{stages}, with critiques as feedback ({config.feedback.source})",
             config_hash=config_hash(config),
             rewards=names,
             steps=trainer.state.global_step,
@@ -258,6 +333,6 @@ def run(config: PolicyGRPOConfig, resume: bool = False, progress: bool = True) -
             cards=cards,
             overlap=metrics["held_out_overlap"],
             extra_limitations="A policy trained against a critic inherits the critic's blind spots: "
-            "compare task accuracy (a rule check) with the critic's reward.",
+            "compare task accuracy (a rule check) with the critic's reward.\n\n" + card_text(metrics["audit"]),
         )
     return {"final": str(final), "metrics": metrics}

@@ -1,0 +1,310 @@
+r"""Critique-GRPO on the column-addition task: does learning from critiques beat plain GRPO?
+
+The task and its teacher come from ``benchmarks/critique_rl_experiment.py`` ("07+45" ->
+"7+5=12 0+4+1=5 \boxed{052}"). Built once per output folder and reused:
+
+- the policy, a tiny Llama fine-tuned on a slipping teacher (in 60% of the sums whose units reach
+  ten it writes the units sum one too high) and on refining from feedback in the compact layout:
+  from a critique that re-adds the columns and ends "fix:052" it writes the corrected work; from
+  "\boxed{Incorrect} fix:052" (``with_gold``) it keeps its work and takes the answer; from
+  "\boxed{Incorrect}" (``indicative``) or "\boxed{Correct}" it keeps its solution;
+- the critic, a tiny Llama trained with the ``sft`` recipe on the teacher's critiques (the
+  columns re-added, the verdict, and on a wrong solution the right sum), served in process.
+
+Then per seed, from the same policy, 4 runs of the same number of GRPO steps with the ``answer``
+verifier as the reward: plain GRPO (``policy_grpo``; its group enlarged to 6 so its policy tokens
+per step are near the others'), and ``critique_grpo`` with the critic, ``indicative`` and
+``with_gold`` critiques of the failed responses (4 samples + 1 refinement each, the paper's keep
+rule), each followed by greedy held-out accuracy on fresh sums. Prints mean +- SE over seeds, and
+steps and policy-generated tokens per step.
+
+    python benchmarks/critique_grpo_experiment.py [--seeds 3] [--steps 20] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from critique_rl_experiment import questions, teacher_critique  # noqa: E402
+
+from critics.demo_policy import column_sum  # noqa: E402
+
+WRONG, RIGHT, GOLD = r"\boxed{Incorrect}", r"\boxed{Correct}", r"\boxed{Incorrect} fix:{gold}"
+METHODS = ("plain GRPO", "critic", "indicative", "with_gold")
+
+
+def refinement_target(seen: str, critique: str) -> str:
+    """What the policy is taught to write from a critique of ``seen`` (see the module docstring)."""
+    if "fix:" in critique and "=" in critique:  # the critic's: copy its re-added columns, take the fix
+        head = " ".join(critique.split()[:2])
+        return f"{head} \\boxed{{{critique.rsplit('fix:', 1)[1]}}}"
+    if "fix:" in critique:  # with_gold: keep the work, take the answer
+        return seen.rsplit("\\boxed", 1)[0] + f"\\boxed{{{critique.rsplit('fix:', 1)[1]}}}"
+    return seen
+
+
+def sft(base: Path, examples: list[dict], out: Path, steps: int, seed: int) -> Path:
+    import datasets
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer, model = AutoTokenizer.from_pretrained(base), AutoModelForCausalLM.from_pretrained(base)
+    args = SFTConfig(
+        output_dir=str(out / "sft"),
+        max_steps=steps,
+        per_device_train_batch_size=32,
+        learning_rate=3e-3,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=100,
+        max_length=128,
+        seed=seed,
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=datasets.Dataset.from_list(examples), processing_class=tokenizer
+    )
+    trainer.train()
+    trainer.save_model(str(out))
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+def train_policy(out: Path, steps: int, n: int) -> Path:
+    from critics.actors import refine_messages
+    from critics.tiny import save_tiny_checkpoint
+
+    if (out / "policy" / "config.json").is_file():
+        return out / "policy"
+    rng, examples = random.Random(0), []
+    for q in questions(n, rng):
+        a, b = q["a"], q["b"]
+        solve = column_sum(a, b, rng.random() < 0.6)
+        examples.append(
+            {
+                "prompt": [{"role": "user", "content": q["question"]}],
+                "completion": [{"role": "assistant", "content": solve}],
+            }
+        )
+        seen = column_sum(a, b, rng.random() < 0.5)
+        right = seen.endswith(f"{{{q['gold_answer']}}}")
+        critique = rng.choice(
+            [
+                teacher_critique(seen, hint=True),
+                RIGHT if right else WRONG,
+                RIGHT if right else GOLD.replace("{gold}", q["gold_answer"]),
+            ]
+        )
+        messages = refine_messages(q["question"], seen, critique, "compact")
+        examples.append(
+            {"prompt": messages, "completion": [{"role": "assistant", "content": refinement_target(seen, critique)}]}
+        )
+    base = save_tiny_checkpoint(out / "policy-base", seed=10, max_positions=256)
+    return sft(base, examples, out / "policy", steps, 0)
+
+
+def train_critic(out: Path, steps: int, n: int) -> Path:
+    from critics.models import ModelConfig
+    from critics.recipes import sft as sft_recipe
+    from critics.recipes.common import DataSettings, EvalSettings, RunSettings, TemplateSettings
+    from critics.tiny import save_tiny_checkpoint
+
+    if (out / "critic" / "final" / "critic_spec.json").is_file():
+        return out / "critic" / "final"
+    rng, rows = random.Random(1), []
+    for k, q in enumerate(questions(n, rng)):
+        response = column_sum(q["a"], q["b"], rng.random() < 0.5)
+        label = "correct" if response.endswith(f"{{{q['gold_answer']}}}") else "incorrect"
+        rows.append(
+            {
+                "id": str(k),
+                "source": "synthetic",
+                "task": "pointwise",
+                "question": q["question"],
+                "response": response,
+                "label": label,
+                "gold_answer": q["gold_answer"],
+                "critique": teacher_critique(response, hint=True),
+            }
+        )
+    (out / "critic.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = save_tiny_checkpoint(out / "critic-base", seed=20, max_positions=512)
+    result = sft_recipe.run(
+        sft_recipe.SFTRecipeConfig(
+            model=ModelConfig(name_or_path=str(base), device="cpu"),
+            data=DataSettings(train=str(out / "critic.jsonl"), eval_size=0, task="pointwise"),
+            template=TemplateSettings(style="compact"),
+            eval=EvalSettings(enabled=False),
+            run=RunSettings(
+                output_dir=str(out / "critic"),
+                max_steps=steps,
+                learning_rate=3e-3,
+                lr_scheduler_type="cosine",
+                warmup_steps=0.05,
+                per_device_train_batch_size=32,
+                save_steps=steps,
+                logging_steps=100,
+            ),
+            max_length=128,
+            max_new_tokens=64,
+        ),
+        progress=False,
+    )
+    return Path(result["final"])
+
+
+def one_run(method: str, policy: Path, critic: Path, data: dict, out: Path, seed: int, steps: int) -> dict:
+    from critics.models import ModelConfig
+    from critics.recipes import critique_grpo, policy_grpo
+    from critics.recipes.audit import AuditSettings
+    from critics.recipes.common import RunSettings
+    from critics.recipes.critic_rl import GRPOSettings
+    from critics.recipes.feedback import FeedbackSettings
+    from critics.rewards.answer import AnswerReward
+
+    common = dict(
+        model=ModelConfig(name_or_path=str(policy), device="cpu"),
+        data=policy_grpo.PolicyDataSettings(train=data["train"], eval=data["eval"], answer_column="gold_answer"),
+        run=RunSettings(
+            output_dir=str(out),
+            max_steps=steps,
+            per_device_train_batch_size=32,
+            learning_rate=5e-5,
+            save_steps=10_000,
+            logging_steps=1,
+            seed=seed,
+        ),
+        rewards=[AnswerReward(verifier="math", answer_column="gold_answer")],
+        eval=policy_grpo.PolicyEvalSettings(max_new_tokens=24, batch_size=256, verifier="math"),
+        audit=AuditSettings(enabled=False),
+        critic=None,
+    )
+    grpo = dict(temperature=1.0, beta=0.0, loss_type="dr_grpo", scale_rewards="none", max_completion_length=24)
+    if method == "plain GRPO":
+        config = policy_grpo.PolicyGRPOConfig(**common, grpo=GRPOSettings(num_generations=6, **grpo))
+        config.run.per_device_train_batch_size = 48
+        result = policy_grpo.run(config, progress=False)
+    else:
+        source = {"critic": "critic"}.get(method, method)
+        feedback = FeedbackSettings(
+            source=source,
+            critic=str(critic) if source == "critic" else "",
+            critique="failed",
+            refinements=1,
+            keep="best",
+            style="compact",
+            verifier="math",
+            wrong_text=WRONG,
+            right_text=RIGHT,
+            gold_text=GOLD,
+        )
+        config = critique_grpo.CritiqueGRPOConfig(
+            **common, grpo=GRPOSettings(num_generations=4, **grpo), feedback=feedback
+        )
+        result = critique_grpo.run(config, progress=False)
+    logs = [e for e in json.loads((Path(result["final"]) / "log_history.json").read_text()) if "loss" in e]
+    batch = config.run.per_device_train_batch_size
+    tokens = [  # on-policy samples, plus one refinement per critiqued response that got a critique
+        batch
+        * (
+            e.get("completions/mean_length", 0)
+            + e.get("feedback/refinement_length", 0)
+            * e.get("feedback/critiqued", 0)
+            * (1 - e.get("feedback/critique_missing", 0))
+        )
+        for e in logs
+    ]
+    after = result["metrics"]["after GRPO"]
+    return {
+        "before": result["metrics"]["before"]["accuracy"],
+        "after": after["accuracy"],
+        "tokens_per_step": _mean(tokens),
+        "i->c": _mean([e["feedback/i->c"] for e in logs if "feedback/i->c" in e]),
+    }
+
+
+def _mean(values):
+    return sum(values) / len(values) if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--output-dir", default="outputs/critique_grpo_experiment")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the pipeline in about a minute")
+    args = parser.parse_args()
+    from critics.recipes.common import set_threads_for_cpu
+
+    set_threads_for_cpu(True)
+    started, out = time.monotonic(), Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    size = (
+        dict(policy_steps=20, critic_steps=20, n=200, held=32, steps=2, seeds=1)
+        if args.smoke
+        else dict(policy_steps=500, critic_steps=300, n=3000, held=400, steps=args.steps, seeds=args.seeds)
+    )
+    if args.smoke:
+        out = out / "smoke"
+    policy, critic = (
+        train_policy(out, size["policy_steps"], size["n"]),
+        train_critic(out, size["critic_steps"], size["n"]),
+    )
+    print(f"policy and critic ready after {(time.monotonic() - started) / 60:.1f} min")
+    results: dict[str, list[dict]] = {m: [] for m in METHODS}
+    for seed in range(size["seeds"]):
+        rng = random.Random(100 + seed)
+        data = {}
+        for split, n in (("train", 2000), ("eval", size["held"])):
+            path = out / f"{split}-{seed}.jsonl"
+            rows = [{"question": q["question"], "gold_answer": q["gold_answer"]} for q in questions(n, rng)]
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            data[split] = str(path)
+        for method in METHODS:
+            run_dir = out / "runs" / f"{method.replace(' ', '_')}-{seed}"
+            shutil.rmtree(run_dir, ignore_errors=True)
+            results[method].append(one_run(method, policy, critic, data, run_dir, seed, size["steps"]))
+            print(f"seed {seed} {method}: {results[method][-1]}  ({(time.monotonic() - started) / 60:.1f} min)")
+    report(results, size["steps"], time.monotonic() - started)
+
+
+def report(results: dict[str, list[dict]], steps: int, seconds: float) -> None:
+    print("\n| method | held-out accuracy (mean ± SE over seeds) | steps | policy tokens / step | i->c |")
+    print("|---|---:|---:|---:|---:|")
+    stats = {}
+    for method, runs in results.items():
+        accs = [r["after"] for r in runs]
+        mean = _mean(accs)
+        se = (
+            math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1) / len(accs))
+            if len(accs) > 1
+            else float("nan")
+        )
+        stats[method] = (mean, se)
+        print(
+            f"| {method} | {mean:.3f} ± {se:.3f} | {steps} | {_mean([r['tokens_per_step'] for r in runs]):.0f} | "
+            f"{_mean([r['i->c'] for r in runs]):.3f} |"
+        )
+    print(f"| before (the SFT policy) | {_mean([r['before'] for r in results['plain GRPO']]):.3f} | 0 | | |")
+    (plain, plain_se), (critic, critic_se) = stats["plain GRPO"], stats["critic"]
+    gap, se = critic - plain, math.hypot(plain_se, critic_se)
+    verdict = "beats" if gap >= 2 * se else "does NOT beat"
+    print(
+        f"\nCritique-GRPO with the critic vs plain GRPO: {gap:+.3f} (SE of the difference {se:.3f}): it {verdict} "
+        f"plain GRPO by 2 SE. Ratio of accuracies critic/plain: {critic / max(plain, 1e-9):.3f}. Whole run {seconds / 60:.1f} min"
+    )
+
+
+if __name__ == "__main__":
+    main()
