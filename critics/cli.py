@@ -3,6 +3,7 @@
 critics data build CONFIG [key=value ...]   build a critique dataset (data_pipelines.build)
 critics data sample CONFIG [k=v ...]        sample an actor's solutions -> on-policy pointwise records
 critics train CONFIG [--resume] [k=v ...]   train a critic with the recipe the config names
+    [--nproc N [--accelerate-config FILE]]   ... on N processes (accelerate launch on CUDA, torchrun on a CPU)
 critics demo                                data -> SFT -> GRPO on a laptop, nothing downloaded
 critics serve CHECKPOINT [--port 8000 ...]  serve a critic over HTTP (critics.serving.server)
 critics eval TARGET --bench NAME[:PATH]     evaluate a critic on benchmarks (critics.eval.run)
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from critics.judging.tasks import TASKS
 from critics.judging.templates import STYLES
+from critics.judging.votes import VOTES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     except OutputError as exc:  # a full, read-only or forbidden output folder: the path and the cause, no traceback
         print(f"critics: {exc}", file=sys.stderr)
         return 1
+    except ImportError as exc:  # an optional extra that is not installed (vLLM): what to install
+        if "pip install" not in str(exc):
+            raise
+        print(f"critics: {exc}", file=sys.stderr)
+        return 2
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -75,6 +82,18 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", metavar="key=value", help="override config keys, e.g. run.max_steps=10")
     train.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    train.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train on N processes (GPUs): accelerate launch on CUDA, torchrun (gloo) on a CPU; prints the line",
+    )
+    train.add_argument(
+        "--accelerate-config",
+        metavar="FILE",
+        help="the accelerate config of --nproc (default configs/accelerate/ddp.yaml; zero2.yaml, zero3.yaml)",
+    )
     train.set_defaults(func=train_command)
 
     demo = verbs.add_parser("demo", help="see the suite work on a laptop (generated data, no downloads)")
@@ -112,6 +131,9 @@ def add_eval_parser(verbs) -> None:
     )
     ev.add_argument("--output-dir", default="outputs/eval")
     ev.add_argument("--samples", type=int, default=1, help="critiques per request, voted (needs --temperature > 0)")
+    ev.add_argument("--vote", choices=list(VOTES), help="how samples combine (default: the task's; meta: --meta-rm)")
+    ev.add_argument("--meta-rm", help="a meta RM folder (recipe meta_rm): scores each sample, adds the meta vote")
+    ev.add_argument("--meta-keep", type=int, help="samples the meta vote keeps (default: the spec's, else half)")
     ev.add_argument("--temperature", type=float, help="override the critic spec's judging temperature")
     ev.add_argument("--style", choices=list(STYLES), help="override the critic spec's prompt template")
     ev.add_argument(
@@ -152,6 +174,9 @@ def eval_command(args: argparse.Namespace) -> int:
             benches=args.bench,
             output_dir=args.output_dir,
             samples=args.samples,
+            vote=args.vote,
+            meta_rm=args.meta_rm,
+            meta_keep=args.meta_keep,
             temperature=args.temperature,
             style=args.style,
             think=args.think,
@@ -223,6 +248,12 @@ def add_serve_parser(verbs) -> None:
     serve.add_argument("--max-new-tokens", type=int, help="spec override: the judgment length")
     serve.add_argument("--temperature", type=float, help="spec override: the judging temperature")
     serve.add_argument(
+        "--samples", type=int, help="spec override: judgments sampled per item and voted (needs a temperature > 0)"
+    )
+    serve.add_argument("--vote", choices=list(VOTES), help="spec override: how samples combine (default: the task's)")
+    serve.add_argument("--meta-rm", help="a meta RM folder (recipe meta_rm) for --vote meta")
+    serve.add_argument("--max-samples", type=int, help="most samples per item a /score request may ask (default 16)")
+    serve.add_argument(
         "--max-new-tokens-limit",
         type=int,
         help="cap on a chat request's max_tokens (default: the spec's max_new_tokens)",
@@ -274,7 +305,18 @@ def data_sample_command(args: argparse.Namespace) -> int:
 
 def recipes() -> dict[str, tuple[type, object]]:
     """Recipe name -> (config class, module with ``run``); the one place that lists them."""
-    from critics.recipes import critic_rl, critique_rl, polar, policy_grpo, refcritic, rlac, sft
+    from critics.recipes import (
+        critic_rl,
+        critique_grpo,
+        critique_rl,
+        grm,
+        meta_rm,
+        polar,
+        policy_grpo,
+        refcritic,
+        rlac,
+        sft,
+    )
 
     return {
         "sft": (sft.SFTRecipeConfig, sft),
@@ -284,6 +326,9 @@ def recipes() -> dict[str, tuple[type, object]]:
         "polar": (polar.PolarConfig, polar),
         "rlac": (rlac.RLACConfig, rlac),
         "policy_grpo": (policy_grpo.PolicyGRPOConfig, policy_grpo),
+        "grm": (grm.GRMConfig, grm),
+        "meta_rm": (meta_rm.MetaRMConfig, meta_rm),
+        "critique_grpo": (critique_grpo.CritiqueGRPOConfig, critique_grpo),
     }
 
 
@@ -308,8 +353,15 @@ def load_recipe_config(path: str, overrides: list[str]):
 
 
 def train_command(args: argparse.Namespace) -> int:
-    config, module = load_recipe_config(args.config, args.overrides)
+    from critics.recipes import distributed, launch
+
+    config, module = load_recipe_config(args.config, args.overrides)  # a bad config fails here, once
+    if (args.nproc > 1 or args.accelerate_config) and not launch.inside_launcher():
+        flags = ["--resume"] * args.resume + ["--no-progress"] * args.no_progress
+        return launch.launch([args.config, *args.overrides, *flags], args.nproc, args.accelerate_config)
     result = module.run(config, resume=args.resume, progress=not args.no_progress)
+    if not distributed.is_main_process():  # one rank reports
+        return 0
     print(f"final checkpoint: {result['final']}")
     for stage, metrics in result["metrics"].items():
         if isinstance(metrics, dict) and "accuracy" in metrics:
@@ -399,6 +451,7 @@ def serve_command(args: argparse.Namespace) -> int:
             "access_log",
             "max_new_tokens_limit",
             "graceful_timeout_s",
+            "max_samples",
         ),
     )
     options = {"transformers": {"device": args.device}, "openai": {"base_url": args.base_url}}.get(args.backend, {})
@@ -414,6 +467,9 @@ def serve_command(args: argparse.Namespace) -> int:
             "think",
             "max_new_tokens",
             "temperature",
+            "samples",
+            "vote",
+            "meta_rm",
             "soft",
             "max_batch_size",
             "max_wait_ms",
@@ -431,6 +487,7 @@ def _spec_line(spec) -> str:
     return (
         f"{', '.join(spec.tasks)}, {spec.style} template{' + think' if spec.think else ''}, "
         f"{spec.max_new_tokens} new tokens, prompt budget {spec.prompt_budget} tokens"
+        + (f", {spec.samples} samples voted by {spec.vote or 'each task default'}" if spec.samples > 1 else "")
     )
 
 
