@@ -39,15 +39,33 @@ from critics.demo_policy import column_sum  # noqa: E402
 
 WRONG, RIGHT, GOLD = r"\boxed{Incorrect}", r"\boxed{Correct}", r"\boxed{Incorrect} fix:{gold}"
 METHODS = ("plain GRPO", "critic", "indicative", "with_gold")
+# the longest solution, "9+9=18 9+9+1=19 \boxed{198}", is 27 characters (tokens) plus the end token
+MAX_LENGTH = 32
+SLIP, STEPS, LEARNING_RATE = 0.9, 60, 5e-4
 
 
-def refinement_target(seen: str, critique: str) -> str:
-    """What the policy is taught to write from a critique of ``seen`` (see the module docstring)."""
-    if "fix:" in critique and "=" in critique:  # the critic's: copy its re-added columns, take the fix
-        head = " ".join(critique.split()[:2])
-        return f"{head} \\boxed{{{critique.rsplit('fix:', 1)[1]}}}"
-    if "fix:" in critique:  # with_gold: keep the work, take the answer
-        return seen.rsplit("\\boxed", 1)[0] + f"\\boxed{{{critique.rsplit('fix:', 1)[1]}}}"
+def refinement_target(seen: str, critique: str, retry: str) -> str:
+    r"""What the policy is taught to write from a critique of its solution ``seen``: with a fix (the
+    critic's re-added columns, or ``with_gold``'s bare answer), the corrected work ending in the
+    fix; from a bare "Incorrect" (``indicative``) a fresh attempt ``retry``; from "Correct", ``seen``.
+
+    >>> refinement_target(r"7+5=13 0+4+1=5 \boxed{053}", r"7+5=12 0+4+1=5 052 053 \boxed{Incorrect} fix:052", "")
+    '7+5=12 0+4+1=5 \\boxed{052}'
+    >>> refinement_target(r"7+5=13 0+4+1=5 \boxed{053}", r"\boxed{Incorrect} fix:052", "")
+    '7+5=12 0+4+1=5 \\boxed{052}'
+    """
+    if "fix:" in critique:
+        fix = critique.rsplit("fix:", 1)[1].strip()
+        if "=" in critique:  # the critic's: copy its re-added columns
+            head = " ".join(critique.split()[:2])
+        else:  # with_gold: rewrite the units column so that it ends in the answer's last digit
+            units, tens = seen.split()[:2]
+            left, written = units.split("=")
+            value = int(written) - int(written) % 10 + int(fix[-1])
+            head = f"{left}={value} {tens}"
+        return f"{head} \\boxed{{{fix}}}"
+    if "Incorrect" in critique:
+        return retry
     return seen
 
 
@@ -81,7 +99,9 @@ def sft(base: Path, examples: list[dict], out: Path, steps: int, seed: int) -> P
     return out
 
 
-def train_policy(out: Path, steps: int, n: int) -> Path:
+def train_policy(out: Path, steps: int, n: int, slip: float) -> Path:
+    """SFT the policy on solving (with the slip) and, half its examples, on refining from every
+    kind of critique in this run (the critic's, ``indicative``'s, ``with_gold``'s)."""
     from critics.actors import refine_messages
     from critics.tiny import save_tiny_checkpoint
 
@@ -90,7 +110,7 @@ def train_policy(out: Path, steps: int, n: int) -> Path:
     rng, examples = random.Random(0), []
     for q in questions(n, rng):
         a, b = q["a"], q["b"]
-        solve = column_sum(a, b, rng.random() < 0.6)
+        solve = column_sum(a, b, rng.random() < slip)
         examples.append(
             {
                 "prompt": [{"role": "user", "content": q["question"]}],
@@ -106,15 +126,16 @@ def train_policy(out: Path, steps: int, n: int) -> Path:
                 RIGHT if right else GOLD.replace("{gold}", q["gold_answer"]),
             ]
         )
+        retry = column_sum(a, b, rng.random() < slip)  # a fresh attempt, as likely to slip as the first
         messages = refine_messages(q["question"], seen, critique, "compact")
-        examples.append(
-            {"prompt": messages, "completion": [{"role": "assistant", "content": refinement_target(seen, critique)}]}
-        )
+        target = refinement_target(seen, critique, retry)
+        examples.append({"prompt": messages, "completion": [{"role": "assistant", "content": target}]})
     base = save_tiny_checkpoint(out / "policy-base", seed=10, max_positions=256)
     return sft(base, examples, out / "policy", steps, 0)
 
 
-def train_critic(out: Path, steps: int, n: int) -> Path:
+def train_critic(out: Path, steps: int, n: int, slip: float) -> Path:
+    """SFT the critic (the ``sft`` recipe) on the teacher's critiques of solutions like the policy's."""
     from critics.models import ModelConfig
     from critics.recipes import sft as sft_recipe
     from critics.recipes.common import DataSettings, EvalSettings, RunSettings, TemplateSettings
@@ -124,7 +145,7 @@ def train_critic(out: Path, steps: int, n: int) -> Path:
         return out / "critic" / "final"
     rng, rows = random.Random(1), []
     for k, q in enumerate(questions(n, rng)):
-        response = column_sum(q["a"], q["b"], rng.random() < 0.5)
+        response = column_sum(q["a"], q["b"], rng.random() < slip)
         label = "correct" if response.endswith(f"{{{q['gold_answer']}}}") else "incorrect"
         rows.append(
             {
@@ -164,7 +185,29 @@ def train_critic(out: Path, steps: int, n: int) -> Path:
     return Path(result["final"])
 
 
-def one_run(method: str, policy: Path, critic: Path, data: dict, out: Path, seed: int, steps: int) -> dict:
+def critic_quality(critic: Path, n: int, slip: float) -> dict[str, float]:
+    """What the critic writes, on fresh solutions like the policy's (greedy, as in training):
+    verdict accuracy, and on the wrong ones the share whose critique carries the right sum."""
+    import re
+
+    from critics.serving import open_critic
+
+    rng = random.Random(5)
+    rows = [(q, column_sum(q["a"], q["b"], rng.random() < slip)) for q in questions(n, rng)]
+    judged = open_critic(str(critic)).critique(
+        [{"task": "pointwise", "question": q["question"], "response": r} for q, r in rows]
+    )
+    right = [r.endswith(f"{{{q['gold_answer']}}}") for q, r in rows]
+    fixes = [re.search(r"fix:(\d{3})", c.text or "") for c in judged]
+    wrong = [i for i, ok in enumerate(right) if not ok]
+    return {
+        "verdict_accuracy": _mean([("Incorrect" in (c.text or "")) != ok for c, ok in zip(judged, right)]),
+        "right_fix_on_wrong": _mean([bool(fixes[i]) and fixes[i].group(1) == rows[i][0]["gold_answer"] for i in wrong]),
+        "example": f"{rows[wrong[0]][1]} -> {judged[wrong[0]].text}" if wrong else "",
+    }
+
+
+def one_run(method: str, policy: Path, critic: Path, data: dict, out: Path, seed: int, steps: int, lr: float) -> dict:
     from critics.models import ModelConfig
     from critics.recipes import critique_grpo, policy_grpo
     from critics.recipes.audit import AuditSettings
@@ -180,17 +223,17 @@ def one_run(method: str, policy: Path, critic: Path, data: dict, out: Path, seed
             output_dir=str(out),
             max_steps=steps,
             per_device_train_batch_size=32,
-            learning_rate=5e-5,
+            learning_rate=lr,
             save_steps=10_000,
             logging_steps=1,
             seed=seed,
         ),
         rewards=[AnswerReward(verifier="math", answer_column="gold_answer")],
-        eval=policy_grpo.PolicyEvalSettings(max_new_tokens=24, batch_size=256, verifier="math"),
+        eval=policy_grpo.PolicyEvalSettings(max_new_tokens=MAX_LENGTH, batch_size=256, verifier="math"),
         audit=AuditSettings(enabled=False),
         critic=None,
     )
-    grpo = dict(temperature=1.0, beta=0.0, loss_type="dr_grpo", scale_rewards="none", max_completion_length=24)
+    grpo = dict(temperature=1.0, beta=0.0, loss_type="dr_grpo", scale_rewards="none", max_completion_length=MAX_LENGTH)
     if method == "plain GRPO":
         config = policy_grpo.PolicyGRPOConfig(**common, grpo=GRPOSettings(num_generations=6, **grpo))
         config.run.per_device_train_batch_size = 48
@@ -231,6 +274,7 @@ def one_run(method: str, policy: Path, critic: Path, data: dict, out: Path, seed
         "after": after["accuracy"],
         "tokens_per_step": _mean(tokens),
         "i->c": _mean([e["feedback/i->c"] for e in logs if "feedback/i->c" in e]),
+        "train_reward": (_mean([e["reward"] for e in logs[:5]]), _mean([e["reward"] for e in logs[-5:]])),
     }
 
 
@@ -242,28 +286,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output-dir", default="outputs/critique_grpo_experiment")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
+    parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--lr", type=float, default=LEARNING_RATE)
+    parser.add_argument("--slip", type=float, default=SLIP, help="the policy's slip rate on sums that carry")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"a comma-separated subset of {METHODS}")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the pipeline in about a minute")
     args = parser.parse_args()
+    methods = [m.strip() for m in args.methods.split(",")]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"--methods: unknown {', '.join(unknown)} (known: {', '.join(METHODS)})")
     from critics.recipes.common import set_threads_for_cpu
 
     set_threads_for_cpu(True)
     started, out = time.monotonic(), Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     size = (
-        dict(policy_steps=20, critic_steps=20, n=200, held=32, steps=2, seeds=1)
+        dict(policy_steps=20, critic_steps=20, n=200, held=32, steps=2, seeds=1, probe=16)
         if args.smoke
-        else dict(policy_steps=500, critic_steps=300, n=3000, held=400, steps=args.steps, seeds=args.seeds)
+        else dict(policy_steps=600, critic_steps=600, n=4000, held=400, steps=args.steps, seeds=args.seeds, probe=200)
     )
-    if args.smoke:
-        out = out / "smoke"
-    policy, critic = (
-        train_policy(out, size["policy_steps"], size["n"]),
-        train_critic(out, size["critic_steps"], size["n"]),
-    )
+    # the policy and critic are built once per output folder and slip rate, and reused
+    out = (out / "smoke" if args.smoke else out) / f"slip-{args.slip}"
+    out.mkdir(parents=True, exist_ok=True)
+    policy = train_policy(out, size["policy_steps"], size["n"], args.slip)
+    critic = train_critic(out, size["critic_steps"], size["n"], args.slip)
     print(f"policy and critic ready after {(time.monotonic() - started) / 60:.1f} min")
-    results: dict[str, list[dict]] = {m: [] for m in METHODS}
-    for seed in range(size["seeds"]):
+    if "critic" in methods:
+        print(f"what the critic writes: {critic_quality(critic, size['probe'], args.slip)}")
+    results: dict[str, list[dict]] = {m: [] for m in methods}
+    for seed in range(args.first_seed, args.first_seed + size["seeds"]):
         rng = random.Random(100 + seed)
         data = {}
         for split, n in (("train", 2000), ("eval", size["held"])):
@@ -271,10 +323,10 @@ def main() -> None:
             rows = [{"question": q["question"], "gold_answer": q["gold_answer"]} for q in questions(n, rng)]
             path.write_text("".join(json.dumps(r) + "\n" for r in rows))
             data[split] = str(path)
-        for method in METHODS:
+        for method in methods:
             run_dir = out / "runs" / f"{method.replace(' ', '_')}-{seed}"
             shutil.rmtree(run_dir, ignore_errors=True)
-            results[method].append(one_run(method, policy, critic, data, run_dir, seed, size["steps"]))
+            results[method].append(one_run(method, policy, critic, data, run_dir, seed, size["steps"], args.lr))
             print(f"seed {seed} {method}: {results[method][-1]}  ({(time.monotonic() - started) / 60:.1f} min)")
     report(results, size["steps"], time.monotonic() - started)
 
@@ -296,7 +348,10 @@ def report(results: dict[str, list[dict]], steps: int, seconds: float) -> None:
             f"| {method} | {mean:.3f} ± {se:.3f} | {steps} | {_mean([r['tokens_per_step'] for r in runs]):.0f} | "
             f"{_mean([r['i->c'] for r in runs]):.3f} |"
         )
-    print(f"| before (the SFT policy) | {_mean([r['before'] for r in results['plain GRPO']]):.3f} | 0 | | |")
+    print(f"| before (the SFT policy) | {_mean([r['before'] for r in next(iter(results.values()))]):.3f} | 0 | | |")
+    if "plain GRPO" not in stats or "critic" not in stats:
+        print(f"\nWhole run {seconds / 60:.1f} min")
+        return
     (plain, plain_se), (critic, critic_se) = stats["plain GRPO"], stats["critic"]
     gap, se = critic - plain, math.hypot(plain_se, critic_se)
     verdict = "beats" if gap >= 2 * se else "does NOT beat"

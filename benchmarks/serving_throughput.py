@@ -15,6 +15,12 @@ bigger batches than `--concurrency` callers can ever fill; that rate is printed 
 is read as its spec says; `--style` and `--max-new-tokens` override it.
 
     python benchmarks/serving_throughput.py [--checkpoint DIR] [--requests 256] [--concurrency 32]
+    python benchmarks/serving_throughput.py --vocab real    # the tiny model over a 129k-token vocabulary
+    python benchmarks/serving_throughput.py --vocab both    # char, then real
+
+Without ``--checkpoint``, ``--vocab real`` builds the tiny random Llama over DeepSeek-V3/V4's
+129k-token BPE (``critics.tiny``, the ``bench`` extra) instead of characters: the logits and the
+tied ``lm_head`` then weigh on every generated token as in a real critic.
 
 Measured on the 2-core CPU, the demo critic (SFT, 80-token verdicts), 256 requests at concurrency
 32, three runs: dynamic batching 195-216 req/s against 19.3 one at a time (10x); ceiling 216-251
@@ -37,6 +43,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from transformers import AutoTokenizer
 
 from critics.judging.spec import CriticSpec, find_spec
 from critics.tiny import save_tiny_checkpoint
@@ -179,9 +186,22 @@ def ceiling(checkpoint: str, args: argparse.Namespace) -> dict:
     return out
 
 
+def tiny_checkpoint(vocab: str) -> str:
+    """A random tiny Llama over ``vocab``, with the spec a tiny critic trained here would carry."""
+    checkpoint = str(save_tiny_checkpoint(Path(tempfile.mkdtemp(prefix="serving-bench-")) / "tiny", vocab=vocab))
+    CriticSpec(style="compact", max_new_tokens=48).save(checkpoint)
+    return checkpoint
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", help="a critic checkpoint folder (default: a tiny random Llama)")
+    parser.add_argument(
+        "--vocab",
+        choices=["char", "real", "both"],
+        default="char",
+        help="the tiny model's vocabulary (no --checkpoint)",
+    )
     parser.add_argument("--requests", type=int, default=256, help="timed requests per side")
     parser.add_argument("--warmup", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=32)
@@ -191,14 +211,22 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bar from saving the tiny model
-    checkpoint = args.checkpoint
-    if checkpoint is None:  # a random tiny Llama, with the spec a tiny critic trained here would carry
-        checkpoint = str(save_tiny_checkpoint(Path(tempfile.mkdtemp(prefix="serving-bench-")) / "tiny"))
-        CriticSpec(style="compact", max_new_tokens=48).save(checkpoint)
+    if args.checkpoint is not None:
+        if args.vocab != "char":
+            raise SystemExit("--vocab builds the tiny model: give it or --checkpoint, not both")
+        report(args.checkpoint, args.checkpoint, args)
+        return
+    for vocab in ["char", "real"] if args.vocab == "both" else [args.vocab]:
+        checkpoint = tiny_checkpoint(vocab)
+        size = len(AutoTokenizer.from_pretrained(checkpoint))
+        report(checkpoint, f"tiny random Llama, {vocab} vocabulary of {size:,} tokens", args)
+
+
+def report(checkpoint: str, model: str, args: argparse.Namespace) -> None:
+    """Measure both sides and the ceiling on ``checkpoint`` and print them with the ratios."""
     batched = measure(checkpoint, args.batch_size, args)
     single = measure(checkpoint, 1, args)
     best = ceiling(checkpoint, args)
-    model = "tiny random Llama" if args.checkpoint is None else args.checkpoint
     spec = find_spec(None, checkpoint)
     length = args.max_new_tokens or (spec.max_new_tokens if spec else "the default")
     print(
@@ -218,7 +246,7 @@ def main() -> None:
         print(f"  in process, {name + ' (ceiling)' if name == 'server batches' else name:<27} {rate:7.1f} items/s")
     print(f"  ratio (batched / one at a time)        {batched['rate'] / single['rate']:7.2f}  (goal >= 4)")
     print(f"  ratio (served / in-process ceiling)    {batched['rate'] / best['server batches']:7.2f}  (goal >= 0.9)")
-    print(f"  ratio (served / in process at once)    {batched['rate'] / best['all at once']:7.2f}")
+    print(f"  ratio (served / in process at once)    {batched['rate'] / best['all at once']:7.2f}", flush=True)
 
 
 if __name__ == "__main__":

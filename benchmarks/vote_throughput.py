@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> dict[int, float]:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per side (the median is reported)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--smoke", action="store_true", help="1 and 4 items, 16 new tokens, 1 round")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -80,11 +81,13 @@ def main(argv: list[str] | None = None) -> dict[int, float]:
         )
         k, ratios = args.samples, {}
         with Critic.from_pretrained(
-            checkpoint, spec=spec, backend_options={"device": "cpu"}, max_batch_size=max(sizes)
+            checkpoint, spec=spec, backend_options={"device": args.device}, max_batch_size=max(sizes)
         ) as critic:
             critic.critique(listwise_items(2, args.seed), samples=2)  # warm-up: first-call costs belong to neither side
+            where = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
             print(
-                f"listwise items x k = {k} samples, {args.max_new_tokens} new tokens, median of {args.rounds} round(s)"
+                f"listwise items x k = {k} samples, {args.max_new_tokens} new tokens, median of {args.rounds} "
+                f"round(s), on {where}"
             )
             for size in sizes:
                 ratios[size] = compare(critic, listwise_items(size, args.seed), k, args.rounds, args.seed)

