@@ -258,7 +258,7 @@ def test_garbage_never_raises() -> None:
 
 
 def test_rewards_are_named_picklable_and_registered() -> None:
-    assert REWARDS.names() == ["format", "pairwise", "pointwise_verdict", "step_index", "verdict"]
+    assert REWARDS.names() == ["format", "listwise", "pairwise", "pointwise_verdict", "step_index", "verdict"]
     for key in REWARDS:
         reward = REWARDS.get(key)(max_completion_tokens=64, require_critique=True)
         assert pickle.loads(pickle.dumps(reward)) == reward
