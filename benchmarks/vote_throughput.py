@@ -23,6 +23,10 @@ CPU the tiny model's forward turns compute-bound around a hundred sequences, so 
 items grow; on a GPU the fixed cost dominates far longer. Measured on the shared 2-core CPU (load
 average 6-9 from other jobs; one torch thread), k = 8, 32 new tokens, the defaults: 1 item 7.7x,
 4 items 3.6x, 16 items 2.1x (other runs: 1 item 5.4x; 4 items 2.2-3.3x; 8 items 2.4x; 16 items 1.65x).
+On an NVIDIA H200 (torch 2.11, the same tiny model, k = 8, 32 new tokens, 2 rounds): 16 items 5.1x and
+4.5x (1,014 vs 199 and 833 vs 187 judgments/s), 64 items 4.5x (3,073 vs 684). That run had no per-size
+warm-up pass, so the first size of each run paid its shape's warm-up on the batched side (1 item
+0.29x, 4 items 0.59x there); the pass was added after it and has not run on a GPU since.
 """
 
 from __future__ import annotations
@@ -97,6 +101,10 @@ def main(argv: list[str] | None = None) -> dict[int, float]:
 def compare(critic: Critic, items: list[dict], k: int, rounds: int, seed: int) -> float:
     """Time both sides on ``items``; print their judgments/s and the ratio; return the ratio."""
     batched, sequential = [], []
+    # one untimed pass of each side first: a new batch shape costs a one-time warm-up (on a GPU, the
+    # kernels and caches of that shape), which belongs to neither side (an H200 run without it: 0.3x at 1 item)
+    critic.critique(items, samples=k)
+    critic.critique(items, samples=1)
     for r in range(rounds):
         torch.manual_seed(seed + r)
         batched.append(timed(lambda: critic.critique(items, samples=k)))
