@@ -1,24 +1,48 @@
 r"""Critique-GRPO on the column-addition task: does learning from critiques beat plain GRPO?
 
 The task and its teacher come from ``benchmarks/critique_rl_experiment.py`` ("07+45" ->
-"7+5=12 0+4+1=5 \boxed{052}"). Built once per output folder and reused:
+"7+5=12 0+4+1=5 \boxed{052}", 25-27 tokens). Built once per output folder and slip rate, reused:
 
-- the policy, a tiny Llama fine-tuned on a slipping teacher (in 60% of the sums whose units reach
-  ten it writes the units sum one too high) and on refining from feedback in the compact layout:
-  from a critique that re-adds the columns and ends "fix:052" it writes the corrected work; from
-  "\boxed{Incorrect} fix:052" (``with_gold``) it keeps its work and takes the answer; from
-  "\boxed{Incorrect}" (``indicative``) or "\boxed{Correct}" it keeps its solution;
-- the critic, a tiny Llama trained with the ``sft`` recipe on the teacher's critiques (the
-  columns re-added, the verdict, and on a wrong solution the right sum), served in process.
+- the policy, a tiny Llama fine-tuned (600 steps) half on solving from a slipping teacher (in 90%
+  of the sums whose units reach ten it writes the units sum one too high: a habit it seldom breaks
+  on its own, the persistent failure critiques are meant to fix; greedy it gets only the sums
+  without a carry, about 0.55) and half on refining in the compact layout: from a critique with
+  "fix:052" (the critic's, which re-adds the columns, or ``with_gold``'s bare answer) it writes the
+  corrected work ending in \boxed{052}; from a bare "\boxed{Incorrect}" (``indicative``) it makes a
+  fresh attempt, as likely to slip; from "\boxed{Correct}" it keeps its solution;
+- the critic, a tiny Llama trained with the ``sft`` recipe (600 steps) on the teacher's critiques
+  of solutions like the policy's (the columns re-added, the verdict, on a wrong one the right sum),
+  served in process. What it writes is checked on 200 fresh solutions and printed first.
 
-Then per seed, from the same policy, 4 runs of the same number of GRPO steps with the ``answer``
-verifier as the reward: plain GRPO (``policy_grpo``; its group enlarged to 6 so its policy tokens
-per step are near the others'), and ``critique_grpo`` with the critic, ``indicative`` and
-``with_gold`` critiques of the failed responses (4 samples + 1 refinement each, the paper's keep
-rule), each followed by greedy held-out accuracy on fresh sums. Prints mean +- SE over seeds, and
-steps and policy-generated tokens per step.
+Then per seed, from the same policy, 4 runs of the same number of GRPO steps (16 questions a step,
+learning rate 2e-5) with the ``answer`` verifier as the reward: plain GRPO (``policy_grpo``; its
+group enlarged to 6 so its policy tokens per step are at least the others'), and ``critique_grpo``
+with the critic, ``indicative`` and ``with_gold`` critiques of the failed responses (4 samples + 1
+refinement each, the paper's keep rule), each followed by greedy held-out accuracy on 400 fresh
+sums. Prints mean +- SE over seeds, steps and policy-generated tokens per step. The step budget
+and learning rate were set on plain GRPO alone (seed 50, not one of the reported seeds) so that it
+is about half way from the SFT policy to 1.0; at 60 steps it reaches 0.99.
 
-    python benchmarks/critique_grpo_experiment.py [--seeds 3] [--steps 20] [--smoke]
+    python benchmarks/critique_grpo_experiment.py [--seeds 5] [--steps 15] [--lr 2e-5] [--slip 0.9] [--smoke]
+
+Measured 2026-12-04 on 2 CPU cores (3.1 min with the policy and critic already built; building
+them takes 7.4 min): the critic's verdicts 0.975 accurate, the right sum in its critique of every
+wrong solution.
+
+| method | held-out accuracy (mean ± SE over 5 seeds) | steps | policy tokens / step | i->c |
+|---|---:|---:|---:|---:|
+| plain GRPO | 0.765 ± 0.012 | 15 | 2585 | |
+| critic | 0.789 ± 0.011 | 15 | 2342 | 0.511 |
+| indicative | 0.757 ± 0.004 | 15 | 2356 | 0.126 |
+| with_gold | 0.797 ± 0.010 | 15 | 2339 | 0.516 |
+| before (the SFT policy) | 0.556 | 0 | | |
+
+The critic's run is +0.024 over plain GRPO with 9% fewer policy tokens, but the SE of the
+difference is 0.016: 1.5 SE, short of the 2 SE asked for. Why not more: the policy uses a correct
+critique only about half the time (i->c 0.51), ``keep: best`` adds one refinement per question, and
+the shaped term weighs a refinement token's log-probability gradient by gamma p / (p + gamma)^2,
+at most 1/4 (at p = gamma) of an on-policy sample's; meanwhile plain GRPO's own signal is strong
+(about half of its groups of 6 on a carrying sum hold a correct sample).
 """
 
 from __future__ import annotations
@@ -41,7 +65,7 @@ WRONG, RIGHT, GOLD = r"\boxed{Incorrect}", r"\boxed{Correct}", r"\boxed{Incorrec
 METHODS = ("plain GRPO", "critic", "indicative", "with_gold")
 # the longest solution, "9+9=18 9+9+1=19 \boxed{198}", is 27 characters (tokens) plus the end token
 MAX_LENGTH = 32
-SLIP, STEPS, LEARNING_RATE = 0.9, 60, 5e-4
+SLIP, STEPS, LEARNING_RATE, PROMPTS = 0.9, 15, 2e-5, 16  # PROMPTS: questions per GRPO step
 
 
 def refinement_target(seen: str, critique: str, retry: str) -> str:
@@ -222,7 +246,7 @@ def one_run(method: str, policy: Path, critic: Path, data: dict, out: Path, seed
         run=RunSettings(
             output_dir=str(out),
             max_steps=steps,
-            per_device_train_batch_size=32,
+            per_device_train_batch_size=4 * PROMPTS,
             learning_rate=lr,
             save_steps=10_000,
             logging_steps=1,
@@ -236,7 +260,7 @@ def one_run(method: str, policy: Path, critic: Path, data: dict, out: Path, seed
     grpo = dict(temperature=1.0, beta=0.0, loss_type="dr_grpo", scale_rewards="none", max_completion_length=MAX_LENGTH)
     if method == "plain GRPO":
         config = policy_grpo.PolicyGRPOConfig(**common, grpo=GRPOSettings(num_generations=6, **grpo))
-        config.run.per_device_train_batch_size = 48
+        config.run.per_device_train_batch_size = 6 * PROMPTS
         result = policy_grpo.run(config, progress=False)
     else:
         source = {"critic": "critic"}.get(method, method)
@@ -285,7 +309,7 @@ def _mean(values):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output-dir", default="outputs/critique_grpo_experiment")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--lr", type=float, default=LEARNING_RATE)
