@@ -7,6 +7,8 @@ when a critic is the reward) and the verifier's mark against the gold answers. O
 while the verifier accuracy's falls by more than ``tolerance``, the run is flagged: the reward is
 diverging from the task. Logged as ``audit/reward``, ``audit/accuracy`` and ``audit/divergence``
 (so they reach ``training_curves.png``), and summarised in ``metrics.json`` and the model card.
+With several processes the probes are answered and scored once, on the main process (``once``:
+``critics.recipes.distributed.on_main``), and every rank keeps the same history.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ class RewardAudit(TrainerCallback):
         answer: ``(prompts) -> texts``: the policy's greedy answers, with the current weights.
         reward: ``(prompts, completions, rows) -> list[float | None]``: the training reward.
         correct: ``(texts, rows) -> list[bool | None]``: the verifier.
+        once: ``(compute) -> compute()``'s result on every rank, computed once (with several
+            processes: on the main process, sent to the others); default: just ``compute()``.
     """
 
     def __init__(
@@ -92,25 +96,30 @@ class RewardAudit(TrainerCallback):
         answer: Callable[[list], list[str]],
         reward: Callable[[list, list, list], list[float | None]],
         correct: Callable[[list[str], list], list[bool | None]],
+        once: Callable[[Callable[[], dict[str, Any]]], dict[str, Any]] | None = None,
     ):
         self.settings, self.probes = settings, probes
         self.answer, self.reward, self.correct = answer, reward, correct
+        self.once = once or (lambda compute: compute())
         self.history: list[dict[str, Any]] = []
         self._pending: dict[str, float] = {}
 
-    def evaluate(self, step: int) -> dict[str, Any]:
-        """One probe evaluation at ``step``: mean reward, verifier accuracy, and the flag."""
+    def measure(self) -> dict[str, Any]:
+        """The probes' mean training reward and verifier accuracy with the current weights."""
         prompts = [row["prompt"] for row in self.probes]
         texts = self.answer(prompts)
         scores = self.reward(prompts, [[{"role": "assistant", "content": t}] for t in texts], self.probes)
         marks = [m for m in self.correct(texts, self.probes) if m is not None]
         valid = [s for s in scores if s is not None and s == s]
-        entry = {
-            "step": step,
+        return {
             "reward": sum(valid) / len(valid) if valid else float("nan"),
             "accuracy": sum(marks) / len(marks) if marks else float("nan"),
             "scored": len(valid),
         }
+
+    def evaluate(self, step: int) -> dict[str, Any]:
+        """One probe evaluation at ``step`` (``measure``, once across ranks), and the flag."""
+        entry = {"step": step, **self.once(self.measure)}
         self.history.append(entry)
         entry["divergence"] = diverging(
             [h["reward"] for h in self.history],

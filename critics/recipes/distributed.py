@@ -10,7 +10,8 @@ here, on top of accelerate's ``PartialState``:
 - the main process alone builds data, writes checkpoints' final renames, ``final/``, cards,
   reports and plots; the others wait on a barrier (``main_first``, ``on_main``), then read.
 - held-out evaluation runs once, on the main process, and every rank gets its result
-  (``on_main``); under DeepSpeed ZeRO-3 every rank gathers the full weights for it first.
+  (``on_main``); under DeepSpeed ZeRO-3, where a forward pass is a collective, every rank runs it
+  in step with the full weights gathered and the main process's result is kept.
 
 One process (no launcher) is the same code with every barrier a no-op.
 """
@@ -87,22 +88,32 @@ def from_main(compute: Callable[[], T]) -> T:
 def on_main(trainer: Any, compute: Callable[[], T]) -> T:
     """``compute()`` (held-out evaluation of ``trainer``'s model) once, on the main process; every
     rank returns its result. The others wait at a barrier meanwhile, so evaluation is never
-    duplicated; under ZeRO-3 every rank first gathers the full weights (as TRL does to generate)."""
+    duplicated. Under DeepSpeed ZeRO-3 the model cannot run on one rank alone (every forward and
+    ``generate`` step is a collective), so there every rank computes in step with the full weights
+    gathered (as TRL generates) and the main process's result is the one returned."""
     current = state()
     if current.num_processes == 1:
         return compute()
-    with _full_weights(trainer):
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if not is_deepspeed_zero3_enabled():
         return from_main(compute)
+    with _full_weights(trainer):
+        result = compute()
+    return from_main(lambda: result)
 
 
 @contextlib.contextmanager
 def _full_weights(trainer: Any) -> Iterator[None]:
-    from transformers.integrations import is_deepspeed_zero3_enabled
-
-    if not is_deepspeed_zero3_enabled():
-        yield
-        return
+    """ZeRO-3: every rank gathers the full weights and takes the engine's per-module hooks off while
+    the model runs (TRL's ``unwrap_model_for_generation``), then puts them back."""
     import deepspeed
+    from trl.models.utils import add_hooks, remove_hooks
 
+    engine = trainer.model_wrapped  # the DeepSpeed engine once training started; before, the model
     with deepspeed.zero.GatheredParameters(list(trainer.model.parameters()), modifier_rank=None):
-        yield
+        remove_hooks(engine)  # a no-op before the engine exists
+        try:
+            yield
+        finally:
+            add_hooks(engine)

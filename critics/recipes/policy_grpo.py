@@ -255,6 +255,7 @@ def audit_callback(trainer, held_out, config) -> RewardAudit:
         answer,
         trainer_reward(trainer),
         lambda texts, rows: verify(checker, texts, [r.get(column) for r in rows]),
+        once=lambda compute: distributed.on_main(trainer, compute),  # like the held-out accuracy
     )
 
 

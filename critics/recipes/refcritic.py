@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from critics.actors import ActorSettings
-from critics.models import ModelConfig
-from critics.recipes import critic_rl, sft
+from critics.models import ModelConfig, precision_args
+from critics.recipes import critic_rl, distributed, sft
 from critics.recipes.common import DataSettings, EvalSettings, TemplateSettings, train_and_finish
 from critics.recipes.critique_rl import StagedRunSettings
 from critics.recipes.staged import (
@@ -121,6 +121,7 @@ def build_grpo(config: RefCriticConfig, cold_start_model: str):
 
 def run(config: RefCriticConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Cold-start SFT, then GRPO with the dual reward; held-out discrimination and refinement figures."""
+    distributed.start(precision_args(config.model)["use_cpu"], config.run.ddp_timeout)
     out = Path(config.run.output_dir)
     cold_done, cold_checkpoint = stage_plan(out / "cold_start", resume)
     grpo_done, grpo_checkpoint = stage_plan(out / "grpo", resume and cold_done)
@@ -140,7 +141,7 @@ def run(config: RefCriticConfig, resume: bool = False, progress: bool = True) ->
         data.eval, config.actor, config.eval, samples=config.reward.k, verifier=config.reward.verifier
     )
     if grpo_checkpoint is None and metrics.get("after SFT"):  # the cold-start critic's refinement: GRPO's baseline
-        metrics["after SFT"] = {**metrics["after SFT"], **extra(trainer)}
+        metrics["after SFT"] = {**metrics["after SFT"], **distributed.on_main(trainer, lambda: extra(trainer))}
     result = train_and_finish(
         grpo_config(config, start, trainer.reward_funcs[0]),
         trainer,

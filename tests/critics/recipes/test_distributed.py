@@ -44,14 +44,15 @@ def note(event, **extra):
 
 def recorded(name, fn):
     def wrapped(*args, **kwargs):
-        note(name)
+        note(name, caller=sys._getframe(1).f_code.co_name)
         return fn(*args, **kwargs)
     return wrapped
 
 
 note("started")
-import critics.cards, critics.eval.heldout, critics.recipes.common as common
+import critics.cards, critics.eval.heldout, critics.judging.generation, critics.recipes.common as common
 critics.eval.heldout.critique_accuracy = recorded("evaluate", critics.eval.heldout.critique_accuracy)
+critics.judging.generation.generate = recorded("generate", critics.judging.generation.generate)
 critics.cards.write_model_card = recorded("card", critics.cards.write_model_card)
 common.write_run_files = recorded("run files", common.write_run_files)
 
@@ -312,3 +313,56 @@ def test_a_killed_rank_ends_the_run_and_resume_on_two_processes_finishes_it(tmp_
     assert [e["rank"] for e in resumed_events if e["event"] == "evaluate"] == [0]
     assert sorted(e["rank"] for e in resumed_events if e["event"] == "finished") == [0, 1]
     assert_close(losses(tmp_path / "rl"), losses(reference / "rl"))
+
+
+def policy_yaml(path: Path, tiny: Path, feedback: bool = False) -> str:
+    """policy_grpo with a critic checkpoint and the answer rule as rewards, and the audit every 2 steps."""
+    prompts = path.parent / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"question": f"{i}+1=?", "answer": str(i + 1)}) + "\n" for i in range(24)))
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            recipe: policy_grpo
+            model: {{name_or_path: {tiny}, device: cpu}}
+            data: {{train: {prompts}, eval_size: 6}}
+            run: {{output_dir: {path.parent / "policy"}, max_steps: 4, save_steps: 2, learning_rate: 1.0e-3,
+                   per_device_train_batch_size: 4, logging_steps: 1, ddp_timeout: 120}}
+            grpo: {{num_generations: 4, max_completion_length: 8, beta: 0.0}}
+            critic: {{checkpoint: {tiny}, task: pointwise, style: compact, max_new_tokens: 8}}
+            rewards: [{{name: answer, verifier: exact}}]
+            reward_weights: [0.5]
+            eval: {{max_new_tokens: 8, verifier: exact}}
+            audit: {{every: 2, probes: 4, window: 2, max_new_tokens: 8}}
+            """
+        )
+        + ("feedback: {source: with_gold, style: compact, verifier: exact}\n" if feedback else "")
+    )
+    return str(path)
+
+
+def test_policy_grpo_on_two_processes_audits_on_the_main_process_and_refuses_feedback(tmp_path_factory, tiny):
+    """The reward-hacking audit answers and scores its probes once, on the main process (the other rank
+    waits for the result, no hang); held-out accuracy, run files and the card come from rank 0; the
+    Critique-GRPO feedback path, one process only, stops with its error on two."""
+    audited, refused = tmp_path_factory.mktemp("policy"), tmp_path_factory.mktemp("feedback")
+    run = start([policy_yaml(audited / "p.yaml", tiny)], audited / "events.jsonl", nproc=2)
+    feedback = start([policy_yaml(refused / "p.yaml", tiny, feedback=True)], refused / "events.jsonl", nproc=2)
+    output = finish(run)
+    events = events_of(audited / "events.jsonl")
+    assert sorted(e["rank"] for e in events if e["event"] == "finished") == [0, 1]
+    generated = [(e["rank"], e["caller"]) for e in events if e["event"] == "generate"]
+    assert generated.count((0, "answer")) == 3 and generated.count((0, "task_accuracy")) == 2, generated
+    assert not [c for r, c in generated if r != 0 and c in ("answer", "task_accuracy")], generated
+    for event in ("run files", "card"):
+        assert [e["rank"] for e in events if e["event"] == event] == [0], event
+    assert output.count("final checkpoint:") == 1
+    final = audited / "policy" / "final"
+    audit = json.loads((final / "metrics.json").read_text())["audit"]
+    assert [h["step"] for h in audit["history"]] == [0, 2, 4] and audit["probes"] == 4
+    assert all(h["scored"] == 4 for h in audit["history"]), audit  # the critic scored every probe
+    assert any("audit/reward" in e for e in json.loads((final / "log_history.json").read_text()))
+
+    output, _ = feedback.communicate(timeout=120)
+    assert feedback.returncode != 0
+    assert "feedback does not support more than one process" in output, output[-3000:]
+    assert not (refused / "policy" / "final").exists() and latest_checkpoint(refused / "policy") is None
