@@ -1,13 +1,20 @@
 """DeepSeek-GRM on a task a tiny model can learn: which of N = 2..4 claims "a+b=c" is true?
 
 Seeded and CPU-only (about 10 minutes on 2 cores). Each item asks one single-digit sum and lists
-N claims of it, one true and the others 1 or 2 off. A scripted teacher writes compact GRM judgments
-("3+4=7 1:8 2:7 \\boxed{2, 9}": the sum, each claim, then a score per response) and slips on the
-sum in 40% of them, which can flip the scores. The ``grm`` recipe then trains a tiny character-level
-critic from scratch: rejective fine-tuning on the teacher's samples (right ones kept, "too easy"
-items dropped), then rule-based GRPO (+1 / -1 and format). Reported on held-out items:
+N claims of it, one true and the others 1 or 2 off (or 3 above). A scripted teacher writes compact
+GRM judgments ("3+4=7 1:7/8!2 2:7/7=9 \\boxed{2, 9}": the sum, then per response the sum beside
+the claim, "=" or "!" and its score, then the scores in the box) and slips by one on the sum in 40%
+of them, which flips the scores. Each step is a copy or a one-digit fact next to what it needs (as
+``critics.demo``'s critiques): with the claims listed first and compared only in the box
+("3+4=7 1:8 2:7 \\boxed{2, 9}"), the tiny critic had to compare numbers far apart, learned the
+copies but never the comparison, and stayed at chance (0.35 held-out for 0.36 by chance). The ``grm``
+recipe then trains a tiny character-level critic from scratch: rejective fine-tuning on the
+teacher's samples (right ones kept, "too easy" items dropped), then rule-based GRPO (+1 / -1 and
+format). Reported on held-out items (new lists of claims; the 100 single-digit sums themselves all
+occur in training):
 
-1. best-of-N accuracy (greedy) of the base model, after RFT and after GRPO, with standard errors;
+1. best-of-N accuracy (greedy) of the base model, after RFT and after GRPO, with standard errors,
+   and the differences base -> final and RFT -> GRPO (unpaired SE);
 2. on the trained GRM, sampled at temperature 1: one sample (k = 1, averaged over the 8 samples of
    each item), ``sum`` voting over k = 8, and ``meta`` voting (the 4 of 8 samples a meta RM trained
    by the ``meta_rm`` recipe on the GRM's own training-set judgments trusts most, summed); each gain
@@ -52,10 +59,17 @@ def make_item(rng: random.Random, index: int) -> dict:
 
 
 def judgment(a: int, b: int, claims: list[int], total: int) -> str:
-    """A compact GRM judgment with ``total`` as the computed sum: 9 for a claim that equals it, else 2."""
-    scores = ", ".join("9" if c == total else "2" for c in claims)
-    listed = " ".join(f"{i}:{c}" for i, c in enumerate(claims, 1))
-    return f"{a}+{b}={total} {listed} \\boxed{{{scores}}}"
+    """A compact GRM judgment with ``total`` as the computed sum: per claim the sum beside it, "=" or
+    "!" and the score (9 for a claim that equals the sum, else 2), then the scores in the box.
+
+    >>> judgment(3, 4, [8, 7], 7)
+    '3+4=7 1:7/8!2 2:7/7=9 \\\\boxed{2, 9}'
+    """
+    scores = ["9" if c == total else "2" for c in claims]
+    compared = " ".join(
+        f"{i}:{total}/{c}{'=' if c == total else '!'}{score}" for i, (c, score) in enumerate(zip(claims, scores), 1)
+    )
+    return f"{a}+{b}={total} {compared} \\boxed{{{', '.join(scores)}}}"
 
 
 class SlippingTeacher(ChatModel):
@@ -109,11 +123,12 @@ def voting(final: str, meta_path: str, rows: list[dict], k: int, keep: int, seed
     flat_rows = [r for r, c in zip(rows, voted) for _ in c.samples]
     meta_scores = meta.scores(flat_rows, [s for c in voted for s in c.samples])
     out: dict[str, list[float]] = {"k=1": [], f"sum k={k}": [], f"meta k={k}": []}
-    for i, (row, critique) in enumerate(zip(rows, voted)):
-        samples = list(critique.samples)
-        out["k=1"].append(statistics.fmean(verdict_correct(s.verdict, row) for s in samples))
+    trust = iter(meta_scores)
+    for row, critique in zip(rows, voted):
+        samples = list(critique.samples)  # none for a prompt over budget: wrong at every k
+        out["k=1"].append(statistics.fmean(verdict_correct(s.verdict, row) for s in samples) if samples else 0.0)
         out[f"sum k={k}"].append(float(verdict_correct(critique.verdict, row)))
-        trusted = vote(samples, row, "meta", meta_scores[i * k : (i + 1) * k], keep=keep)
+        trusted = vote(samples, row, "meta", [next(trust) for _ in samples], keep=keep) if samples else critique
         out[f"meta k={k}"].append(float(verdict_correct(trusted.verdict, row)))
     return out
 
@@ -134,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     quick = args.quick
-    n_train, n_eval = (120, 40) if quick else (1200, 400)
+    n_train, n_eval = (120, 40) if quick else (1200, 800)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -155,12 +170,12 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
         ),
         rft=grm.RFTSettings(
-            sampler=grm.JudgmentSampler(kind="self", samples=4), max_steps=20 if quick else 600, max_length=256
+            sampler=grm.JudgmentSampler(kind="self", samples=4), max_steps=20 if quick else 1200, max_length=256
         ),
-        rl=grm.RLSettings(max_steps=4 if quick else 40, learning_rate=2e-5, format_weight=0.1),
-        grpo=critic_rl.GRPOSettings(num_generations=8, temperature=1.0, beta=0.0, max_completion_length=48),
+        rl=grm.RLSettings(max_steps=4 if quick else 100, learning_rate=2e-5, batch_size=64, format_weight=0.1),
+        grpo=critic_rl.GRPOSettings(num_generations=8, temperature=1.0, beta=0.0, max_completion_length=80),
         template=TemplateSettings(style="compact"),
-        eval=EvalSettings(max_new_tokens=48, batch_size=64),
+        eval=EvalSettings(max_new_tokens=80, batch_size=64),
         meta_samples=4 if quick else 8,
     )
     result = grm.run(config, progress=False, teacher=SlippingTeacher(slip=0.4, seed=args.seed))
@@ -188,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
         found = metrics.get(key) or {}
         if found:
             table.append(f"| {name} | {found['accuracy']:.3f} ± {found['stderr']:.3f} |")
+    final = "after GRPO" if metrics.get("after GRPO") else "after RFT"
+    for name, (a, b) in (("base -> final", ("before", final)), ("RFT -> GRPO", ("after RFT", "after GRPO"))):
+        if metrics.get(a) and metrics.get(b) and a != b:
+            diff = metrics[b]["accuracy"] - metrics[a]["accuracy"]
+            se = math.hypot(metrics[a]["stderr"], metrics[b]["stderr"])
+            table.append(f"| gain {name} | {diff:+.3f} ± {se:.3f} (unpaired) |")
     k1 = per_item["k=1"]
     for name, values in per_item.items():
         m, se = mean_se(values)

@@ -98,6 +98,7 @@ class RLSettings:
     enabled: bool = True
     max_steps: int = 100
     learning_rate: float | None = None  # None: run.learning_rate
+    batch_size: int | None = None  # completions per step (prompts x grpo.num_generations); None: run's
     format_weight: float = 0.1
 
 
@@ -122,6 +123,9 @@ class GRMConfig:
             raise ValueError("both stages are switched off: enable rft or rl")
         if self.meta_samples < 0:
             raise ValueError(f"meta_samples must be >= 0, got {self.meta_samples}")
+        batch = self.rl.batch_size
+        if batch is not None and (batch < 1 or batch % self.grpo.num_generations):
+            raise ValueError(f"rl.batch_size must be a positive multiple of grpo.num_generations, got {batch}")
 
 
 def hint_text(row: dict[str, Any]) -> str:
@@ -336,6 +340,8 @@ def rl_config(config: GRMConfig, model_path: str, out: Path) -> critic_rl.Critic
     run = stage_run(config.run, out / "grpo", config.rl.max_steps)
     if config.rl.learning_rate is not None:
         run = dataclasses.replace(run, learning_rate=config.rl.learning_rate)
+    if config.rl.batch_size is not None:
+        run = dataclasses.replace(run, per_device_train_batch_size=config.rl.batch_size)
     return critic_rl.CriticRLConfig(
         model=ModelConfig(**{**vars(config.model), "name_or_path": model_path}),
         data=config.data,

@@ -54,6 +54,21 @@ def test_the_rejection_card_lists_every_reason():
     assert "| records: too easy | 2 |" in card and "| kept | 3 |" in card and "4 judgments each" in card
 
 
+def test_the_grpo_stage_takes_its_own_batch_and_learning_rate(tmp_path):
+    from critics.recipes import critic_rl
+    from critics.recipes.common import RunSettings
+
+    config = grm.GRMConfig(
+        run=RunSettings(output_dir=str(tmp_path), per_device_train_batch_size=16, learning_rate=3e-3),
+        rl=grm.RLSettings(learning_rate=2e-5, batch_size=64),
+    )
+    run = grm.rl_config(config, "model", tmp_path).run
+    assert (run.per_device_train_batch_size, run.learning_rate) == (64, 2e-5)
+    assert grm.rl_config(grm.GRMConfig(run=config.run), "model", tmp_path).run.per_device_train_batch_size == 16
+    with pytest.raises(ValueError, match="rl.batch_size"):
+        grm.GRMConfig(rl=grm.RLSettings(batch_size=12), grpo=critic_rl.GRPOSettings(num_generations=8))
+
+
 def test_listwise_reward_is_plus_one_or_minus_one_and_cannot_be_gamed():
     rows = {"task": ["listwise"] * 6, "responses": [ROW["responses"]] * 6, "label": [1] * 6}
     texts = [RIGHT, WRONG, TIE, "\\boxed{2, 11}", "\\boxed{3+4=7}", "\\boxed{2, 9, 1}"]
