@@ -217,9 +217,9 @@ def build_plain(config: critic_rl.CriticRLConfig, settings: Settings):
 def tune_generation(trainer, settings: Settings) -> None:
     """The GPU generation settings TRL's config cannot express, set alike on both sides' trainers."""
     if settings.pad_to:
-        trainer.pad_to_multiple_of = settings.pad_to  # GRPOConfig.pad_to_multiple_of; the recipe has no knob for it
+        trainer.pad_to_multiple_of = settings.pad_to  # grpo.pad_to_multiple_of in a recipe config
     if settings.cache == "static" and settings.compile:
-        trainer.generation_config.disable_compile = False  # TRL 1.16 hard-codes True
+        trainer.generation_config.disable_compile = False  # TRL 1.16 hard-codes True (grpo.compile_generation)
 
 
 class Deadline(TrainerCallback):

@@ -56,6 +56,12 @@ class GRPOSettings:
     ``use_vllm`` generates with vLLM (a GPU extra): ``vllm_mode: colocate`` runs it inside each
     training process (``vllm_gpu_memory_utilization`` of the card), ``server`` calls a
     ``trl vllm-serve`` started beside training (``vllm_server_base_url``, default localhost:8000).
+
+    On a GPU without vLLM, transformers generation is fastest with ``cache_implementation: static``
+    and ``compile_generation: true`` (the decoding step compiled once; TRL 1.16 turns compiling off
+    in the generation config it builds, and ``tune`` turns it back on), ``pad_to_multiple_of`` (few
+    distinct prompt shapes, so few recompiles) and a ``generation_batch_size`` of 128 or more,
+    decoupled from the update batch (``benchmarks/gpu_grpo.py``).
     """
 
     num_generations: int = 8
@@ -70,11 +76,25 @@ class GRPOSettings:
     mask_truncated_completions: bool = False
     generation_batch_size: int | None = None
     cache_implementation: str | None = None
+    compile_generation: bool = False
+    pad_to_multiple_of: int | None = None
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] = "colocate"
     vllm_server_base_url: str | None = None
     vllm_gpu_memory_utilization: float = 0.3
     log_completions: bool = False
+
+    def __post_init__(self) -> None:
+        if self.compile_generation and self.cache_implementation != "static":
+            raise ValueError(
+                "grpo.compile_generation compiles the decoding step of a static KV cache: set "
+                f"grpo.cache_implementation: static (got {self.cache_implementation!r})"
+            )
+
+    def tune(self, trainer) -> None:
+        """What ``trl.GRPOConfig`` cannot say, set on a built ``GRPOTrainer``: compiling the decoding step."""
+        if self.compile_generation and getattr(trainer, "generation_config", None) is not None:
+            trainer.generation_config.disable_compile = False
 
     def trl_args(self) -> dict[str, Any]:
         """These settings as ``trl.GRPOConfig`` keyword arguments; ``use_vllm`` without vLLM is an error."""
@@ -85,7 +105,9 @@ class GRPOSettings:
                 "grpo.use_vllm needs vLLM, which is not installed: pip install 'critic-suite[gpu]' "
                 "(CUDA only), or set grpo.use_vllm: false"
             )
-        return dataclasses.asdict(self)
+        args = dataclasses.asdict(self)
+        del args["compile_generation"]  # not TRL's: ``tune`` applies it to the built trainer
+        return args
 
 
 @dataclass
@@ -278,6 +300,7 @@ def build(config: CriticRLConfig):
         processing_class=lm.processing_class,
         peft_config=peft_config,
     )
+    config.grpo.tune(trainer)
     trainer.critic_spec, trainer.critic_loaded = spec, lm
     trainer.pair_ids = list(train["pair_id"]) if config.both_orders else None
     trainer.add_callback(BudgetLog(counts))

@@ -207,6 +207,7 @@ def build(config: PolicyGRPOConfig):
         processing_class=lm.tokenizer,
         peft_config=lora_config(config.model),
     )
+    config.grpo.tune(trainer)
     trainer.critic_loaded = lm  # the policy, for its held-out answers
     if config.feedback is not None:
         attach_feedback(trainer, config.feedback, config.data.answer_column)

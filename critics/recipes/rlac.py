@@ -196,7 +196,7 @@ def _trainer(side: RLACSide, config: RLACConfig, name: str, reward, dataset, mod
         num_warmup_steps=config.warmup_steps,
         num_training_steps=config.rounds * steps,
     )
-    return GRPOTrainer(
+    trainer = GRPOTrainer(
         model=model,
         reward_funcs=[reward],
         args=args,
@@ -204,6 +204,8 @@ def _trainer(side: RLACSide, config: RLACConfig, name: str, reward, dataset, mod
         processing_class=tokenizer,
         optimizers=(optimizer, schedule),
     )
+    side.grpo.tune(trainer)
+    return trainer
 
 
 def _unwrap(trainer) -> None:
