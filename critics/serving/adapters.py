@@ -20,6 +20,7 @@ logs them through TRL's ``log_metric`` each step, with the critiques in ``log_ex
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -221,6 +222,8 @@ def compute_score(
     task: str | None = None,
     timeout: float = 60.0,
     invalid_score: float = 0.0,
+    samples: int | None = None,
+    vote: str | None = None,
     **kwargs,
 ) -> dict[str, float]:
     """verl's ``custom_reward_function``: score one response with ``critics serve``.
@@ -231,7 +234,9 @@ def compute_score(
     overrides its default task. The question comes from ``extra_info["question"]`` (verl's GSM8K
     preprocessing writes it), else ``extra_info["prompt"]``. verl needs a number: an item the
     critic could not score gets ``invalid_score`` and ``critic_valid`` 0, which verl logs.
+    ``samples``/``vote`` override the served spec's test-time scaling (the server samples and votes).
     """
+    votes = vote_fields(samples, vote)
     url = critic_url or os.environ.get("CRITICS_URL")
     if not url:
         raise ValueError("compute_score needs critic_url (reward_kwargs) or the CRITICS_URL environment variable")
@@ -240,7 +245,7 @@ def compute_score(
         item = _verl_item(task or remote.task, solution_str, ground_truth, extra_info)
     except ConnectionError:
         return _verl_result(None, invalid_score)
-    return _verl_result(remote.critique([item])[0].score, invalid_score)
+    return _verl_result(remote.critique([item], **votes)[0].score, invalid_score)
 
 
 async def compute_score_async(
@@ -255,6 +260,8 @@ async def compute_score_async(
     spec: Any = None,
     timeout: float = 120.0,
     invalid_score: float = 0.0,
+    samples: int | None = None,
+    vote: str | None = None,
     **kwargs,
 ) -> dict[str, float]:
     """verl's async reward-loop function for a generative critic behind ``reward_router_address``.
@@ -264,14 +271,31 @@ async def compute_score_async(
     reads the verdict with ``critics.judging``, so a critic trained here is read as in training. The
     spec is ``spec`` (a file or a built-in name) if given, else the server's own (``GET /spec``: a
     ``critics serve``), else the documented defaults, with a warning. Token counts use
-    ``reward_model_tokenizer`` when verl passes it.
+    ``reward_model_tokenizer`` when verl passes it. With ``samples`` k > 1 (the argument, else the
+    spec's) it asks for k choices in one request (``n``) and votes them (``vote``, else the spec's,
+    else the task's: ``critics.judging.votes``); a greedy spec cannot sample (``ConfigError``).
     """
     import httpx
+
+    from critics.judging.tasks import read_verdict, verdict_score  # ``task`` is an argument here
+    from critics.judging.votes import vote as voted
 
     address = reward_router_address or kwargs.get("critic_url") or os.environ.get("CRITICS_URL", "")
     base = (address if "://" in address else f"http://{address}").rstrip("/")
     try:
         critic_spec = await _async_spec(base, spec, timeout)
+    except (httpx.HTTPError, ValueError) as error:
+        logger.warning("compute_score_async: %s", error)
+        return _verl_result(None, invalid_score)
+    changes = {k: v for k, v in {"samples": samples, "vote": vote}.items() if v is not None}
+    # the caller's own arguments, checked by the spec (a bad one raises, naming the key)
+    critic_spec = dataclasses.replace(critic_spec, **changes) if changes else critic_spec
+    if critic_spec.samples > 1 and critic_spec.vote == "meta":
+        raise ValueError(
+            "compute_score_async votes the chat choices itself and has no meta RM: serve the critic with "
+            "--samples K --vote meta --meta-rm PATH and use compute_score, which calls its /score"
+        )
+    try:
         row = _verl_item(task or critic_spec.task, solution_str, ground_truth, extra_info)
         messages = _fitted_prompt(row, critic_spec, reward_model_tokenizer)
     except (httpx.HTTPError, ValueError) as error:
@@ -279,17 +303,29 @@ async def compute_score_async(
         return _verl_result(None, invalid_score)
     if messages is None:
         return _verl_result(None, invalid_score)
-    request = {"messages": messages, "max_tokens": critic_spec.max_new_tokens, "temperature": critic_spec.temperature}
+    k = critic_spec.samples
+    request = {
+        "messages": messages,
+        "max_tokens": critic_spec.max_new_tokens,
+        "temperature": critic_spec.temperature,
+        "n": k,
+    }
     try:
         async with httpx.AsyncClient(timeout=timeout) as client:
             response = await client.post(base + "/v1/chat/completions", json=request)
             response.raise_for_status()
-            text = response.json()["choices"][0]["message"]["content"] or ""
-    except (httpx.HTTPError, KeyError, ValueError, IndexError):
+            texts = [c["message"]["content"] or "" for c in response.json()["choices"]][:k]
+    except (httpx.HTTPError, KeyError, ValueError, IndexError, TypeError):
         return _verl_result(None, invalid_score)
-    from critics.judging.tasks import read_verdict, verdict_score  # ``task`` is an argument here
-
-    return _verl_result(verdict_score(read_verdict(text, row), row), invalid_score)
+    if not texts:
+        return _verl_result(None, invalid_score)
+    judged = []
+    for text in texts:
+        verdict = read_verdict(text, row)
+        judged.append(Critique(text, verdict, verdict_score(verdict, row)))
+    if k == 1:
+        return _verl_result(judged[0].score, invalid_score)
+    return _verl_result(voted(judged, row, critic_spec.vote).score, invalid_score)
 
 
 _SPECS: dict[str, Any] = {}

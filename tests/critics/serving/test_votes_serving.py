@@ -36,7 +36,7 @@ class SamplingBackend(ChatModel):
 
     def __init__(self):
         self.calls: list[tuple[int, int]] = []  # (conversations, n) per call
-        self.lock, self.counter = threading.Lock(), itertools.count()
+        self.lock, self.draws = threading.Lock(), itertools.count()
 
     def generate(self, conversations, *, max_new_tokens, temperature, n=1):
         with self.lock:
@@ -45,7 +45,7 @@ class SamplingBackend(ChatModel):
         for conversation in conversations:
             count = conversation[-1]["content"].count("\n") - 1  # compact: one line per response, Q, the ask
             for _ in range(n):
-                first = 9 if next(self.counter) % 4 else 2  # three samples in four favour response 1
+                first = 9 if next(self.draws) % 4 else 2  # three samples in four favour response 1
                 out.append("\\boxed{" + ", ".join([str(first)] + ["4"] * (count - 1)) + "}")
         return out
 
@@ -190,3 +190,22 @@ def test_vote_throughput_benchmark_smoke_run_prints_both_sides_and_the_ratio() -
     assert len(lines) == 2 and all(
         "batched (one call, n = k)" in line and "sequential (k calls)" in line for line in lines
     )
+
+
+def test_verl_adapters_sample_and_vote() -> None:
+    import asyncio
+
+    from critics.serving.adapters import compute_score, compute_score_async
+
+    args = ("gsm8k", "2+3=5", "5", {"question": "2+3?"})
+    with _critic() as critic, running_server(critic) as (url, _):
+        out = compute_score(*args, critic_url=url, samples=4, vote="mean")
+        assert critic.backend.calls[-1] == (1, 4) and out["critic_valid"] == 1.0
+        # the async reward loop asks the chat endpoint for k choices in one request and votes them
+        out = asyncio.run(compute_score_async(*args, reward_router_address=url, samples=4, vote="mean"))
+        assert critic.backend.calls[-1] == (1, 4) and out["critic_valid"] == 1.0
+        assert out["score"] == pytest.approx((3 * 8 / 9 + 1 / 9) / 4)  # three samples in four say 9, one says 2
+        with pytest.raises(ValueError, match="has no meta RM"):
+            asyncio.run(compute_score_async(*args, reward_router_address=url, samples=4, vote="meta"))
+        with pytest.raises(ValueError, match="samples must be a positive int"):
+            compute_score(*args, critic_url=url, samples=0)
